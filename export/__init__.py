@@ -1,0 +1,1 @@
+"""prodcat offline package: load catalogs, train, evaluate, export ONNX bundles, publish."""
