@@ -1,32 +1,158 @@
-"""The ``prodcat`` command line. Subcommands are filled in by their modules."""
+"""The ``prodcat`` command line.
+
+Every subcommand reads :class:`workers.settings.Settings` from the environment
+first; flags given on the command line override it. Offline subcommands
+(``train``, ``export``) import the ``export`` package lazily, so the serving
+subcommands never load TensorFlow.
+"""
 
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from workers.errors import ProdcatError
+from workers.logs import setup_logging
+from workers.settings import Settings, load_settings
+
+log = logging.getLogger("prodcat")
+
+Handler = Callable[[argparse.Namespace, Settings], int]
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("connections (override PRODCAT_* settings)")
+    group.add_argument("--bootstrap", help="Kafka bootstrap servers (PRODCAT_KAFKA_BOOTSTRAP)")
+    group.add_argument("--redis-url", help="Redis URL (PRODCAT_REDIS_URL)")
+    group.add_argument("--data-dir", type=Path, help="shared catalogs folder (PRODCAT_DATA_DIR)")
+    group.add_argument("--log-level", help="log level (PRODCAT_LOG_LEVEL)")
+    group.add_argument("--log-json", action="store_true", default=None, help="JSON log lines")
+
+
+def settings_from(args: argparse.Namespace) -> Settings:
+    """Environment settings with this invocation's flags applied on top."""
+    overrides: dict[str, Any] = {}
+    if getattr(args, "bootstrap", None):
+        overrides["kafka"] = {"bootstrap": args.bootstrap}
+    if getattr(args, "redis_url", None):
+        overrides["redis"] = {"url": args.redis_url}
+    if getattr(args, "data_dir", None):
+        overrides["data_dir"] = args.data_dir
+    if getattr(args, "log_level", None):
+        overrides["log_level"] = args.log_level
+    if getattr(args, "log_json", None):
+        overrides["log_json"] = True
+    if getattr(args, "bundle", None) and getattr(args, "command", "") != "predict":
+        overrides["model"] = {"bundle": args.bundle}
+    return load_settings(**overrides)
+
+
+def _train(args: argparse.Namespace, settings: Settings) -> int:
+    from export.cli import train_command
+
+    return train_command(args, settings)
+
+
+def _export(args: argparse.Namespace, settings: Settings) -> int:
+    from export.cli import export_command
+
+    return export_command(args, settings)
+
+
+def _predict(args: argparse.Namespace, settings: Settings) -> int:
+    from workers.model import Classifier
+    from workers.predict import predict_file
+
+    bundle = args.bundle or settings.model.bundle
+    if bundle is None:
+        raise ProdcatError("no bundle: pass --bundle DIR or set PRODCAT_MODEL_BUNDLE")
+    classifier = Classifier.from_path(Path(bundle), top_k=args.top_k or settings.model.top_k)
+    if args.out in (None, "-"):
+        count = predict_file(classifier, Path(args.file), sys.stdout, batch_size=args.batch_size)
+    else:
+        with Path(args.out).open("w", encoding="utf-8") as out:
+            count = predict_file(classifier, Path(args.file), out, batch_size=args.batch_size)
+    log.info("classified %d products with model %s", count, classifier.version)
+    return 0
+
+
+def _not_yet(name: str) -> Handler:
+    def handler(args: argparse.Namespace, settings: Settings) -> int:
+        print(f"prodcat {name}: not available in this version yet", file=sys.stderr)
+        return 2
+
+    return handler
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="prodcat", description=__doc__)
+    parser = argparse.ArgumentParser(prog="prodcat", description="Real-time product categorization.")
     sub = parser.add_subparsers(dest="command", required=True)
-    for name, help_text in [
+
+    p = sub.add_parser("train", help="train, evaluate and export a model bundle")
+    _common(p)
+    p.add_argument("--data", action="append", required=True,
+                   help="dataset name (e.g. bigbasket) or CSV/JSONL catalog file; repeatable")
+    p.add_argument("--labels", action="append", type=Path, default=[],
+                   help="extra labels file (e.g. from category.labels); newer labels win")
+    p.add_argument("--out", type=Path, default=Path("var/bundles"), help="bundle output folder")
+    p.add_argument("--candidates", default="fasttext,twotower", help="architectures to try")
+    p.add_argument("--epochs", type=int, help="maximum epochs per candidate")
+    p.add_argument("--limit", type=int, help="read at most N rows per dataset")
+    p.add_argument("--seed", type=int, default=0, help="seed for split and training")
+    p.add_argument("--target-precision", type=float, default=0.9,
+                   help="precision the back-off thresholds aim for on validation data")
+    p.add_argument("--no-baseline", action="store_true", help="skip the TF-IDF baseline")
+    p.add_argument("--version", help="bundle version (default: dataset-timestamp-fingerprint)")
+    p.add_argument("--quiet", action="store_true", help="no per-epoch progress")
+    p.set_defaults(handler=_train)
+
+    p = sub.add_parser("export", help="verify a bundle and pack it as one .tar.gz archive")
+    _common(p)
+    p.add_argument("bundle", type=Path, help="bundle directory")
+    p.add_argument("--out", type=Path, help="archive path (default: BUNDLE.tar.gz)")
+    p.set_defaults(handler=_export)
+
+    p = sub.add_parser("predict", help="classify a CSV/JSONL file of products into JSONL")
+    _common(p)
+    p.add_argument("file", help="products file (CSV with header, or JSONL)")
+    p.add_argument("--bundle", type=Path, help="bundle directory or archive (PRODCAT_MODEL_BUNDLE)")
+    p.add_argument("--out", help="output JSONL (default: stdout)")
+    p.add_argument("--batch-size", type=int, default=1024, help="products per model batch")
+    p.add_argument("--top-k", type=int, help="alternatives per product (PRODCAT_MODEL_TOP_K)")
+    p.set_defaults(handler=_predict)
+
+    for name, text in [
         ("classify", "run a classify worker"),
         ("feedback", "run the feedback app"),
-        ("train", "train a model bundle"),
-        ("export", "export a trained model to an ONNX bundle"),
         ("publish", "publish a bundle to the model store"),
-        ("predict", "classify a CSV/JSONL file of products"),
         ("demo", "end-to-end demo on real data"),
     ]:
-        sub.add_parser(name, help=help_text)
+        p = sub.add_parser(name, help=text)
+        _common(p)
+        p.set_defaults(handler=_not_yet(name))
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    print(f"prodcat {args.command}: not implemented yet", file=sys.stderr)
-    return 2
+    try:
+        settings = settings_from(args)
+    except ValueError as exc:  # pydantic's ValidationError is a ValueError
+        print(f"prodcat: invalid settings: {exc}", file=sys.stderr)
+        return 2
+    setup_logging(settings.log_level, settings.log_json)
+    handler: Handler = args.handler
+    try:
+        return handler(args, settings)
+    except ProdcatError as exc:
+        log.error("%s", exc)
+        return 1
+    except KeyboardInterrupt:
+        return 130
 
 
 if __name__ == "__main__":

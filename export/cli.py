@@ -1,0 +1,63 @@
+"""Handlers for the offline subcommands ``prodcat train`` and ``prodcat export``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+from export.errors import ExportError
+from export.networks import ARCHITECTURES, Hyper
+from export.train import TrainConfig, run
+from workers.bundle import load_bundle, pack_bundle
+from workers.settings import Settings
+
+log = logging.getLogger("prodcat.train")
+
+
+def train_command(args: argparse.Namespace, settings: Settings) -> int:
+    candidates = tuple(c.strip() for c in args.candidates.split(",") if c.strip())
+    unknown = [c for c in candidates if c not in ARCHITECTURES]
+    if unknown:
+        raise ExportError(f"--candidates: unknown {unknown}; choose from {', '.join(ARCHITECTURES)}")
+    config = TrainConfig(
+        data=tuple(args.data),
+        data_dir=settings.data_dir,
+        out=args.out,
+        candidates=candidates,
+        seed=args.seed,
+        limit=args.limit,
+        max_epochs=args.epochs,
+        target_precision=args.target_precision,
+        baseline=not args.no_baseline,
+        labels=tuple(args.labels),
+        version=args.version,
+        hyper=Hyper(),
+        verbose=0 if args.quiet else None,
+    )
+    root = run(config)
+    meta = json.loads((root / "metadata.json").read_text(encoding="utf-8"))
+    ours = meta["evaluation"]["ours"]
+    base = meta["evaluation"].get("baseline") or {}
+    print(f"bundle: {root}")
+    print(f"report: {root / 'report' / 'report.md'}")
+    for key in ("weighted_f1", "macro_f1", "top3_accuracy", "hier_f1", "coverage_at_95"):
+        theirs = base.get(key)
+        line = f"  {key:16s} prodcat {ours[key]:.4f}"
+        if isinstance(theirs, float):
+            line += f"   baseline {theirs:.4f}"
+        print(line)
+    return 0
+
+
+def export_command(args: argparse.Namespace, settings: Settings) -> int:
+    bundle = load_bundle(args.bundle)
+    out: Path = args.out or args.bundle.with_name(args.bundle.name + ".tar.gz")
+    pack_bundle(bundle.root, out)
+    print(f"{out} (version {bundle.version}, bundle sha256 {bundle.sha256})", file=sys.stdout)
+    return 0
+
+
+__all__ = ["export_command", "train_command"]

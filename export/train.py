@@ -1,0 +1,326 @@
+"""The offline pipeline: load, clean, split, train candidates, pick, export, evaluate.
+
+``prodcat train --data bigbasket --out var/bundles`` runs all of it and leaves a
+verified bundle directory (ONNX + JSON + report). The evaluation is done on the
+exported bundle through :class:`workers.model.Classifier`, the same code the
+workers serve with, on a test split grouped by normalized title.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import time
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from importlib import metadata as importlib_metadata
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from export.catalog import Example, load_catalog_file
+from export.datasets import DATASETS, load_dataset
+from export.errors import ExportError
+from export.networks import ARCHITECTURES, Hyper
+from export.sources import fingerprint
+from export.splits import deduplicate, grouped_split
+from workers.bundle import BUNDLE_FORMAT, METADATA_FILE, MODEL_FILE, write_manifest
+from workers.featurizer import Featurizer, FeaturizerSpec, ProductText
+from workers.taxonomy import Taxonomy
+
+log = logging.getLogger("prodcat.train")
+
+_PACKAGES = ("prodcat", "tensorflow-cpu", "tensorflow", "keras", "tf2onnx", "onnx", "onnxruntime",
+             "numpy", "scikit-learn")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """What to train on and how. Every field is a ``prodcat train`` flag."""
+
+    data: tuple[str, ...]
+    data_dir: Path
+    out: Path
+    candidates: tuple[str, ...] = ARCHITECTURES
+    seed: int = 0
+    test_frac: float = 0.2
+    val_frac: float = 0.1
+    limit: int | None = None
+    max_epochs: int | None = None
+    target_precision: float = 0.9
+    baseline: bool = True
+    labels: tuple[Path, ...] = ()
+    version: str | None = None
+    spec: FeaturizerSpec = field(default_factory=FeaturizerSpec)
+    hyper: Hyper = field(default_factory=Hyper)
+    verbose: int | None = None
+
+
+@dataclass
+class Prepared:
+    """Examples after cleaning, split and featurized."""
+
+    examples: list[Example]
+    train: list[int]
+    val: list[int]
+    test: list[int]
+    taxonomy: Taxonomy
+    reports: list[dict[str, Any]]
+    split: dict[str, Any]
+    fingerprint: str
+
+
+def to_text(example: Example) -> ProductText:
+    return ProductText(
+        title=example.title,
+        brand=example.brand,
+        description=example.description,
+        attributes=example.attributes,
+    )
+
+
+def load_examples(config: TrainConfig) -> tuple[list[Example], list[dict[str, Any]]]:
+    """Catalogs named by ``--data`` (dataset names or CSV/JSONL files), then labels files.
+
+    A labels file (for example one exported from the ``category.labels`` topic)
+    overrides the catalog's label for the same product_id: newer corrections win.
+    """
+    examples: list[Example] = []
+    reports: list[dict[str, Any]] = []
+    for item in config.data:
+        if item in DATASETS:
+            rows, report = load_dataset(item, config.data_dir, limit=config.limit)
+        else:
+            rows, report = load_catalog_file(Path(item))
+        log.info("%s", report.summary())
+        examples.extend(rows)
+        reports.append(report.as_dict())
+    for path in config.labels:
+        rows, report = load_catalog_file(path)
+        log.info("labels: %s", report.summary())
+        reports.append(report.as_dict())
+        corrected = {r.product_id: r for r in rows}
+        kept = [e for e in examples if e.product_id not in corrected]
+        examples = kept + list(corrected.values())
+    if not examples:
+        raise ExportError(f"no usable rows in {', '.join(config.data)}; check --data")
+    return examples, reports
+
+
+def prepare(config: TrainConfig) -> Prepared:
+    examples, reports = load_examples(config)
+    examples, dedup = deduplicate(examples)
+    reports.append({"dedup": dedup.as_dict()})
+    split = grouped_split(
+        examples, test_frac=config.test_frac, val_frac=config.val_frac, seed=config.seed
+    )
+    taxonomy = Taxonomy.from_unsorted([examples[i].path for i in split.train])
+    known = set(taxonomy.leaves)
+    train = [i for i in split.train if examples[i].path in known]
+    return Prepared(
+        examples=examples,
+        train=train,
+        val=list(split.val),
+        test=list(split.test),
+        taxonomy=taxonomy,
+        reports=reports,
+        split=split.describe(),
+        fingerprint=fingerprint(examples),
+    )
+
+
+def featurize(featurizer: Featurizer, items: Sequence[ProductText]) -> dict[str, npt.NDArray[np.int32]]:
+    chunks: list[dict[str, npt.NDArray[np.int32]]] = []
+    for start in range(0, len(items), 4096):
+        chunks.append(featurizer.transform(items[start : start + 4096]))
+    return {k: np.concatenate([c[k] for c in chunks]) for k in chunks[0]}
+
+
+def class_weights(labels: npt.NDArray[np.int64], n_labels: int, power: float = 0.5) -> npt.NDArray[np.float32]:
+    """Per-sample weights ~ (1/frequency)^power, normalised to mean 1, clipped to [0.1, 10]."""
+    counts = np.bincount(labels, minlength=n_labels).astype(np.float64)
+    per_class = np.where(counts > 0, (counts.sum() / np.maximum(counts, 1)) ** power, 0.0)
+    weights = per_class[labels]
+    weights = weights / weights.mean()
+    return np.clip(weights, 0.1, 10.0).astype(np.float32)
+
+
+def _labels(prep: Prepared, idx: Sequence[int]) -> npt.NDArray[np.int64]:
+    index = prep.taxonomy.index()
+    return np.array([index.get(prep.examples[i].path, -1) for i in idx], dtype=np.int64)
+
+
+def _weighted_f1(truth: npt.NDArray[np.int64], pred: npt.NDArray[np.int64]) -> float:
+    from sklearn.metrics import f1_score
+
+    return float(f1_score(truth, pred, average="weighted", zero_division=0))
+
+
+def train_candidate(
+    prep: Prepared,
+    feats: dict[str, npt.NDArray[np.int32]],
+    spec: FeaturizerSpec,
+    hyper: Hyper,
+    *,
+    seed: int,
+    verbose: int,
+) -> tuple[Any, dict[str, Any]]:
+    """Train one architecture with early stopping on the validation split."""
+    import keras
+
+    from export.networks import build
+
+    keras.utils.set_random_seed(seed)
+    n = len(prep.taxonomy)
+    y_train = _labels(prep, prep.train)
+    y_val = _labels(prep, prep.val)
+    seen_val = y_val >= 0
+    x_train = {k: v[prep.train] for k, v in feats.items()}
+    x_val = {k: v[np.asarray(prep.val)[seen_val]] for k, v in feats.items()}
+    model = build(spec, n, hyper)
+    model.compile(
+        optimizer=keras.optimizers.Adam(learning_rate=hyper.learning_rate),
+        loss="sparse_categorical_crossentropy",
+        metrics=["accuracy"],
+    )
+    start = time.perf_counter()
+    history = model.fit(
+        x_train,
+        y_train,
+        sample_weight=class_weights(y_train, n),
+        validation_data=(x_val, y_val[seen_val]),
+        batch_size=hyper.batch_size,
+        epochs=hyper.max_epochs,
+        shuffle=True,
+        verbose=verbose,
+        callbacks=[
+            keras.callbacks.EarlyStopping(
+                monitor="val_loss", patience=hyper.patience, restore_best_weights=True
+            )
+        ],
+    )
+    seconds = time.perf_counter() - start
+    x_val_all = {k: v[prep.val] for k, v in feats.items()}
+    val_probs = np.asarray(model.predict(x_val_all, batch_size=2048, verbose=0))
+    pred = val_probs.argmax(axis=1)
+    summary = {
+        "architecture": hyper.architecture,
+        "hyper": hyper.to_dict(),
+        "epochs": len(history.history["loss"]),
+        "train_seconds": round(seconds, 1),
+        "val_accuracy": float(np.mean(pred == y_val)),
+        "val_weighted_f1": _weighted_f1(y_val, pred),
+        "params": int(model.count_params()),
+    }
+    return model, summary
+
+
+def package_versions() -> dict[str, str]:
+    out: dict[str, str] = {}
+    for name in _PACKAGES:
+        try:
+            out[name] = importlib_metadata.version(name)
+        except importlib_metadata.PackageNotFoundError:
+            continue
+    return out
+
+
+def make_version(config: TrainConfig, fp: str) -> str:
+    if config.version:
+        return config.version
+    name = "-".join(Path(d).stem if d not in DATASETS else d for d in config.data)
+    stamp = datetime.now(UTC).strftime("%Y%m%d%H%M%S")
+    return f"{name}-{stamp}-{fp[:8]}"
+
+
+def _write_metadata(root: Path, meta: dict[str, Any]) -> None:
+    text = json.dumps(meta, ensure_ascii=False, indent=2) + "\n"
+    (root / METADATA_FILE).write_text(text, encoding="utf-8")
+
+
+def run(config: TrainConfig) -> Path:
+    """Run the whole pipeline; returns the bundle directory."""
+    from export.evaluate import evaluate_bundle
+    from export.onnx_export import ONNX_OPSET, parity, to_onnx
+    from export.thresholds import choose_thresholds
+
+    verbose = config.verbose if config.verbose is not None else (1 if sys.stdout.isatty() else 2)
+    t_start = time.perf_counter()
+    prep = prepare(config)
+    log.info(
+        "split: train=%d val=%d test=%d leaves=%d depth=%d",
+        len(prep.train), len(prep.val), len(prep.test), len(prep.taxonomy), prep.taxonomy.depth,
+    )
+    featurizer = Featurizer(config.spec)
+    feats = featurize(featurizer, [to_text(e) for e in prep.examples])
+
+    candidates: list[dict[str, Any]] = []
+    best_model: Any = None
+    best_f1 = -1.0
+    for arch in config.candidates:
+        hyper = replace(config.hyper, architecture=arch)
+        if config.max_epochs is not None:
+            hyper = replace(hyper, max_epochs=config.max_epochs)
+        log.info("training candidate %s", arch)
+        model, summary = train_candidate(
+            prep, feats, config.spec, hyper, seed=config.seed, verbose=verbose
+        )
+        log.info("candidate %s: %s", arch, json.dumps(summary))
+        candidates.append(summary)
+        if summary["val_weighted_f1"] > best_f1:
+            best_f1, best_model = summary["val_weighted_f1"], model
+    chosen = max(candidates, key=lambda c: c["val_weighted_f1"])
+
+    val_probs = np.asarray(best_model.predict({k: v[prep.val] for k, v in feats.items()},
+                                              batch_size=2048, verbose=0))
+    thresholds = choose_thresholds(
+        prep.taxonomy, val_probs, [prep.examples[i].path for i in prep.val], config.target_precision
+    )
+
+    fp = prep.fingerprint
+    version = make_version(config, fp)
+    root = config.out / version
+    root.mkdir(parents=True, exist_ok=False)
+    to_onnx(best_model, root / MODEL_FILE)
+    sample = prep.test[:512] or prep.val[:512]
+    max_diff = parity(best_model, root / MODEL_FILE, {k: v[sample] for k, v in feats.items()})
+    if max_diff > 1e-5:
+        raise ExportError(f"ONNX parity check failed: max |keras - onnx| = {max_diff:.2e} > 1e-5")
+    train_seconds = time.perf_counter() - t_start
+    meta: dict[str, Any] = {
+        "format": BUNDLE_FORMAT,
+        "version": version,
+        "created_at": datetime.now(UTC).isoformat(),
+        "labels": [list(p) for p in prep.taxonomy.leaves],
+        "featurizer": config.spec.to_dict(),
+        "thresholds": thresholds.to_dict(),
+        "onnx": {"opset": ONNX_OPSET, "inputs": ["word_ids", "char_ids"], "output": "probs",
+                 "parity_max_abs_diff": max_diff},
+        "model": {"chosen": chosen["architecture"], "candidates": candidates},
+        "data": {
+            "sources": list(config.data),
+            "labels_files": [str(p) for p in config.labels],
+            "fingerprint": fp,
+            "split": prep.split,
+            "rows": {"train": len(prep.train), "val": len(prep.val), "test": len(prep.test)},
+            "load_reports": prep.reports,
+            "leaf_counts": dict(Counter(" > ".join(prep.examples[i].path) for i in prep.train)
+                                .most_common(20)),
+        },
+        "packages": package_versions(),
+        "train_seconds": round(train_seconds, 1),
+    }
+    _write_metadata(root, meta)
+    write_manifest(root)
+    # Evaluate the exported bundle through the serving code, then seal it again
+    # with the evaluation and the report inside.
+    meta["evaluation"] = evaluate_bundle(root, prep, config)
+    _write_metadata(root, meta)
+    write_manifest(root)
+    log.info("bundle %s written in %.0f s", root, time.perf_counter() - t_start)
+    return root

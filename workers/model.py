@@ -1,0 +1,99 @@
+"""Serving a bundle: featurize a batch, one onnxruntime run, hierarchical decode.
+
+This is the one prediction path. The classify worker, ``prodcat predict`` and
+the offline evaluation of an exported bundle all call :meth:`Classifier.classify`
+so that serving matches what was measured. It imports no TensorFlow.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+import onnxruntime as ort
+
+from workers.bundle import Bundle, load_bundle
+from workers.errors import BundleError
+from workers.featurizer import Featurizer, ProductText
+from workers.taxonomy import Decision
+
+FloatArray = npt.NDArray[np.float32]
+
+
+@dataclass(frozen=True, slots=True)
+class BatchTimings:
+    featurize_s: float
+    inference_s: float
+    decode_s: float
+
+
+class Classifier:
+    """A loaded, warmed model ready to classify batches."""
+
+    def __init__(self, bundle: Bundle, *, intra_op_threads: int = 1, top_k: int = 3) -> None:
+        self.bundle = bundle
+        self.version = bundle.version
+        self.top_k = top_k
+        self.featurizer = Featurizer(bundle.featurizer)
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = intra_op_threads
+        options.inter_op_num_threads = 1
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        try:
+            self._session = ort.InferenceSession(
+                str(bundle.model_path), sess_options=options, providers=["CPUExecutionProvider"]
+            )
+        except Exception as exc:  # onnxruntime raises its own untyped errors
+            raise BundleError(f"{bundle.model_path}: onnxruntime cannot load it ({exc})") from exc
+        self._inputs = [i.name for i in self._session.get_inputs()]
+        outputs = self._session.get_outputs()
+        self._output = outputs[0].name
+        n_out = outputs[0].shape[-1]
+        if isinstance(n_out, int) and n_out != len(bundle.taxonomy):
+            raise BundleError(
+                f"{bundle.model_path}: model has {n_out} outputs but metadata lists "
+                f"{len(bundle.taxonomy)} labels"
+            )
+        self.last_timings = BatchTimings(0.0, 0.0, 0.0)
+
+    @classmethod
+    def from_path(
+        cls, path: Path, *, expected_sha256: str | None = None, intra_op_threads: int = 1, top_k: int = 3
+    ) -> Classifier:
+        return cls(
+            load_bundle(path, expected_sha256=expected_sha256),
+            intra_op_threads=intra_op_threads,
+            top_k=top_k,
+        )
+
+    def scores(self, items: Sequence[ProductText]) -> FloatArray:
+        """Leaf probabilities, float32 [len(items), leaves]."""
+        t0 = time.perf_counter()
+        feats = self.featurizer.transform(items)
+        t1 = time.perf_counter()
+        feeds = {name: feats[name] for name in self._inputs}
+        (probs,) = self._session.run([self._output], feeds)
+        t2 = time.perf_counter()
+        self.last_timings = BatchTimings(t1 - t0, t2 - t1, 0.0)
+        return np.asarray(probs, dtype=np.float32)
+
+    def classify(self, items: Sequence[ProductText]) -> list[Decision]:
+        if not items:
+            return []
+        probs = self.scores(items)
+        t0 = time.perf_counter()
+        decisions = self.bundle.taxonomy.decode(probs, self.bundle.thresholds, self.top_k)
+        timings = self.last_timings
+        self.last_timings = BatchTimings(
+            timings.featurize_s, timings.inference_s, time.perf_counter() - t0
+        )
+        return decisions
+
+    def warm_up(self, sample: Sequence[ProductText] | None = None) -> None:
+        """Run once so the first real batch does not pay for lazy initialisation."""
+        items = list(sample) if sample else [ProductText(title="warm up")]
+        self.classify(items)
