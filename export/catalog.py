@@ -84,6 +84,18 @@ class LoadReport:
         self.classes = len({e.path for e in examples})
         return self
 
+    def as_dict(self) -> dict[str, Any]:
+        """Plain data for run reports and bundle metadata."""
+        return {
+            "dataset": self.dataset,
+            "files": list(self.files),
+            "rows_read": self.rows_read,
+            "rows_kept": self.rows_kept,
+            "classes": self.classes,
+            "skipped": dict(sorted(self.skipped.items(), key=_by_count)),
+            "repaired": dict(sorted(self.repaired.items(), key=_by_count)),
+        }
+
     def summary(self) -> str:
         """One line for logs."""
 

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import html
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 _TAG = re.compile(r"<[^<>]*>")
@@ -112,7 +113,7 @@ def _title_from_fields(fields: list[str]) -> tuple[str, tuple[str, ...]]:
     return ",".join(after[:-2]), ("breadcrumb before title (columns swapped)",)
 
 
-def parse_line(line: str, names: dict[str, tuple[str, ...]]) -> CnLine:
+def parse_line(line: str, names: Mapping[str, tuple[str, ...]]) -> CnLine:
     """Parse one non-blank line; raises :class:`CnLineError` with the skip reason."""
     repairs: list[str] = []
     parts = line.split(",", 2)

@@ -84,6 +84,34 @@ def to_text(example: Example) -> ProductText:
     )
 
 
+def merge_labels(catalog: Sequence[Example], labels: Sequence[Example]) -> list[Example]:
+    """Apply corrections: a label row replaces the catalog row with the same product_id,
+    unless the catalog's own label is newer (both carry ``label_time``). Among several
+    label rows for one product, the newest wins (file order breaks ties)."""
+    newest: dict[str, Example] = {}
+    for row in labels:
+        old = newest.get(row.product_id)
+        if old is None or _not_older(row, old):
+            newest[row.product_id] = row
+    merged: list[Example] = []
+    for ex in catalog:
+        label = newest.get(ex.product_id)
+        if label is not None and _not_older(label, ex):
+            merged.append(replace(ex, path=label.path, label_time=label.label_time))
+            del newest[ex.product_id]
+        else:
+            merged.append(ex)
+            if label is not None:  # the catalog's own label is newer than the correction
+                del newest[ex.product_id]
+    return merged + list(newest.values())
+
+
+def _not_older(a: Example, b: Example) -> bool:
+    if a.label_time is None or b.label_time is None:
+        return True
+    return a.label_time >= b.label_time
+
+
 def load_examples(config: TrainConfig) -> tuple[list[Example], list[dict[str, Any]]]:
     """Catalogs named by ``--data`` (dataset names or CSV/JSONL files), then labels files.
 
@@ -104,9 +132,7 @@ def load_examples(config: TrainConfig) -> tuple[list[Example], list[dict[str, An
         rows, report = load_catalog_file(path)
         log.info("labels: %s", report.summary())
         reports.append(report.as_dict())
-        corrected = {r.product_id: r for r in rows}
-        kept = [e for e in examples if e.product_id not in corrected]
-        examples = kept + list(corrected.values())
+        examples = merge_labels(examples, rows)
     if not examples:
         raise ExportError(f"no usable rows in {', '.join(config.data)}; check --data")
     return examples, reports

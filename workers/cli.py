@@ -80,6 +80,33 @@ def _predict(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _classify(args: argparse.Namespace, settings: Settings) -> int:
+    from workers.classify import ClassifyWorker
+    from workers.lifecycle import install_stop_signals
+
+    classify: dict[str, Any] = {}
+    if args.group_id:
+        classify["group_id"] = args.group_id
+    if args.exactly_once:
+        classify["exactly_once"] = True
+    if classify:
+        settings = settings.with_overrides(classify=classify)
+    if args.metrics_port is not None:
+        settings = settings.with_overrides(metrics={"port": args.metrics_port})
+    worker = ClassifyWorker(settings, instance=args.instance)
+    restore = install_stop_signals(worker.request_stop)
+    try:
+        try:
+            worker.start()
+        except BaseException:
+            worker.stop()  # close whatever start() had opened
+            raise
+        worker.run()
+    finally:
+        restore()
+    return 0
+
+
 def _not_yet(name: str) -> Handler:
     def handler(args: argparse.Namespace, settings: Settings) -> int:
         print(f"prodcat {name}: not available in this version yet", file=sys.stderr)
@@ -89,22 +116,37 @@ def _not_yet(name: str) -> Handler:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="prodcat", description="Real-time product categorization.")
+    parser = argparse.ArgumentParser(
+        prog="prodcat", description="Real-time product categorization."
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("train", help="train, evaluate and export a model bundle")
     _common(p)
-    p.add_argument("--data", action="append", required=True,
-                   help="dataset name (e.g. bigbasket) or CSV/JSONL catalog file; repeatable")
-    p.add_argument("--labels", action="append", type=Path, default=[],
-                   help="extra labels file (e.g. from category.labels); newer labels win")
+    p.add_argument(
+        "--data",
+        action="append",
+        required=True,
+        help="dataset name (e.g. bigbasket) or CSV/JSONL catalog file; repeatable",
+    )
+    p.add_argument(
+        "--labels",
+        action="append",
+        type=Path,
+        default=[],
+        help="extra labels file (e.g. from category.labels); newer labels win",
+    )
     p.add_argument("--out", type=Path, default=Path("var/bundles"), help="bundle output folder")
     p.add_argument("--candidates", default="fasttext,twotower", help="architectures to try")
     p.add_argument("--epochs", type=int, help="maximum epochs per candidate")
     p.add_argument("--limit", type=int, help="read at most N rows per dataset")
     p.add_argument("--seed", type=int, default=0, help="seed for split and training")
-    p.add_argument("--target-precision", type=float, default=0.9,
-                   help="precision the back-off thresholds aim for on validation data")
+    p.add_argument(
+        "--target-precision",
+        type=float,
+        default=0.9,
+        help="precision the back-off thresholds aim for on validation data",
+    )
     p.add_argument("--no-baseline", action="store_true", help="skip the TF-IDF baseline")
     p.add_argument("--version", help="bundle version (default: dataset-timestamp-fingerprint)")
     p.add_argument("--quiet", action="store_true", help="no per-epoch progress")
@@ -125,8 +167,29 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--top-k", type=int, help="alternatives per product (PRODCAT_MODEL_TOP_K)")
     p.set_defaults(handler=_predict)
 
+    p = sub.add_parser("classify", help="run a classify worker")
+    _common(p)
+    p.add_argument("--bundle", type=Path, help="bundle directory or archive (PRODCAT_MODEL_BUNDLE)")
+    p.add_argument("--group-id", help="consumer group (PRODCAT_CLASSIFY_GROUP_ID)")
+    p.add_argument(
+        "--exactly-once",
+        action="store_true",
+        default=None,
+        help="transactional outputs and offsets (PRODCAT_CLASSIFY_EXACTLY_ONCE)",
+    )
+    p.add_argument(
+        "--metrics-port",
+        type=int,
+        help="port of /metrics, /healthz, /readyz; 0 disables (PRODCAT_METRICS_PORT)",
+    )
+    p.add_argument(
+        "--instance",
+        help="this worker's stable name (default: host name); in exactly-once mode "
+        "it makes the transactional.id, so give each worker its own",
+    )
+    p.set_defaults(handler=_classify)
+
     for name, text in [
-        ("classify", "run a classify worker"),
         ("feedback", "run the feedback app"),
         ("publish", "publish a bundle to the model store"),
         ("demo", "end-to-end demo on real data"),

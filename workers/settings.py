@@ -171,3 +171,33 @@ def load_settings(**overrides: Any) -> Settings:
     """Read settings from the environment, then apply CLI-style overrides."""
     base = Settings()
     return base.with_overrides(**overrides) if overrides else base
+
+
+def _env_name(section: str | None, field: str) -> str:
+    return f"PRODCAT_{section.upper()}_{field.upper()}" if section else f"PRODCAT_{field.upper()}"
+
+
+def settings_rows() -> list[tuple[str, str, str]]:
+    """(env var, default, description) for every setting, in declaration order."""
+    rows: list[tuple[str, str, str]] = []
+    for name, info in Settings.model_fields.items():
+        annotation = info.annotation
+        if isinstance(annotation, type) and issubclass(annotation, _Section):
+            for sub, sub_info in annotation.model_fields.items():
+                default = sub_info.default
+                shown = "unset" if default is None else str(default)
+                rows.append((_env_name(name, sub), shown, sub_info.description or ""))
+        else:
+            rows.append((_env_name(None, name), str(info.default), info.description or ""))
+    return rows
+
+
+def settings_markdown() -> str:
+    """The README's configuration table (``python -m workers.settings``)."""
+    lines = ["| variable | default | meaning |", "|---|---|---|"]
+    lines += [f"| `{env}` | `{default}` | {text} |" for env, default, text in settings_rows()]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    print(settings_markdown())  # noqa: T201

@@ -1,0 +1,173 @@
+"""Fixtures for tests against the real Kafka and Redis of ``deploy/local/stack``.
+
+Every test here needs the services: when one is down, the fixtures FAIL the
+tests (they do not skip) with a message saying how to start it. Start the
+stack first with ``deploy/local/stack up``, or point the suite elsewhere with
+PRODCAT_KAFKA_BOOTSTRAP and PRODCAT_REDIS_URL.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import redis
+from confluent_kafka import KafkaError, KafkaException
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from workers.connectivity import check_kafka, check_redis
+from workers.errors import ServiceUnavailableError
+
+DEFAULT_KAFKA_BOOTSTRAP = "127.0.0.1:9092"
+DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+KAFKA_CHECK_TIMEOUT_S = 5.0
+REDIS_CHECK_TIMEOUT_S = 2.0
+TOPIC_READY_TIMEOUT_S = 20.0
+
+_INTEGRATION_DIR = Path(__file__).resolve().parent
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Everything under tests/integration carries the ``integration`` marker."""
+    for item in items:
+        if _INTEGRATION_DIR in item.path.resolve().parents:
+            item.add_marker(pytest.mark.integration)
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap() -> str:
+    """Bootstrap servers of a Kafka that answers (PRODCAT_KAFKA_BOOTSTRAP or 127.0.0.1:9092)."""
+    bootstrap = os.environ.get("PRODCAT_KAFKA_BOOTSTRAP") or DEFAULT_KAFKA_BOOTSTRAP
+    try:
+        check_kafka(bootstrap, timeout_s=KAFKA_CHECK_TIMEOUT_S)
+    except ServiceUnavailableError as exc:
+        problem = str(exc)
+    else:
+        return bootstrap
+    pytest.fail(problem, pytrace=False)  # outside "except": no chained traceback
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    """URL of a Redis that answers PING (PRODCAT_REDIS_URL or redis://127.0.0.1:6379/0)."""
+    url = os.environ.get("PRODCAT_REDIS_URL") or DEFAULT_REDIS_URL
+    try:
+        check_redis(
+            url, timeout_s=REDIS_CHECK_TIMEOUT_S, password=os.environ.get("PRODCAT_REDIS_PASSWORD")
+        )
+    except ServiceUnavailableError as exc:
+        problem = str(exc)
+    else:
+        return url
+    pytest.fail(problem, pytrace=False)
+
+
+@pytest.fixture(scope="session")
+def kafka_admin(kafka_bootstrap: str) -> AdminClient:
+    """A confluent-kafka AdminClient on the test broker."""
+    return AdminClient({"bootstrap.servers": kafka_bootstrap})
+
+
+@pytest.fixture
+def redis_client(redis_url: str) -> Iterator[redis.Redis]:
+    """A redis-py client (bytes in, bytes out) on the test Redis."""
+    client = redis.Redis.from_url(
+        redis_url, password=os.environ.get("PRODCAT_REDIS_PASSWORD"), socket_timeout=5.0
+    )
+    try:
+        yield client
+    finally:
+        client.close()
+
+
+@pytest.fixture
+def redis_namespace(redis_client: redis.Redis, request: pytest.FixtureRequest) -> Iterator[str]:
+    """A key prefix unique to this test; every key under it is deleted afterwards."""
+    namespace = f"prodcat-test:{_slug(request.node.name, 40)}:{uuid.uuid4().hex[:10]}"
+    yield namespace
+    keys = list(redis_client.scan_iter(match=f"{namespace}:*", count=500))
+    if keys:
+        redis_client.delete(*keys)
+
+
+class TopicFactory:
+    """Creates uniquely named topics for one test and deletes them afterwards.
+
+    ``topic_factory(3)`` returns the name of a new, ready topic with 3 partitions.
+    ``topic_factory.adopt(name)`` also deletes a topic some client created by itself
+    (e.g. a faust-internal topic) at the end of the test.
+    """
+
+    def __init__(self, admin: AdminClient, test_name: str) -> None:
+        self._admin = admin
+        self._prefix = f"test.{_slug(test_name, 60)}"
+        self.created: list[str] = []
+
+    def __call__(
+        self,
+        partitions: int = 1,
+        *,
+        name: str | None = None,
+        config: dict[str, str] | None = None,
+    ) -> str:
+        stem = f"{self._prefix}.{_slug(name, 60)}" if name else self._prefix
+        topic = f"{stem}.{uuid.uuid4().hex[:12]}"
+        new = NewTopic(topic, num_partitions=partitions, replication_factor=1, config=config or {})
+        futures = self._admin.create_topics([new], operation_timeout=TOPIC_READY_TIMEOUT_S)
+        futures[topic].result(timeout=TOPIC_READY_TIMEOUT_S)
+        self.created.append(topic)
+        self._wait_ready(topic, partitions)
+        return topic
+
+    def adopt(self, topic: str) -> str:
+        """Delete ``topic`` at teardown too; returns it unchanged."""
+        self.created.append(topic)
+        return topic
+
+    def _wait_ready(self, topic: str, partitions: int) -> None:
+        deadline = time.monotonic() + TOPIC_READY_TIMEOUT_S
+        while time.monotonic() < deadline:
+            metadata = self._admin.list_topics(topic=topic, timeout=5.0).topics.get(topic)
+            if (
+                metadata is not None
+                and metadata.error is None
+                and len(metadata.partitions) == partitions
+                and all(p.leader >= 0 for p in metadata.partitions.values())
+            ):
+                return
+            time.sleep(0.1)
+        pytest.fail(f"topic {topic} was created but not ready within {TOPIC_READY_TIMEOUT_S} s")
+
+    def delete_all(self) -> None:
+        if not self.created:
+            return
+        futures = self._admin.delete_topics(self.created, operation_timeout=TOPIC_READY_TIMEOUT_S)
+        for future in futures.values():
+            try:
+                future.result(timeout=TOPIC_READY_TIMEOUT_S)
+            except KafkaException as exc:
+                if exc.args[0].code() != KafkaError.UNKNOWN_TOPIC_OR_PART:
+                    raise
+        self.created.clear()
+
+
+@pytest.fixture
+def topic_factory(
+    kafka_admin: AdminClient, request: pytest.FixtureRequest
+) -> Iterator[TopicFactory]:
+    """Make unique, ready topics: ``topic_factory(partitions=1, name=None, config=None)``."""
+    factory = TopicFactory(kafka_admin, request.node.name)
+    try:
+        yield factory
+    finally:
+        factory.delete_all()
+
+
+def _slug(text: str, limit: int) -> str:
+    """``text`` reduced to characters legal in Kafka topic names."""
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-.")[:limit] or "t"

@@ -1,0 +1,141 @@
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from workers.cache import (
+    CachedDecision,
+    CircuitBreaker,
+    Override,
+    ResultCache,
+    decode_cached,
+    decode_override,
+    encode_cached,
+    override_key,
+    result_key,
+)
+from workers.settings import RedisSettings
+from workers.taxonomy import Alternative, Decision, category_id
+
+
+def test_key_formats() -> None:
+    assert override_key("prodcat", "P-1") == "prodcat:override:P-1"
+    assert result_key("prodcat", "v1.2", "ab" * 32) == f"prodcat:result:v1.2:{'ab' * 32}"
+    # the version is part of the key: a new model never reads an old model's answers
+    assert result_key("p", "a", "h") != result_key("p", "b", "h")
+
+
+def _decision() -> Decision:
+    path = ("Grocery", "Staples", "Atta")
+    return Decision(
+        category_id=category_id(path),
+        path=path,
+        confidence=0.91,
+        alternatives=(
+            Alternative(category_id(path), path, 0.91),
+            Alternative(category_id(("Grocery", "Oil")), ("Grocery", "Oil"), 0.05),
+        ),
+        abstained=False,
+        needs_review=False,
+        leaf_index=3,
+    )
+
+
+def test_cached_decision_round_trip() -> None:
+    d = _decision()
+    raw = encode_cached(d)
+    cached = decode_cached(raw)
+    assert cached == CachedDecision.from_decision(d)
+    back = cached.to_decision()
+    assert (back.category_id, back.path, back.confidence) == (d.category_id, d.path, d.confidence)
+    assert back.alternatives == d.alternatives
+    assert len(raw) < 200  # compact MessagePack array
+
+
+def test_unreadable_cached_value_is_a_miss() -> None:
+    assert decode_cached(b"\xff\x00garbage") is None
+    assert decode_cached(b'{"a": 1}') is None
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        (
+            json.dumps({"category_path": ["A", "B"], "category_id": "x1", "source": "moderator"}),
+            Override("x1", ("A", "B"), "moderator"),
+        ),
+        (json.dumps({"category_path": "A > B"}), Override(category_id(("A", "B")), ("A", "B"))),
+        (json.dumps({"category_path": []}), None),
+        (json.dumps({"category_id": "x"}), None),
+        ("not json", None),
+    ],
+)
+def test_decode_override(raw: str, expected: Override | None) -> None:
+    assert decode_override(raw.encode()) == expected
+
+
+def test_decode_override_non_utf8() -> None:
+    assert decode_override(b"\xff\xfe") is None
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_breaker_backs_off_exponentially_up_to_max() -> None:
+    clock = FakeClock()
+    b = CircuitBreaker(initial_s=0.5, max_s=30.0, clock=clock, jitter=0.0)
+    assert b.allow()
+    waits = [b.failure() for _ in range(10)]
+    assert waits[:4] == [0.5, 1.0, 2.0, 4.0]
+    assert max(waits) == 30.0
+    assert b.open
+
+
+def test_breaker_skips_until_retry_then_probes_once() -> None:
+    clock = FakeClock()
+    b = CircuitBreaker(initial_s=1.0, clock=clock, jitter=0.0)
+    b.failure()
+    assert not b.allow()
+    clock.now += 0.99
+    assert not b.allow()
+    clock.now += 0.02
+    assert b.allow()  # the probe
+    assert not b.allow()  # only one probe per retry time
+    b.success()
+    assert not b.open
+    assert b.allow()
+
+
+def test_cache_disabled_or_breaker_open_skips_redis() -> None:
+    settings = RedisSettings(url="redis://127.0.0.1:1/0")
+    cache = ResultCache(settings, enabled=False)
+    assert cache.lookup(["p"], ["h"], "v") is None
+    assert not cache.store("v", [("h", b"x")])
+    assert not cache.available
+    clock = FakeClock()
+    breaker = CircuitBreaker(clock=clock, jitter=0.0)
+    breaker.failure()
+    cache = ResultCache(settings, breaker=breaker)
+    assert cache.lookup(["p"], ["h"], "v") is None  # skipped: no connection attempt
+
+
+def test_cache_counts_errors_when_redis_is_down() -> None:
+    errors: list[str] = []
+    # port 1 on localhost: connection refused at once
+    cache = ResultCache(
+        RedisSettings(url="redis://127.0.0.1:1/0", socket_timeout_s=0.2),
+        on_error=errors.append,
+        breaker=CircuitBreaker(jitter=0.0),
+    )
+    assert cache.lookup(["p"], ["h"], "v") is None
+    assert errors == ["lookup"]
+    assert not cache.available
+    assert cache.lookup(["p"], ["h"], "v") is None  # breaker open: not even tried
+    assert errors == ["lookup"]
+    cache.close()

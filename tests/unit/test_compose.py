@@ -1,0 +1,156 @@
+"""docker-compose.yml stays consistent with the repo, the settings and Prometheus.
+
+Docker is not needed: the file is read as YAML and checked against what it refers to.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from pydantic import BaseModel
+
+from workers.settings import Settings
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+COMPOSE_FILE = REPO_ROOT / "docker-compose.yml"
+PROMETHEUS_FILE = REPO_ROOT / "deploy" / "prometheus" / "prometheus.yml"
+WORKERS = ("classify", "feedback")
+INTERPOLATION = re.compile(r"\$\{[^}]*\}")
+# The source part of a short volume spec: up to the first ":" outside ${...}.
+VOLUME_SOURCE = re.compile(r"^(?:\$\{[^}]*\}|[^:])*")
+
+
+def _load(path: Path) -> dict[str, Any]:
+    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    assert isinstance(data, dict), f"{path} is not a YAML mapping"
+    return data
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict[str, Any]:
+    return _load(COMPOSE_FILE)
+
+
+@pytest.fixture(scope="module")
+def services(compose: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    found = compose.get("services")
+    assert isinstance(found, dict) and found, "docker-compose.yml has no services"
+    return found
+
+
+def _environment(service: dict[str, Any]) -> dict[str, str]:
+    env = service.get("environment") or {}
+    if isinstance(env, list):
+        pairs = (item.split("=", 1) for item in env)
+        return {pair[0]: pair[1] if len(pair) > 1 else "" for pair in pairs}
+    return {str(k): str(v) for k, v in env.items()}
+
+
+def _setting_env_names() -> set[str]:
+    """Every PRODCAT_* variable Settings reads: top-level fields and section fields."""
+    names: set[str] = set()
+    for name, info in Settings.model_fields.items():
+        annotation = info.annotation
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            names.update(f"PRODCAT_{name}_{sub}".upper() for sub in annotation.model_fields)
+        else:
+            names.add(f"PRODCAT_{name}".upper())
+    return names
+
+
+def _bind_sources(service: dict[str, Any]) -> list[str]:
+    sources = []
+    for volume in service.get("volumes") or []:
+        if isinstance(volume, dict):
+            source = str(volume.get("source", ""))
+        else:
+            match = VOLUME_SOURCE.match(volume)
+            source = match.group(0) if match else volume
+        if source.startswith((".", "/", "$", "~")):
+            sources.append(source)
+    return sources
+
+
+def test_services_are_all_there(services: dict[str, dict[str, Any]]) -> None:
+    expected = {"kafka", "redis", "prometheus", "grafana", "model-init", "demo-producer"}
+    assert expected | set(WORKERS) <= set(services)
+    assert services["kafka"]["image"] == "apache/kafka:3.9.2"
+    assert str(services["redis"]["image"]).startswith("redis:7")
+    for name in ("kafka", "redis"):
+        assert "healthcheck" in services[name], f"{name} has no healthcheck"
+
+
+def test_classify_is_scalable(services: dict[str, dict[str, Any]]) -> None:
+    classify = services["classify"]
+    assert "container_name" not in classify
+    assert "ports" not in classify, "a fixed host port would stop `--scale classify=N`"
+
+
+def test_referenced_files_exist(services: dict[str, dict[str, Any]]) -> None:
+    for name, service in services.items():
+        build = service.get("build")
+        if build is not None:
+            context = REPO_ROOT / (build if isinstance(build, str) else build.get("context", "."))
+            assert context.is_dir(), f"{name}: build context {context} missing"
+            if isinstance(build, dict) and "dockerfile" in build:
+                dockerfile = context / build["dockerfile"]
+                assert dockerfile.is_file(), f"{name}: {dockerfile} missing"
+        for source in _bind_sources(service):
+            if INTERPOLATION.search(source):
+                # Set by the user (e.g. the data folder, which is never in the repo).
+                continue
+            path = (REPO_ROOT / source).resolve()
+            assert REPO_ROOT in path.parents, f"{name}: {source} points outside the repo"
+            assert path.exists(), f"{name}: {source} does not exist in the repo"
+
+
+def test_every_prodcat_variable_is_a_setting(services: dict[str, dict[str, Any]]) -> None:
+    known = _setting_env_names()
+    for name, service in services.items():
+        for var in _environment(service):
+            if var.startswith("PRODCAT_"):
+                assert var in known, f"{name}: {var} is not a field of workers.settings.Settings"
+
+
+def test_workers_reach_the_compose_services(services: dict[str, dict[str, Any]]) -> None:
+    advertised = _environment(services["kafka"])["KAFKA_ADVERTISED_LISTENERS"]
+    internal = {url.split("://", 1)[1] for url in advertised.split(",")}
+    for name in (*WORKERS, "model-init", "demo-producer"):
+        env = _environment(services[name])
+        assert env["PRODCAT_KAFKA_BOOTSTRAP"] in internal, name
+        host = env["PRODCAT_REDIS_URL"].split("://", 1)[1].split(":", 1)[0]
+        assert host in services, f"{name}: Redis host {host!r} is not a compose service"
+
+
+def test_prometheus_scrapes_the_workers_metrics_port(services: dict[str, dict[str, Any]]) -> None:
+    scraped: dict[str, int] = {}
+    for job in _load(PROMETHEUS_FILE)["scrape_configs"]:
+        for sd in job.get("dns_sd_configs", []):
+            for host in sd["names"]:
+                scraped[host] = int(sd["port"])
+        for static in job.get("static_configs", []):
+            for target in static["targets"]:
+                host, port = target.rsplit(":", 1)
+                scraped[host] = int(port)
+    for name in WORKERS:
+        assert name in scraped, f"prometheus.yml does not scrape {name}"
+        env = _environment(services[name])
+        port = int(env["PRODCAT_METRICS_PORT"])
+        assert scraped[name] == port, f"{name}: metrics on {port}, scraped on {scraped[name]}"
+        assert env["PRODCAT_METRICS_HOST"] == "0.0.0.0", f"{name}: metrics bound to loopback"
+        assert str(port) in [str(p) for p in services[name].get("expose", [])]
+    for host in scraped:
+        assert host == "localhost" or host in services, f"prometheus scrapes unknown {host}"
+
+
+def test_grafana_is_provisioned(services: dict[str, dict[str, Any]]) -> None:
+    datasources = _load(REPO_ROOT / "deploy/grafana/provisioning/datasources/prometheus.yml")
+    url = datasources["datasources"][0]["url"]
+    assert url.split("//", 1)[1].split(":", 1)[0] in services
+    dashboards = REPO_ROOT / "deploy/grafana/dashboards/prodcat.json"
+    assert dashboards.is_file()
+    assert yaml.safe_load(dashboards.read_text(encoding="utf-8"))["uid"]

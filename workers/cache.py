@@ -1,0 +1,335 @@
+"""The Redis side of classification: overrides and cached results, behind a circuit breaker.
+
+Two key families share one Redis::
+
+    {prefix}:override:{product_id}                 written by the feedback app; a person's
+                                                   answer, which wins over the model
+    {prefix}:result:{model_version}:{content_hash} written here; the model's answer for
+                                                   that exact (normalized) product text
+
+A batch costs two round trips at most: one ``MGET`` over both families for every item
+(:meth:`ResultCache.lookup`) and one non-transactional pipeline of ``SET .. EX`` for the
+new results (:meth:`ResultCache.store`).
+
+Redis is an optimisation, never a dependency: when a command fails, the error is counted,
+the breaker opens, and the worker classifies without the cache until the next retry time
+(exponential back-off up to about 30 s). The first command after that time is the probe;
+success closes the breaker.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import random
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import msgspec
+import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
+from workers.connectivity import redact_url
+from workers.settings import RedisSettings
+from workers.taxonomy import Alternative, Decision, category_id, parse_path
+
+__all__ = [
+    "CachedDecision",
+    "CircuitBreaker",
+    "Lookup",
+    "Override",
+    "ResultCache",
+    "decode_cached",
+    "decode_override",
+    "encode_cached",
+    "override_key",
+    "result_key",
+]
+
+log = logging.getLogger(__name__)
+
+
+def override_key(prefix: str, product_id: str) -> str:
+    """Key of a product's override: ``{prefix}:override:{product_id}``."""
+    return f"{prefix}:override:{product_id}"
+
+
+def result_key(prefix: str, model_version: str, content_hash: str) -> str:
+    """Key of a cached model answer: ``{prefix}:result:{model_version}:{content_hash}``."""
+    return f"{prefix}:result:{model_version}:{content_hash}"
+
+
+# --------------------------------------------------------------------------- values
+
+
+class CachedDecision(msgspec.Struct, array_like=True, frozen=True, gc=False):
+    """A model :class:`~workers.taxonomy.Decision` as stored in Redis (MessagePack array)."""
+
+    category_id: str
+    path: tuple[str, ...]
+    confidence: float
+    alternatives: tuple[tuple[str, tuple[str, ...], float], ...]
+    abstained: bool
+    needs_review: bool
+
+    @classmethod
+    def from_decision(cls, d: Decision) -> CachedDecision:
+        return cls(
+            d.category_id,
+            d.path,
+            d.confidence,
+            tuple((a.category_id, a.path, a.score) for a in d.alternatives),
+            d.abstained,
+            d.needs_review,
+        )
+
+    def to_decision(self) -> Decision:
+        return Decision(
+            category_id=self.category_id,
+            path=self.path,
+            confidence=self.confidence,
+            alternatives=tuple(Alternative(i, p, s) for i, p, s in self.alternatives),
+            abstained=self.abstained,
+            needs_review=self.needs_review,
+            leaf_index=-1,
+        )
+
+
+_ENCODER = msgspec.msgpack.Encoder()
+_DECODER = msgspec.msgpack.Decoder(CachedDecision)
+
+
+def encode_cached(decision: Decision | CachedDecision) -> bytes:
+    value = (
+        decision if isinstance(decision, CachedDecision) else CachedDecision.from_decision(decision)
+    )
+    return _ENCODER.encode(value)
+
+
+def decode_cached(raw: bytes) -> CachedDecision | None:
+    """The cached decision, or None when the value is unreadable (treated as a miss)."""
+    try:
+        return _DECODER.decode(raw)
+    except (msgspec.DecodeError, TypeError):
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class Override:
+    """A category chosen by a person for one product (set by the feedback app)."""
+
+    category_id: str
+    path: tuple[str, ...]
+    source: str | None = None
+
+
+class _OverrideValue(msgspec.Struct, frozen=True):
+    category_path: list[str] | str
+    category_id: str | None = None
+    source: str | None = None
+
+
+_OVERRIDE_DECODER = msgspec.json.Decoder(_OverrideValue)
+
+
+def decode_override(raw: bytes) -> Override | None:
+    """Parse an override value: a JSON object with ``category_path`` (a list of names or
+    an ``"A > B"`` string) and optional ``category_id`` and ``source``. None if unreadable."""
+    try:
+        value = _OVERRIDE_DECODER.decode(raw)
+    except (msgspec.DecodeError, UnicodeDecodeError):
+        return None
+    path = (
+        parse_path(value.category_path)
+        if isinstance(value.category_path, str)
+        else tuple(p.strip() for p in value.category_path if p.strip())
+    )
+    if not path:
+        return None
+    return Override(value.category_id or category_id(path), path, value.source)
+
+
+# --------------------------------------------------------------------------- breaker
+
+
+class CircuitBreaker:
+    """Skip a failing dependency until the next retry time; back off exponentially.
+
+    ``allow()`` is True while closed, and once per retry time while open (the probe).
+    """
+
+    def __init__(
+        self,
+        *,
+        initial_s: float = 0.5,
+        max_s: float = 30.0,
+        clock: Callable[[], float] = time.monotonic,
+        jitter: float = 0.1,
+    ) -> None:
+        self.initial_s = initial_s
+        self.max_s = max_s
+        self._clock = clock
+        self._jitter = jitter
+        self.failures = 0
+        self.retry_at = 0.0
+
+    @property
+    def open(self) -> bool:
+        return self.failures > 0
+
+    def allow(self) -> bool:
+        if self.failures == 0:
+            return True
+        now = self._clock()
+        if now >= self.retry_at:
+            # Half-open: let this call through; push the next probe out in case it hangs.
+            self.retry_at = now + self.delay()
+            return True
+        return False
+
+    def delay(self) -> float:
+        base = min(self.max_s, self.initial_s * 2.0 ** max(0, self.failures - 1))
+        return base * (1.0 + self._jitter * random.random())
+
+    def success(self) -> None:
+        self.failures = 0
+        self.retry_at = 0.0
+
+    def failure(self) -> float:
+        """Record a failure; returns seconds until the next probe."""
+        self.failures += 1
+        wait = self.delay()
+        self.retry_at = self._clock() + wait
+        return wait
+
+
+# --------------------------------------------------------------------------- cache
+
+
+@dataclass(slots=True)
+class Lookup:
+    """One batch's Redis answers, aligned with the request (None: absent or unreadable)."""
+
+    overrides: list[Override | None]
+    results: list[CachedDecision | None]
+
+
+def _redis_client(settings: RedisSettings) -> redis.Redis:
+    options: dict[str, Any] = {}
+    if settings.password is not None:
+        options["password"] = settings.password.get_secret_value()
+    if settings.username is not None:
+        options["username"] = settings.username
+    if settings.ssl_ca_certs is not None and settings.url.startswith("rediss://"):
+        options["ssl_ca_certs"] = str(settings.ssl_ca_certs)
+    return redis.Redis.from_url(
+        settings.url,
+        socket_timeout=settings.socket_timeout_s,
+        socket_connect_timeout=settings.socket_timeout_s,
+        retry=Retry(NoBackoff(), 0),
+        **options,
+    )
+
+
+class ResultCache:
+    """Override and result lookups for a batch, and result write-back, fail-soft.
+
+    ``on_error`` is called with the operation name ("lookup" or "store") after each
+    failed Redis call, e.g. to count it.
+    """
+
+    def __init__(
+        self,
+        settings: RedisSettings,
+        *,
+        on_error: Callable[[str], None] | None = None,
+        breaker: CircuitBreaker | None = None,
+        enabled: bool = True,
+    ) -> None:
+        self.prefix = settings.key_prefix
+        self.ttl_s = settings.cache_ttl_s
+        self._shown = redact_url(settings.url)
+        self._client: redis.Redis | None = _redis_client(settings) if enabled else None
+        self._on_error = on_error
+        self.breaker = breaker or CircuitBreaker()
+
+    @property
+    def available(self) -> bool:
+        """True unless the breaker is open (or the cache is disabled)."""
+        return self._client is not None and not self.breaker.open
+
+    def lookup(
+        self, product_ids: Sequence[str], hashes: Sequence[str], model_version: str
+    ) -> Lookup | None:
+        """Overrides for ``product_ids`` and results for ``hashes``, in one MGET.
+
+        None when Redis is skipped (breaker open) or fails: classify everything.
+        """
+        n = len(product_ids)
+        if n == 0 or self._client is None or not self.breaker.allow():
+            return None
+        prefix = self.prefix
+        keys = [f"{prefix}:override:{pid}" for pid in product_ids]
+        result_prefix = f"{prefix}:result:{model_version}:"
+        keys += [result_prefix + h for h in hashes]
+        try:
+            values: list[Any] = self._client.mget(keys)
+        except (redis.RedisError, OSError) as exc:
+            self._failed("lookup", exc)
+            return None
+        self._succeeded()
+        overrides = [None if v is None else decode_override(v) for v in values[:n]]
+        results = [None if v is None else decode_cached(v) for v in values[n:]]
+        return Lookup(overrides, results)
+
+    def store(self, model_version: str, entries: Sequence[tuple[str, bytes]]) -> bool:
+        """Write ``(content_hash, encoded value)`` pairs with the TTL in one pipeline."""
+        if not entries or self._client is None or not self.breaker.allow():
+            return False
+        result_prefix = f"{self.prefix}:result:{model_version}:"
+        try:
+            pipe = self._client.pipeline(transaction=False)
+            for content_hash, value in entries:
+                pipe.set(result_prefix + content_hash, value, ex=self.ttl_s)
+            pipe.execute()
+        except (redis.RedisError, OSError) as exc:
+            self._failed("store", exc)
+            return False
+        self._succeeded()
+        return True
+
+    def ping(self) -> bool:
+        if self._client is None:
+            return False
+        try:
+            return bool(self._client.ping())
+        except (redis.RedisError, OSError):
+            return False
+
+    def close(self) -> None:
+        if self._client is not None:
+            with contextlib.suppress(redis.RedisError, OSError):
+                self._client.close()
+
+    def _failed(self, operation: str, exc: BaseException) -> None:
+        wait = self.breaker.failure()
+        if self._on_error is not None:
+            self._on_error(operation)
+        level = logging.WARNING if self.breaker.failures == 1 else logging.DEBUG
+        log.log(
+            level,
+            "Redis %s at %s failed (%s: %s); classifying without the cache, retry in %.1f s",
+            operation,
+            self._shown,
+            type(exc).__name__,
+            exc,
+            wait,
+        )
+
+    def _succeeded(self) -> None:
+        if self.breaker.open:
+            log.info("Redis at %s is back after %d failures", self._shown, self.breaker.failures)
+        self.breaker.success()

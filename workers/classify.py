@@ -1,0 +1,509 @@
+"""The classify worker: product events in, categorized events out, at least once.
+
+::
+
+    worker = ClassifyWorker(settings)
+    worker.start()   # load the bundle, create topics and clients, serve /metrics
+    worker.run()     # until request_stop()/stop(); then drain and close
+    # from another thread: worker.stop() (drain, wait for run() to finish)
+
+Each loop iteration consumes up to ``batch_max`` messages, hands the payloads to
+:class:`workers.pipeline.BatchPipeline`, and produces one categorized event per
+valid input (plus a review copy when needed) or one dead-letter record per
+invalid one. Offsets are committed only once the broker acknowledged every output
+of every earlier message of the partition (:class:`workers.offsets.OffsetTracker`):
+periodically and asynchronously, synchronously on revoke and on stop. In
+exactly-once mode each batch is one transaction holding its outputs and its
+consumed offsets instead.
+
+Nothing here installs signal handlers; see :mod:`workers.lifecycle`.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import threading
+import time
+from collections.abc import Callable
+from functools import partial
+from typing import Any
+
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
+from prometheus_client import CollectorRegistry
+
+from workers.bundle import load_bundle
+from workers.cache import ResultCache
+from workers.deadletter import dead_letter_record, log_dead_letter
+from workers.errors import ConfigError, ProdcatError
+from workers.events import Codec
+from workers.httpserver import HealthServer
+from workers.kafka_clients import consumer_config, parse_stats, producer_config
+from workers.metrics import ClassifyMetrics
+from workers.model import Classifier
+from workers.offsets import OffsetTracker, Pending, TopicPartitionKey
+from workers.pipeline import BatchPipeline, Outcome
+from workers.settings import Settings
+from workers.topics import ensure_topics, topic_specs
+from workers.transactions import TransactionalSender
+
+__all__ = ["ClassifyWorker", "WorkerFailedError"]
+
+log = logging.getLogger(__name__)
+
+Message = Any
+"""A consumed ``confluent_kafka.Message`` (its stubs make every accessor Optional, which
+they are not for a message without error)."""
+
+COMMIT_INTERVAL_S = 0.5
+FLUSH_SLICE_S = 0.1
+
+
+class WorkerFailedError(ProdcatError):
+    """The worker hit an error it cannot recover from in-process (it drained what it could)."""
+
+
+class ClassifyWorker:
+    """One classify worker: a consumer-group member with its own producer and model."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        instance: str | None = None,
+        registry: CollectorRegistry | None = None,
+    ) -> None:
+        self.settings = settings
+        self.instance = instance or socket.gethostname()
+        self.worker_name = f"classify@{self.instance}"
+        self.metrics = ClassifyMetrics(registry)
+        self.tracker = OffsetTracker()
+        self.codec = Codec(settings.classify.max_payload_bytes)
+        self.exactly_once = settings.classify.exactly_once
+        t = settings.topics
+        self.inputs = [t.product_created, t.product_updated]
+        self.classifier: Classifier | None = None
+        self.pipeline: BatchPipeline | None = None
+        self.cache: ResultCache | None = None
+        self.consumer: Any = None
+        self.producer: Any = None
+        self.http: HealthServer | None = None
+        self._txn: TransactionalSender | None = None
+        self._assigned: set[TopicPartitionKey] = set()
+        self._brokers_up = False
+        self._paused = False
+        self._fatal: BaseException | None = None
+        self._stop = threading.Event()
+        self._closed = threading.Event()
+        self._run_thread: threading.Thread | None = None
+        self._started = False
+        self._last_commit = 0.0
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def start(self) -> None:
+        """Load the model, create missing topics and the clients, start the HTTP server."""
+        s = self.settings
+        if s.model.bundle is None:
+            raise ConfigError("no model bundle: pass --bundle DIR or set PRODCAT_MODEL_BUNDLE")
+        bundle = load_bundle(s.model.bundle)
+        self.classifier = Classifier(
+            bundle, intra_op_threads=s.model.intra_op_threads, top_k=s.model.top_k
+        )
+        self.classifier.warm_up()
+        self.metrics.model.info({"version": bundle.version, "sha256": bundle.sha256})
+        log.info("model %s loaded from %s", bundle.version, s.model.bundle)
+        self.cache = ResultCache(s.redis, on_error=self._cache_error)
+        self.pipeline = BatchPipeline(self.classifier, self.codec, self.metrics, self.cache)
+
+        used = {*self.inputs, s.topics.categorized, s.topics.review, s.topics.dead_letter}
+        ensure_topics(
+            s.kafka.librdkafka(), [spec for spec in topic_specs(s) if spec.name in used], 15.0
+        )
+        kafka_log = logging.getLogger("prodcat.kafka")
+        self.producer = Producer(
+            producer_config(
+                s,
+                self.instance,
+                transactional=self.exactly_once,
+                error_cb=self._on_error,
+                logger=kafka_log,
+            )
+        )
+        if self.exactly_once:
+            self._txn = TransactionalSender(self.producer, s.classify.drain_timeout_s)
+            self._txn.init()
+        self.consumer = Consumer(
+            consumer_config(
+                s,
+                self.instance,
+                error_cb=self._on_error,
+                stats_cb=self._on_stats,
+                on_commit=self._on_commit,
+                logger=kafka_log,
+            )
+        )
+        self.consumer.subscribe(
+            self.inputs, on_assign=self._on_assign, on_revoke=self._on_revoke, on_lost=self._on_lost
+        )
+        if s.metrics.port:
+            self.http = HealthServer(
+                s.metrics.host,
+                s.metrics.port,
+                metrics=self.metrics.exposition,
+                readiness=self.readiness,
+            )
+            self.http.start()
+        self._started = True
+        log.info(
+            "classify worker %s consuming %s in group %s (%s)",
+            self.worker_name,
+            ", ".join(self.inputs),
+            s.classify.group_id,
+            "exactly-once" if self.exactly_once else "at-least-once",
+        )
+
+    def request_stop(self) -> None:
+        """Ask :meth:`run` to finish its batch, drain and return (signal-handler safe)."""
+        self._stop.set()
+
+    def stop(self) -> None:
+        """Stop and drain; waits for :meth:`run` (running in another thread) to finish."""
+        self.request_stop()
+        runner = self._run_thread
+        if runner is not None and runner is not threading.current_thread():
+            self._closed.wait(self.settings.classify.drain_timeout_s + 10.0)
+        elif runner is None and not self._closed.is_set():
+            self._drain_and_close()
+
+    def readiness(self) -> dict[str, bool]:
+        return {
+            "model_loaded": self.pipeline is not None,
+            "partitions_assigned": bool(self._assigned),
+            "broker_reachable": self._brokers_up,
+        }
+
+    def run(self) -> None:
+        """Process batches until stopped, then drain and close. Raises
+        :class:`WorkerFailedError` after draining if a fatal client error occurred."""
+        if not self._started:
+            self.start()
+        self._run_thread = threading.current_thread()
+        try:
+            while not self._stop.is_set() and self._fatal is None:
+                self.step()
+        finally:
+            self._drain_and_close()
+        if self._fatal is not None:
+            raise WorkerFailedError(f"classify worker stopped on a fatal error: {self._fatal}")
+
+    # ------------------------------------------------------------------ the loop
+
+    def step(self) -> int:
+        """One iteration: respect the in-flight bound, consume a batch, handle it. Returns
+        the number of messages consumed."""
+        c = self.settings.classify
+        consumer, producer = self.consumer, self.producer
+        if not self.exactly_once:
+            if self.tracker.in_flight >= c.max_in_flight:
+                self._set_paused(True)
+                producer.poll(0.05)
+            elif self._paused:
+                self._set_paused(False)
+        timeout = 0.0 if self._paused else c.batch_timeout_ms / 1000.0
+        messages = consumer.consume(num_messages=c.batch_max, timeout=timeout)
+        producer.poll(0)
+        if messages:
+            self._handle(messages)
+        now = time.monotonic()
+        if not self.exactly_once and now - self._last_commit >= COMMIT_INTERVAL_S:
+            self._last_commit = now
+            self.commit(asynchronous=True)
+        return len(messages)
+
+    def _handle(self, messages: list[Message]) -> None:
+        assert self.pipeline is not None
+        started = time.perf_counter()
+        kept: list[Message] = []
+        counts: dict[str, int] = {}
+        assigned = self._assigned
+        for m in messages:
+            err = m.error()
+            if err is not None:
+                log.error(
+                    "consume error on %s[%s]: %s",
+                    m.topic(),
+                    m.partition(),
+                    err,
+                    extra={"topic": m.topic(), "partition": m.partition(), "offset": m.offset()},
+                )
+                continue
+            topic = m.topic()
+            if (topic, m.partition()) not in assigned:
+                continue  # revoked during this consume call; the new owner reads it
+            counts[topic] = counts.get(topic, 0) + 1
+            kept.append(m)
+        for topic, n in counts.items():
+            self.metrics.topic(topic).consumed.inc(n)
+        self.metrics.batch_size.observe(len(messages))
+        if not kept:
+            return
+        outcomes = self.pipeline.run([m.value() for m in kept])
+        if self._txn is not None:
+            self._txn.send_batch(
+                self.consumer, kept, lambda: self._produce_all(kept, outcomes, None)
+            )
+        else:
+            self._produce_all(kept, outcomes, self.tracker)
+        self.metrics.in_flight.set(self.tracker.in_flight)
+        self.metrics.batch_seconds.observe(time.perf_counter() - started)
+
+    def _produce_all(
+        self, kept: list[Message], outcomes: list[Outcome], tracker: OffsetTracker | None
+    ) -> None:
+        topics = self.settings.topics
+        categorized, review = topics.categorized, topics.review
+        track = tracker.track if tracker is not None else None
+        for m, o in zip(kept, outcomes, strict=True):
+            pending = None
+            if o.error is not None:
+                if track is not None:
+                    pending = track(m.topic(), m.partition(), m.offset(), 1)
+                self._dead_letter(m, o.error, pending)
+                continue
+            if track is not None:
+                pending = track(m.topic(), m.partition(), m.offset(), 2 if o.review else 1)
+            self.metrics.categorized.labels(o.source).inc()
+            self._send(
+                categorized, o.key, o.value, partial(self._on_categorized, pending, o.occurred_ms)
+            )
+            if o.review is not None:
+                self.metrics.reviewed.labels(review).inc()
+                self._send(review, o.key, o.review, partial(self._on_delivered, pending))
+
+    def _dead_letter(self, m: Message, error: BaseException, pending: Pending | None) -> None:
+        topic, partition, offset = m.topic(), m.partition(), m.offset()
+        record = dead_letter_record(
+            error,
+            topic=topic,
+            partition=partition,
+            offset=offset,
+            key=m.key(),
+            value=m.value(),
+            headers=m.headers(),
+            worker=self.worker_name,
+        )
+        log_dead_letter(error, topic, partition, offset)
+        self.metrics.dead_lettered.labels(topic, record.error_class).inc()
+        self._send(
+            self.settings.topics.dead_letter,
+            record.key,
+            record.value,
+            partial(self._on_delivered, pending),
+            record.headers,
+        )
+
+    def _send(
+        self,
+        topic: str,
+        key: bytes | None,
+        value: bytes | None,
+        callback: Callable[[Any, Any], None],
+        headers: list[tuple[str, bytes]] | None = None,
+    ) -> None:
+        producer = self.producer
+        while True:
+            try:
+                producer.produce(topic, value, key, headers=headers, on_delivery=callback)
+                return
+            except BufferError:
+                # Local queue full: serve delivery reports until there is room (backpressure).
+                producer.poll(0.05)
+            except KafkaException as exc:
+                if value is None or topic != self.settings.topics.dead_letter:
+                    raise
+                # e.g. a value over the producer's message.max.bytes: keep the headers.
+                log.error(
+                    "dead letter to %s refused (%s); sending it without its value", topic, exc
+                )
+                value = None
+
+    # ------------------------------------------------------------------ callbacks
+
+    def _on_delivered(self, pending: Pending | None, err: Any, msg: Any) -> None:
+        if err is not None:
+            self._delivery_failed(pending, err, msg)
+            return
+        if pending is not None:
+            self.tracker.ack(pending)
+        self.metrics.topic(msg.topic()).produced.inc()
+
+    def _on_categorized(
+        self, pending: Pending | None, occurred_ms: int, err: Any, msg: Any
+    ) -> None:
+        if err is not None:
+            self._delivery_failed(pending, err, msg)
+            return
+        if pending is not None:
+            self.tracker.ack(pending)
+        self.metrics.topic(msg.topic()).produced.inc()
+        self.metrics.end_to_end_seconds.observe(max(0.0, time.time() - occurred_ms / 1000.0))
+
+    def _delivery_failed(self, pending: Pending | None, err: Any, msg: Any) -> None:
+        self.metrics.delivery_errors.labels(msg.topic()).inc()
+        coords: dict[str, Any] = {}
+        if pending is not None:
+            coords = {
+                "topic": pending.topic,
+                "partition": pending.partition,
+                "offset": pending.offset,
+            }
+        log.error(
+            "output to %s for input %s[%s]@%s was refused: %s",
+            msg.topic(),
+            coords.get("topic"),
+            coords.get("partition"),
+            coords.get("offset"),
+            err,
+            extra=coords,
+        )
+        if not self.exactly_once:
+            # The input's offset is never committed; restart reprocesses it.
+            self._fatal = KafkaException(err)
+
+    def _on_error(self, err: KafkaError) -> None:
+        if err.code() == KafkaError._ALL_BROKERS_DOWN:
+            self._brokers_up = False
+        if err.fatal():
+            log.error("fatal Kafka client error: %s", err)
+            self._fatal = KafkaException(err)
+        else:
+            log.warning("Kafka: %s", err)
+
+    def _on_stats(self, raw: str) -> None:
+        try:
+            stats = parse_stats(raw)
+        except (ValueError, KeyError, TypeError):
+            return
+        self._brokers_up = stats.brokers_up > 0
+        for (topic, partition), lag in stats.lag.items():
+            if (topic, partition) in self._assigned:
+                self.metrics.set_lag(topic, partition, lag)
+
+    def _on_commit(self, err: Any, partitions: list[TopicPartition]) -> None:
+        failed = [(p.topic, p.partition) for p in partitions if p.error is not None]
+        if err is not None or failed:
+            self.metrics.commits.labels("error").inc()
+            keys = failed or [(p.topic, p.partition) for p in partitions]
+            self.tracker.reset_committed(keys)
+            log.warning("offset commit failed for %s: %s", keys, err)
+
+    def _on_assign(self, consumer: Any, partitions: list[TopicPartition]) -> None:
+        keys = [(p.topic, p.partition) for p in partitions]
+        self.metrics.rebalances.labels("assign").inc()
+        self._assigned.update(keys)
+        self._brokers_up = True
+        self.metrics.assigned_partitions.set(len(self._assigned))
+        log.info("assigned %s", _fmt(keys))
+
+    def _on_revoke(self, consumer: Any, partitions: list[TopicPartition]) -> None:
+        keys = [(p.topic, p.partition) for p in partitions]
+        self.metrics.rebalances.labels("revoke").inc()
+        if not self.exactly_once:
+            self.flush(time.monotonic() + self.settings.classify.drain_timeout_s)
+            self.commit(asynchronous=False, only=keys)
+            self.tracker.forget(keys)
+        self._unassign(keys)
+        log.info("revoked %s", _fmt(keys))
+
+    def _on_lost(self, consumer: Any, partitions: list[TopicPartition]) -> None:
+        keys = [(p.topic, p.partition) for p in partitions]
+        self.metrics.rebalances.labels("lost").inc()
+        self.tracker.forget(keys)
+        self._unassign(keys)
+        log.warning("lost %s (not committing; the new owner reprocesses)", _fmt(keys))
+
+    def _unassign(self, keys: list[TopicPartitionKey]) -> None:
+        self._assigned.difference_update(keys)
+        self.metrics.forget_partitions(keys)
+        self.metrics.assigned_partitions.set(len(self._assigned))
+
+    def _cache_error(self, operation: str) -> None:
+        self.metrics.cache_errors.labels(operation).inc()
+
+    # ------------------------------------------------------------------ commit, drain
+
+    def commit(self, *, asynchronous: bool, only: list[TopicPartitionKey] | None = None) -> None:
+        """Commit the committable offsets (of ``only`` if given)."""
+        if self.consumer is None or self.exactly_once:
+            return
+        offsets = self.tracker.committable() if only is None else self.tracker.committable_for(only)
+        if not offsets:
+            return
+        tps = [TopicPartition(t, p, o) for (t, p), o in offsets.items()]
+        try:
+            self.consumer.commit(offsets=tps, asynchronous=asynchronous)
+        except KafkaException as exc:
+            self.metrics.commits.labels("error").inc()
+            log.warning("offset commit of %s failed: %s", _fmt(list(offsets)), exc)
+            return
+        self.tracker.mark_committed(offsets)
+        self.metrics.commits.labels("async" if asynchronous else "sync").inc()
+
+    def flush(self, deadline: float) -> bool:
+        """Serve delivery reports until the producer queue is empty or ``deadline``."""
+        producer = self.producer
+        if producer is None:
+            return True
+        while len(producer) > 0:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            producer.flush(min(FLUSH_SLICE_S, left))
+        producer.poll(0)
+        return True
+
+    def _set_paused(self, paused: bool) -> None:
+        assignment = self.consumer.assignment()
+        if paused:
+            self.consumer.pause(assignment)
+        else:
+            self.consumer.resume(assignment)
+        if paused != self._paused:
+            log.info(
+                "%s consumption: %d outputs in flight (limit %d)",
+                "pausing" if paused else "resuming",
+                self.tracker.in_flight,
+                self.settings.classify.max_in_flight,
+            )
+        self._paused = paused
+
+    def _drain_and_close(self) -> None:
+        if self._closed.is_set():
+            return
+        deadline = time.monotonic() + self.settings.classify.drain_timeout_s
+        try:
+            if self.producer is not None and self._fatal is None and not self.flush(deadline):
+                log.warning(
+                    "drain: %d outputs still unacknowledged at the deadline; their inputs "
+                    "stay uncommitted and will be reprocessed",
+                    self.tracker.in_flight,
+                )
+            self.commit(asynchronous=False)
+            if self.consumer is not None:
+                self.consumer.close()
+            if self.producer is not None:
+                self.flush(deadline)
+        except (KafkaException, RuntimeError) as exc:
+            log.error("drain: %s", exc)
+        finally:
+            if self.cache is not None:
+                self.cache.close()
+            if self.http is not None:
+                self.http.close()
+            self._closed.set()
+            log.info("classify worker %s stopped", self.worker_name)
+
+
+def _fmt(keys: list[TopicPartitionKey]) -> str:
+    return ", ".join(f"{t}[{p}]" for t, p in sorted(keys)) or "nothing"
