@@ -14,6 +14,10 @@ over the taxonomy's leaves.
 
 from __future__ import annotations
 
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's C++ start-up chatter out
+
 from dataclasses import asdict, dataclass
 from typing import Any
 

@@ -28,7 +28,7 @@ from export.datasets import DATASETS, load_dataset
 from export.errors import ExportError
 from export.networks import ARCHITECTURES, Hyper
 from export.sources import fingerprint
-from export.splits import deduplicate, grouped_split
+from export.splits import bucket, deduplicate, grouped_split
 from workers.bundle import BUNDLE_FORMAT, METADATA_FILE, MODEL_FILE, write_manifest
 from workers.featurizer import Featurizer, FeaturizerSpec, ProductText
 from workers.taxonomy import Taxonomy
@@ -112,6 +112,13 @@ def _not_older(a: Example, b: Example) -> bool:
     return a.label_time >= b.label_time
 
 
+def sample_rows(rows: Sequence[Example], n: int, seed: int) -> list[Example]:
+    """A seeded sample of ``n`` rows spread over the whole file (files are often sorted
+    by class, so the first ``n`` rows would cover only a few classes). Order is kept."""
+    ranked = sorted(range(len(rows)), key=lambda i: bucket(seed, f"{i}\x1f{rows[i].title}"))
+    return [rows[i] for i in sorted(ranked[:n])]
+
+
 def load_examples(config: TrainConfig) -> tuple[list[Example], list[dict[str, Any]]]:
     """Catalogs named by ``--data`` (dataset names or CSV/JSONL files), then labels files.
 
@@ -122,10 +129,13 @@ def load_examples(config: TrainConfig) -> tuple[list[Example], list[dict[str, An
     reports: list[dict[str, Any]] = []
     for item in config.data:
         if item in DATASETS:
-            rows, report = load_dataset(item, config.data_dir, limit=config.limit)
+            rows, report = load_dataset(item, config.data_dir)
         else:
             rows, report = load_catalog_file(Path(item))
         log.info("%s", report.summary())
+        if config.limit is not None and len(rows) > config.limit:
+            rows = sample_rows(rows, config.limit, config.seed)
+            log.info("sampled %d rows of %s (seed %d)", len(rows), item, config.seed)
         examples.extend(rows)
         reports.append(report.as_dict())
     for path in config.labels:

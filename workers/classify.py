@@ -25,8 +25,6 @@ import logging
 import socket
 import threading
 import time
-from collections.abc import Callable
-from functools import partial
 from typing import Any
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
@@ -34,15 +32,15 @@ from prometheus_client import CollectorRegistry
 
 from workers.bundle import load_bundle
 from workers.cache import ResultCache
-from workers.deadletter import dead_letter_record, log_dead_letter
+from workers.delivery import OutputSender
 from workers.errors import ConfigError, ProdcatError
 from workers.events import Codec
 from workers.httpserver import HealthServer
 from workers.kafka_clients import consumer_config, parse_stats, producer_config
 from workers.metrics import ClassifyMetrics
 from workers.model import Classifier
-from workers.offsets import OffsetTracker, Pending, TopicPartitionKey
-from workers.pipeline import BatchPipeline, Outcome
+from workers.offsets import OffsetTracker, TopicPartitionKey
+from workers.pipeline import BatchPipeline
 from workers.settings import Settings
 from workers.topics import ensure_topics, topic_specs
 from workers.transactions import TransactionalSender
@@ -56,7 +54,6 @@ Message = Any
 they are not for a message without error)."""
 
 COMMIT_INTERVAL_S = 0.5
-FLUSH_SLICE_S = 0.1
 
 
 class WorkerFailedError(ProdcatError):
@@ -88,6 +85,7 @@ class ClassifyWorker:
         self.consumer: Any = None
         self.producer: Any = None
         self.http: HealthServer | None = None
+        self.sender: OutputSender | None = None
         self._txn: TransactionalSender | None = None
         self._assigned: set[TopicPartitionKey] = set()
         self._brokers_up = False
@@ -129,6 +127,14 @@ class ClassifyWorker:
                 error_cb=self._on_error,
                 logger=kafka_log,
             )
+        )
+        self.sender = OutputSender(
+            self.producer,
+            s.topics,
+            self.metrics,
+            self.tracker,
+            self.worker_name,
+            exactly_once=self.exactly_once,
         )
         if self.exactly_once:
             self._txn = TransactionalSender(self.producer, s.classify.drain_timeout_s)
@@ -190,12 +196,19 @@ class ClassifyWorker:
             self.start()
         self._run_thread = threading.current_thread()
         try:
-            while not self._stop.is_set() and self._fatal is None:
+            while not self._stop.is_set() and self.failure() is None:
                 self.step()
         finally:
             self._drain_and_close()
-        if self._fatal is not None:
-            raise WorkerFailedError(f"classify worker stopped on a fatal error: {self._fatal}")
+        failure = self.failure()
+        if failure is not None:
+            raise WorkerFailedError(f"classify worker stopped on a fatal error: {failure}")
+
+    def failure(self) -> BaseException | None:
+        """The fatal error that stops the worker, if any (client or delivery)."""
+        if self._fatal is None and self.sender is not None:
+            return self.sender.fatal
+        return self._fatal
 
     # ------------------------------------------------------------------ the loop
 
@@ -249,127 +262,16 @@ class ClassifyWorker:
         if not kept:
             return
         outcomes = self.pipeline.run([m.value() for m in kept])
+        sender = self.sender
+        assert sender is not None
         if self._txn is not None:
             self._txn.send_batch(
-                self.consumer, kept, lambda: self._produce_all(kept, outcomes, None)
+                self.consumer, kept, lambda: sender.send(kept, outcomes, track=False)
             )
         else:
-            self._produce_all(kept, outcomes, self.tracker)
+            sender.send(kept, outcomes, track=True)
         self.metrics.in_flight.set(self.tracker.in_flight)
         self.metrics.batch_seconds.observe(time.perf_counter() - started)
-
-    def _produce_all(
-        self, kept: list[Message], outcomes: list[Outcome], tracker: OffsetTracker | None
-    ) -> None:
-        topics = self.settings.topics
-        categorized, review = topics.categorized, topics.review
-        track = tracker.track if tracker is not None else None
-        for m, o in zip(kept, outcomes, strict=True):
-            pending = None
-            if o.error is not None:
-                if track is not None:
-                    pending = track(m.topic(), m.partition(), m.offset(), 1)
-                self._dead_letter(m, o.error, pending)
-                continue
-            if track is not None:
-                pending = track(m.topic(), m.partition(), m.offset(), 2 if o.review else 1)
-            self.metrics.categorized.labels(o.source).inc()
-            self._send(
-                categorized, o.key, o.value, partial(self._on_categorized, pending, o.occurred_ms)
-            )
-            if o.review is not None:
-                self.metrics.reviewed.labels(review).inc()
-                self._send(review, o.key, o.review, partial(self._on_delivered, pending))
-
-    def _dead_letter(self, m: Message, error: BaseException, pending: Pending | None) -> None:
-        topic, partition, offset = m.topic(), m.partition(), m.offset()
-        record = dead_letter_record(
-            error,
-            topic=topic,
-            partition=partition,
-            offset=offset,
-            key=m.key(),
-            value=m.value(),
-            headers=m.headers(),
-            worker=self.worker_name,
-        )
-        log_dead_letter(error, topic, partition, offset)
-        self.metrics.dead_lettered.labels(topic, record.error_class).inc()
-        self._send(
-            self.settings.topics.dead_letter,
-            record.key,
-            record.value,
-            partial(self._on_delivered, pending),
-            record.headers,
-        )
-
-    def _send(
-        self,
-        topic: str,
-        key: bytes | None,
-        value: bytes | None,
-        callback: Callable[[Any, Any], None],
-        headers: list[tuple[str, bytes]] | None = None,
-    ) -> None:
-        producer = self.producer
-        while True:
-            try:
-                producer.produce(topic, value, key, headers=headers, on_delivery=callback)
-                return
-            except BufferError:
-                # Local queue full: serve delivery reports until there is room (backpressure).
-                producer.poll(0.05)
-            except KafkaException as exc:
-                if value is None or topic != self.settings.topics.dead_letter:
-                    raise
-                # e.g. a value over the producer's message.max.bytes: keep the headers.
-                log.error(
-                    "dead letter to %s refused (%s); sending it without its value", topic, exc
-                )
-                value = None
-
-    # ------------------------------------------------------------------ callbacks
-
-    def _on_delivered(self, pending: Pending | None, err: Any, msg: Any) -> None:
-        if err is not None:
-            self._delivery_failed(pending, err, msg)
-            return
-        if pending is not None:
-            self.tracker.ack(pending)
-        self.metrics.topic(msg.topic()).produced.inc()
-
-    def _on_categorized(
-        self, pending: Pending | None, occurred_ms: int, err: Any, msg: Any
-    ) -> None:
-        if err is not None:
-            self._delivery_failed(pending, err, msg)
-            return
-        if pending is not None:
-            self.tracker.ack(pending)
-        self.metrics.topic(msg.topic()).produced.inc()
-        self.metrics.end_to_end_seconds.observe(max(0.0, time.time() - occurred_ms / 1000.0))
-
-    def _delivery_failed(self, pending: Pending | None, err: Any, msg: Any) -> None:
-        self.metrics.delivery_errors.labels(msg.topic()).inc()
-        coords: dict[str, Any] = {}
-        if pending is not None:
-            coords = {
-                "topic": pending.topic,
-                "partition": pending.partition,
-                "offset": pending.offset,
-            }
-        log.error(
-            "output to %s for input %s[%s]@%s was refused: %s",
-            msg.topic(),
-            coords.get("topic"),
-            coords.get("partition"),
-            coords.get("offset"),
-            err,
-            extra=coords,
-        )
-        if not self.exactly_once:
-            # The input's offset is never committed; restart reprocesses it.
-            self._fatal = KafkaException(err)
 
     def _on_error(self, err: KafkaError) -> None:
         if err.code() == KafkaError._ALL_BROKERS_DOWN:
@@ -434,10 +336,17 @@ class ClassifyWorker:
     # ------------------------------------------------------------------ commit, drain
 
     def commit(self, *, asynchronous: bool, only: list[TopicPartitionKey] | None = None) -> None:
-        """Commit the committable offsets (of ``only`` if given)."""
+        """Commit the committable offsets (of ``only`` if given). A synchronous commit also
+        repeats offsets already sent asynchronously: those may still be in flight."""
         if self.consumer is None or self.exactly_once:
             return
-        offsets = self.tracker.committable() if only is None else self.tracker.committable_for(only)
+        force = not asynchronous
+        tracker = self.tracker
+        offsets = (
+            tracker.committable(force=force)
+            if only is None
+            else tracker.committable_for(only, force=force)
+        )
         if not offsets:
             return
         tps = [TopicPartition(t, p, o) for (t, p), o in offsets.items()]
@@ -451,17 +360,8 @@ class ClassifyWorker:
         self.metrics.commits.labels("async" if asynchronous else "sync").inc()
 
     def flush(self, deadline: float) -> bool:
-        """Serve delivery reports until the producer queue is empty or ``deadline``."""
-        producer = self.producer
-        if producer is None:
-            return True
-        while len(producer) > 0:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                return False
-            producer.flush(min(FLUSH_SLICE_S, left))
-        producer.poll(0)
-        return True
+        """Serve delivery reports until every output is acknowledged or ``deadline``."""
+        return self.sender.flush(deadline) if self.sender is not None else True
 
     def _set_paused(self, paused: bool) -> None:
         assignment = self.consumer.assignment()
@@ -483,7 +383,7 @@ class ClassifyWorker:
             return
         deadline = time.monotonic() + self.settings.classify.drain_timeout_s
         try:
-            if self.producer is not None and self._fatal is None and not self.flush(deadline):
+            if self.producer is not None and self.failure() is None and not self.flush(deadline):
                 log.warning(
                     "drain: %d outputs still unacknowledged at the deadline; their inputs "
                     "stay uncommitted and will be reprocessed",

@@ -139,7 +139,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, default=Path("var/bundles"), help="bundle output folder")
     p.add_argument("--candidates", default="fasttext,twotower", help="architectures to try")
     p.add_argument("--epochs", type=int, help="maximum epochs per candidate")
-    p.add_argument("--limit", type=int, help="read at most N rows per dataset")
+    p.add_argument("--limit", type=int, help="use a seeded sample of N rows per dataset")
     p.add_argument("--seed", type=int, default=0, help="seed for split and training")
     p.add_argument(
         "--target-precision",

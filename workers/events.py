@@ -262,7 +262,10 @@ def event_time(event: Event) -> datetime:
 
 
 def event_time_ms(event: Event) -> int:
-    """:func:`event_time` as epoch milliseconds: the timestamp to produce the message with."""
+    """:func:`event_time` as epoch milliseconds, for lag metrics and event-time windows.
+
+    Not the Kafka message timestamp: that stays the produce time (see ``schemas/README.md``).
+    """
     return (event_time(event) - _EPOCH) // _MS
 
 

@@ -145,23 +145,23 @@ class OffsetTracker:
                     state.committable = order.popleft().offset + 1
         return True
 
-    def committable(self) -> dict[TopicPartitionKey, int]:
+    def committable(self, *, force: bool = False) -> dict[TopicPartitionKey, int]:
         """Offsets to commit (next offset to read) for partitions that advanced since the
-        last :meth:`mark_committed`."""
-        return {
-            key: s.committable
-            for key, s in self._parts.items()
-            if s.committable is not None and s.committable != s.committed
-        }
+        last :meth:`mark_committed`; with ``force``, for every partition that has one."""
+        return self.committable_for(self._parts, force=force)
 
     def committable_for(
-        self, partitions: Iterable[TopicPartitionKey]
+        self, partitions: Iterable[TopicPartitionKey], *, force: bool = False
     ) -> dict[TopicPartitionKey, int]:
         """Like :meth:`committable`, restricted to ``partitions``."""
         out: dict[TopicPartitionKey, int] = {}
         for key in partitions:
             s = self._parts.get(key)
-            if s is not None and s.committable is not None and s.committable != s.committed:
+            if (
+                s is not None
+                and s.committable is not None
+                and (force or s.committable != s.committed)
+            ):
                 out[key] = s.committable
         return out
 

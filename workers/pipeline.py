@@ -37,7 +37,7 @@ from workers.events import (
     derive_event_id,
     utc_now,
 )
-from workers.featurizer import ProductText, content_hash
+from workers.featurizer import ProductText
 from workers.metrics import ClassifyMetrics
 from workers.model import Classifier
 from workers.taxonomy import Decision
@@ -114,13 +114,8 @@ class BatchPipeline:
         if not events:
             return outcomes
 
-        texts = [
-            ProductText(
-                title=e.title, brand=e.brand, description=e.description, attributes=e.attributes
-            )
-            for e in events
-        ]
-        hashes = [content_hash(t) for t in texts]
+        texts = [ProductText(e.title, e.brand, e.description, e.attributes) for e in events]
+        hashes = self.classifier.featurizer.content_hashes(texts)
         lookup: Lookup | None = None
         if self.cache is not None:
             lookup = self.cache.lookup([e.product_id for e in events], hashes, self.version)

@@ -73,6 +73,9 @@ _INVISIBLE = re.compile(
     "]+"
 )
 
+# Variation selectors are printable (category Mn): str.isprintable() does not see them.
+_SELECTORS = re.compile("[\ufe00-\ufe0f\U000e0100-\U000e01ef]")
+
 _ASCII_NON_ALNUM = re.compile(r"[^a-z0-9]+")
 
 
@@ -101,7 +104,8 @@ def normalize(text: str) -> str:
     if "<" in text:
         text = _MARKUP.sub(" ", text)
     text = unicodedata.normalize("NFKC", text.casefold())
-    text = _INVISIBLE.sub("", text)
+    if not text.isprintable() or _SELECTORS.search(text):  # both much faster than the sub
+        text = _INVISIBLE.sub("", text)
     return " ".join(text.split())
 
 

@@ -12,6 +12,7 @@ import socket
 import time
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import faust
@@ -29,12 +30,13 @@ MESSAGES = 12
 FAUST_TIMEOUT_S = 60.0
 
 
-def _faust_app(bootstrap: str, app_id: str) -> faust.App:
+def _faust_app(bootstrap: str, app_id: str, datadir: Path) -> faust.App:
     return faust.App(
         app_id,
         broker=f"kafka://{bootstrap}",
         store="memory://",
         web_enabled=False,
+        datadir=str(datadir),  # not "<app_id>-data" in the current directory
         consumer_auto_offset_reset="earliest",
         # No "<app_id>-__assignor-__leader" topic: nothing is left behind in the broker.
         topic_disable_leader=True,
@@ -66,7 +68,7 @@ def _consume(bootstrap: str, topic: str, count: int, timeout_s: float) -> list[t
 
 
 def test_confluent_producer_to_faust_agent(
-    kafka_bootstrap: str, topic_factory: TopicFactory
+    kafka_bootstrap: str, topic_factory: TopicFactory, tmp_path: Path
 ) -> None:
     topic_name = topic_factory(3)
     sent = {f"key-{i}".encode(): f"value-{i}-{uuid.uuid4().hex}".encode() for i in range(MESSAGES)}
@@ -77,7 +79,7 @@ def test_confluent_producer_to_faust_agent(
     assert producer.flush(10.0) == 0, "confluent-kafka could not deliver every message"
 
     async def scenario() -> dict[bytes, bytes]:
-        app = _faust_app(kafka_bootstrap, f"prodcat-test-{uuid.uuid4().hex[:12]}")
+        app = _faust_app(kafka_bootstrap, f"prodcat-test-{uuid.uuid4().hex[:12]}", tmp_path)
         topic = app.topic(topic_name, key_serializer="raw", value_serializer="raw")
         received: dict[bytes, bytes] = {}
         done = asyncio.Event()
@@ -100,13 +102,13 @@ def test_confluent_producer_to_faust_agent(
 
 
 def test_faust_send_to_confluent_consumer(
-    kafka_bootstrap: str, topic_factory: TopicFactory
+    kafka_bootstrap: str, topic_factory: TopicFactory, tmp_path: Path
 ) -> None:
     topic_name = topic_factory(3)
     sent = {f"key-{i}".encode(): f"value-{i}-{uuid.uuid4().hex}".encode() for i in range(MESSAGES)}
 
     async def scenario() -> None:
-        app = _faust_app(kafka_bootstrap, f"prodcat-test-{uuid.uuid4().hex[:12]}")
+        app = _faust_app(kafka_bootstrap, f"prodcat-test-{uuid.uuid4().hex[:12]}", tmp_path)
         topic = app.topic(topic_name, key_serializer="raw", value_serializer="raw")
         await asyncio.wait_for(app.start(), FAUST_TIMEOUT_S)
         try:

@@ -101,6 +101,16 @@ def test_mark_committed_hides_until_advanced() -> None:
     assert tr.committable() == {}
 
 
+def test_force_offers_committed_offsets_again() -> None:
+    tr = OffsetTracker()
+    tr.ack(tr.track(T, 0, 0, outputs=1))
+    tr.track(T, 1, 0, outputs=1)
+    tr.mark_committed(tr.committable())
+    assert tr.committable() == {}
+    assert tr.committable(force=True) == {(T, 0): 1}
+    assert tr.committable_for([(T, 0), (T, 1)], force=True) == {(T, 0): 1}
+
+
 def test_reset_committed_offers_again() -> None:
     tr = OffsetTracker()
     tr.ack(tr.track(T, 0, 0, outputs=1))

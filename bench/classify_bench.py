@@ -1,0 +1,436 @@
+"""Classify worker benchmark: four ways to turn product events into categorized events.
+
+    python bench/classify_bench.py [--bundle DIR] [--events 100000] [--profile]
+
+One run on the local broker (``deploy/local/stack up``) with real catalog rows
+(distinct texts from the shared catalogs), side by side:
+
+(a) passthrough ceiling: the worker's Kafka clients, decode, encode, produce; no model
+(b) ``prodcat classify`` with every item a cache miss (fresh Redis namespace)
+(c) ``prodcat classify`` with ~90% cache hits (texts of (b), cached by (b))
+(d) a straightforward per-event faust-streaming agent doing the same classification
+
+Throughput: N events are preloaded, the worker started, and events/s taken from the
+output topic's broker append times (``LogAppendTime``; the 1st to 99th percentile).
+Latency: a fresh worker, then a paced producer at half of (b)'s measured maximum for
+``--latency-s`` seconds, each event's ``occurred_at`` set when sent; end-to-end is the
+output's append time minus ``occurred_at``. (d) cannot sustain that rate, so it is
+offered half of its own maximum (the table says which). Peak RSS is the worker's VmHWM.
+``--profile`` samples (b) with py-spy. Results: ``bench/results/`` (Markdown, PNG, JSON).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+import uuid
+from collections import Counter
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import msgspec
+from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from export.catalog import Example
+from export.datasets import load_dataset
+from workers.events import Codec, ProductEvent
+
+REPO = Path(__file__).resolve().parents[1]
+RESULTS = REPO / "bench" / "results"
+DATASETS = (
+    "bigbasket",
+    "amazon_in_2023",
+    "myntra_styles",
+    "implicitave_amazon",
+    "cn_ecommerce_products",
+)
+PARTITIONS = 6
+CODEC = Codec(1 << 20)
+
+
+class _Times(msgspec.Struct):
+    event_time: datetime
+
+
+_TIMES = msgspec.json.Decoder(_Times)
+
+
+@dataclass
+class Result:
+    name: str
+    events: int = 0
+    events_per_s: float = 0.0
+    p50_ms: float = 0.0
+    p99_ms: float = 0.0
+    offered_per_s: float = 0.0
+    rss_mib: float = 0.0
+
+
+# --------------------------------------------------------------------------- data and kafka
+
+
+def distinct_rows(data_dir: Path) -> list[Example]:
+    seen: set[tuple[Any, ...]] = set()
+    rows: list[Example] = []
+    per = {name: load_dataset(name, data_dir)[0] for name in DATASETS}
+    # interleave datasets so every slice has a mix of languages and catalogs
+    for i in range(max(len(v) for v in per.values())):
+        for examples in per.values():
+            if i < len(examples):
+                e = examples[i]
+                key = (e.title, e.brand, e.description, tuple(sorted(e.attributes.items())))
+                if key not in seen:
+                    seen.add(key)
+                    rows.append(e)
+    return rows
+
+
+def payload(e: Example, tag: str, i: int, when: datetime | None = None) -> tuple[bytes, bytes]:
+    event = ProductEvent(
+        event_type="product.created",
+        event_id=f"{tag}-{i}",
+        product_id=f"{tag}-{i}",
+        title=e.title,
+        brand=e.brand,
+        description=e.description,
+        attributes=e.attributes,
+        occurred_at=when or datetime.now(UTC),
+    )
+    return event.product_id.encode(), CODEC.encode(event)
+
+
+def mix(cached: list[Example], new: list[Example]) -> list[Example]:
+    """Nine cached texts, then one new one, repeated."""
+    return [
+        new[i // 10] if i % 10 == 9 else cached[i] for i in range(min(len(cached), 10 * len(new)))
+    ]
+
+
+def producer(bootstrap: str) -> Producer:
+    return Producer(
+        {"bootstrap.servers": bootstrap, "linger.ms": 1, "partitioner": "murmur2_random",
+         "queue.buffering.max.messages": 500_000}
+    )  # fmt: skip
+
+
+def preload(bootstrap: str, topic: str, records: list[tuple[bytes, bytes]]) -> None:
+    p = producer(bootstrap)
+    for key, value in records:
+        while True:
+            try:
+                p.produce(topic, value, key)
+                break
+            except BufferError:
+                p.poll(0.05)
+    p.flush(60)
+
+
+def make_topics(admin: AdminClient, tag: str) -> dict[str, str]:
+    names = {k: f"bench.{tag}.{k}.{uuid.uuid4().hex[:8]}" for k in
+             ("product_created", "product_updated", "categorized", "review", "dead_letter")}  # fmt: skip
+    new = [
+        NewTopic(n, PARTITIONS, 1, config={"message.timestamp.type": "LogAppendTime"})
+        for n in names.values()
+    ]
+    for f in admin.create_topics(new).values():
+        f.result(30)
+    time.sleep(1.0)
+    return names
+
+
+def output_count(bootstrap: str, topic: str) -> int:
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": "bench-count"})
+    try:
+        return sum(
+            c.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1]
+            for p in range(PARTITIONS)
+        )
+    finally:
+        c.close()
+
+
+def read_times(bootstrap: str, topic: str, n: int) -> list[tuple[int, int]]:
+    """(broker append ms, event_time ms) of every output."""
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": f"bench-{uuid.uuid4().hex}",
+                  "enable.auto.commit": False})  # fmt: skip
+    c.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in range(PARTITIONS)])
+    out: list[tuple[int, int]] = []
+    deadline = time.monotonic() + 120
+    while len(out) < n and time.monotonic() < deadline:
+        for m in c.consume(5000, 0.5):
+            if m.error() is None:
+                t = _TIMES.decode(m.value()).event_time
+                out.append((m.timestamp()[1], int(t.timestamp() * 1000)))
+    c.close()
+    return out
+
+
+def throughput(times: list[tuple[int, int]]) -> float:
+    ts = sorted(t for t, _ in times)
+    lo, hi = ts[len(ts) // 100], ts[len(ts) * 99 // 100 - 1]
+    return (len(ts) * 0.98) / max((hi - lo) / 1000.0, 1e-3)
+
+
+def percentile(values: list[float], q: float) -> float:
+    s = sorted(values)
+    return s[min(len(s) - 1, int(q * len(s)))]
+
+
+# --------------------------------------------------------------------------- workers
+
+
+class Worker:
+    def __init__(self, kind: str, env: dict[str, str], log: Path) -> None:
+        cmd = {
+            "classify": [sys.executable, "-m", "workers.cli", "classify"],
+            "passthrough": [sys.executable, "bench/baselines.py", "passthrough"],
+            "faust": [sys.executable, "bench/baselines.py", "faust"],
+        }[kind]
+        self.log = log.open("wb")
+        self.proc = subprocess.Popen(
+            cmd, cwd=REPO, env=env, stdout=self.log, stderr=subprocess.STDOUT
+        )
+
+    def rss_mib(self) -> float:
+        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+        return 0.0
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(60)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(10)
+        self.log.close()
+
+
+def worker_env(args: argparse.Namespace, topics: dict[str, str], prefix: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PRODCAT_")}
+    env.update({f"PRODCAT_TOPICS_{k.upper()}": v for k, v in topics.items()})
+    env.update(
+        {
+            "PRODCAT_KAFKA_BOOTSTRAP": args.bootstrap,
+            "PRODCAT_KAFKA_PARTITIONS": str(PARTITIONS),
+            "PRODCAT_REDIS_URL": args.redis_url,
+            "PRODCAT_REDIS_KEY_PREFIX": prefix,
+            "PRODCAT_MODEL_BUNDLE": str(args.bundle),
+            "PRODCAT_METRICS_PORT": "0",
+            "PRODCAT_CLASSIFY_GROUP_ID": f"bench-{uuid.uuid4().hex[:8]}",
+            "PRODCAT_LOG_LEVEL": "WARNING",
+            "PYTHONUNBUFFERED": "1",
+        }
+    )
+    return env
+
+
+def wait_outputs(bootstrap: str, topic: str, n: int, timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    while output_count(bootstrap, topic) < n:
+        if time.monotonic() > deadline:
+            raise SystemExit(f"timed out waiting for {n} outputs on {topic}")
+        time.sleep(0.5)
+
+
+def run_throughput(
+    args: argparse.Namespace, admin: AdminClient, kind: str, tag: str, records: list[Any],
+    prefix: str, profile: Path | None = None,
+) -> Result:  # fmt: skip
+    topics = make_topics(admin, tag)
+    preload(args.bootstrap, topics["product_created"], records)
+    w = Worker(kind, worker_env(args, topics, prefix), RESULTS / f"{tag}.log")
+    spy = None
+    try:
+        if profile is not None:
+            wait_outputs(args.bootstrap, topics["categorized"], 1, 120)
+            spy = subprocess.Popen(
+                ["py-spy", "record", "--pid", str(w.proc.pid), "--rate", "250", "--format",
+                 "raw", "-o", str(profile), "--duration", str(args.profile_s)],
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            )  # fmt: skip
+        wait_outputs(args.bootstrap, topics["categorized"], len(records), args.timeout_s)
+        rss = w.rss_mib()
+    finally:
+        if spy is not None:
+            spy.wait(args.profile_s + 30)
+        w.stop()
+    times = read_times(args.bootstrap, topics["categorized"], len(records))
+    return Result(tag, len(times), throughput(times), rss_mib=rss)
+
+
+def run_latency(
+    args: argparse.Namespace, admin: AdminClient, kind: str, tag: str, rows: list[Example],
+    prefix: str, rate: float,
+) -> tuple[float, float]:  # fmt: skip
+    topics = make_topics(admin, f"{tag}-lat")
+    w = Worker(kind, worker_env(args, topics, prefix), RESULTS / f"{tag}-lat.log")
+    try:
+        p = producer(args.bootstrap)
+        p.produce(topics["product_created"], payload(rows[0], f"{tag}-probe", 0)[1])
+        p.flush(10)
+        wait_outputs(args.bootstrap, topics["categorized"], 1, 180)  # the worker is up
+        total = int(rate * args.latency_s)
+        start_ms = int(time.time() * 1000)
+        start, sent, i = time.monotonic(), 0, 1
+        while sent < total:
+            due = min(total, int((time.monotonic() - start) * rate))
+            for _ in range(due - sent):
+                key, value = payload(rows[i % len(rows)], f"{tag}-lat", i)
+                p.produce(topics["product_created"], value, key)
+                i += 1
+            sent = due
+            p.poll(0)
+            time.sleep(0.002)
+        p.flush(30)
+        wait_outputs(args.bootstrap, topics["categorized"], total + 1, args.timeout_s)
+    finally:
+        w.stop()
+    times = read_times(args.bootstrap, topics["categorized"], total + 1)
+    lat = [float(a - e) for a, e in times if e >= start_ms]  # not the start-up probe
+    return percentile(lat, 0.5), percentile(lat, 0.99)
+
+
+# --------------------------------------------------------------------------- report
+
+
+def summarize_profile(raw: Path, top: int = 25) -> str:
+    self_s: Counter[str] = Counter()
+    incl: Counter[str] = Counter()
+    total = 0
+    for line in raw.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        if not stack:
+            continue
+        n = int(count)
+        frames = stack.split(";")
+        total += n
+        self_s[frames[-1]] += n
+        for f in set(frames):
+            incl[f] += n
+    lines = [f"py-spy samples: {total} (main thread and helpers; native librdkafka threads not seen)", "",
+             "| self % | function |", "|---:|---|"]  # fmt: skip
+    lines += [f"| {100 * n / total:.1f} | `{f}` |" for f, n in self_s.most_common(top)]
+    lines += ["", "| inclusive % | function |", "|---:|---|"]
+    lines += [f"| {100 * n / total:.1f} | `{f}` |" for f, n in incl.most_common(top)]
+    return "\n".join(lines)
+
+
+def report(results: list[Result], args: argparse.Namespace, profile_md: str | None) -> None:
+    a, b, c, d = results
+    rows = [
+        "| scenario | events | events/s | vs (a) | offered load (ev/s) | p50 ms | p99 ms | peak RSS MiB |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in results:
+        rows.append(
+            f"| {r.name} | {r.events} | {r.events_per_s:,.0f} | {r.events_per_s / a.events_per_s:.2f} "
+            f"| {r.offered_per_s:,.0f} | {r.p50_ms:.0f} | {r.p99_ms:.0f} | {r.rss_mib:.0f} |"
+        )
+    checks = [
+        f"- (b) ≥ 20,000 events/s: {'yes' if b.events_per_s >= 20000 else 'NO'} ({b.events_per_s:,.0f})",
+        f"- (b) ≥ 1/3 of (a): {'yes' if b.events_per_s >= a.events_per_s / 3 else 'NO'} "
+        f"({b.events_per_s / a.events_per_s:.2f})",
+        f"- (b) ≥ 10× (d): {'yes' if b.events_per_s >= 10 * d.events_per_s else 'NO'} "
+        f"({b.events_per_s / max(d.events_per_s, 1):.1f}×)",
+        f"- (b) p99 ≤ 100 ms at half load: {'yes' if b.p99_ms <= 100 else 'NO'} ({b.p99_ms:.0f} ms)",
+    ]
+    when = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    md = [f"# Classify worker benchmark ({when})", "",
+          f"`{' '.join(sys.argv)}` on {os.cpu_count()} CPUs; bundle `{args.bundle.name}`.", "",
+          *rows, "", *checks]  # fmt: skip
+    if profile_md:
+        md += ["", "## Profile of (b)", "", profile_md]
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "classify_bench.md").write_text("\n".join(md) + "\n")
+    (RESULTS / "classify_bench.json").write_text(json.dumps([asdict(r) for r in results], indent=2))
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4))
+    names = [r.name for r in results]
+    ax1.bar(names, [r.events_per_s for r in results], color=["grey", "C0", "C2", "C3"])
+    ax1.set_ylabel("events/s")
+    ax1.set_title("max throughput")
+    x = range(len(results))
+    ax2.bar([i - 0.2 for i in x], [r.p50_ms for r in results], 0.4, label="p50")
+    ax2.bar([i + 0.2 for i in x], [r.p99_ms for r in results], 0.4, label="p99")
+    ax2.set_xticks(list(x), names)
+    ax2.set_yscale("log")
+    ax2.set_ylabel("end-to-end ms")
+    ax2.set_title("latency at the offered load")
+    ax2.legend()
+    fig.tight_layout()
+    fig.savefig(RESULTS / "classify_bench.png", dpi=120)
+    print("\n".join(md))
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--bundle", type=Path, required=True, help="model bundle directory")
+    ap.add_argument("--data-dir", type=Path, default=REPO.parent / "shared" / "data")
+    ap.add_argument(
+        "--bootstrap", default=os.environ.get("PRODCAT_KAFKA_BOOTSTRAP", "127.0.0.1:9092")
+    )
+    ap.add_argument(
+        "--redis-url", default=os.environ.get("PRODCAT_REDIS_URL", "redis://127.0.0.1:6379/0")
+    )
+    ap.add_argument("--events", type=int, default=100_000, help="events per throughput run")
+    ap.add_argument("--faust-events", type=int, default=5_000, help="events for (d)")
+    ap.add_argument("--latency-s", type=float, default=10.0, help="paced run length")
+    ap.add_argument("--timeout-s", type=float, default=600.0)
+    ap.add_argument("--profile", action="store_true", help="py-spy profile of (b)")
+    ap.add_argument("--profile-s", type=int, default=10)
+    args = ap.parse_args()
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    admin = AdminClient({"bootstrap.servers": args.bootstrap})
+    rows = distinct_rows(args.data_dir)
+    n = args.events
+    if len(rows) < int(n * 1.1) + 1000:
+        raise SystemExit(f"only {len(rows)} distinct rows; use --events <= {len(rows) // 2}")
+    seen, fresh = rows[:n], rows[n:]
+    run_id = uuid.uuid4().hex[:8]
+    prefix = f"prodcat-bench:{run_id}"
+    now = datetime.now(UTC)
+    base = [payload(e, f"b{run_id}", i, now) for i, e in enumerate(seen)]
+    hits = n - n // 10
+    mixed = [payload(e, f"c{run_id}", i, now) for i, e in enumerate(mix(seen, fresh[: n - hits]))]
+    profile = RESULTS / "profile_b.txt" if args.profile else None
+
+    print("(a) passthrough ...", flush=True)
+    a = run_throughput(args, admin, "passthrough", "a-passthrough", base, prefix)
+    print(f"    {a.events_per_s:,.0f} ev/s\n(b) classify, all misses ...", flush=True)
+    b = run_throughput(args, admin, "classify", "b-classify-miss", base, prefix, profile)
+    print(f"    {b.events_per_s:,.0f} ev/s\n(c) classify, 90% hits ...", flush=True)
+    c = run_throughput(args, admin, "classify", "c-classify-90hit", mixed, prefix)
+    print(f"    {c.events_per_s:,.0f} ev/s\n(d) faust per event ...", flush=True)
+    d = run_throughput(args, admin, "faust", "d-faust", base[: args.faust_events], prefix)
+    print(f"    {d.events_per_s:,.0f} ev/s", flush=True)
+
+    rate = b.events_per_s / 2
+    lat_rows = fresh[n - hits :]  # never classified: misses for (a), (b), (d)
+    for r, kind, source, pfx, offered in [
+        (a, "passthrough", lat_rows, prefix, rate),
+        (b, "classify", lat_rows, f"{prefix}-lat", rate),
+        (c, "classify", mix(seen, lat_rows), prefix, rate),
+        (d, "faust", lat_rows, prefix, min(rate, d.events_per_s / 2)),
+    ]:
+        print(f"latency {r.name} at {offered:,.0f} ev/s ...", flush=True)
+        r.offered_per_s = offered
+        r.p50_ms, r.p99_ms = run_latency(args, admin, kind, r.name, source, pfx, offered)
+    report([a, b, c, d], args, summarize_profile(profile) if profile and profile.exists() else None)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

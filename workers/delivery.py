@@ -1,0 +1,189 @@
+"""Producing a batch's outputs and handling their delivery reports.
+
+For each consumed message, :meth:`OutputSender.send` produces its categorized
+event (keyed by ``product_id``) and review copy, or its dead-letter record, with a
+delivery callback that acknowledges the message's :class:`~workers.offsets.Pending`
+in the :class:`~workers.offsets.OffsetTracker` (at-least-once mode) and records
+metrics, including end-to-end latency from the input's ``occurred_at`` to the
+broker's acknowledgement of the categorized event.
+
+A full local producer queue (``BufferError``) is backpressure, not an error: the
+sender serves delivery reports until there is room. A refused output (which, with
+``message.timeout.ms=0``, means a permanent error) is logged with the input's
+coordinates and, in at-least-once mode, recorded in :attr:`OutputSender.fatal`:
+the input's offset is never committed and the worker stops, so a restart
+reprocesses it.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+from functools import partial
+from typing import Any
+
+from confluent_kafka import KafkaException
+
+from workers.deadletter import dead_letter_record, log_dead_letter
+from workers.metrics import ClassifyMetrics
+from workers.offsets import OffsetTracker, Pending
+from workers.pipeline import Outcome
+from workers.settings import TopicSettings
+
+__all__ = ["OutputSender"]
+
+log = logging.getLogger(__name__)
+
+FLUSH_SLICE_S = 0.1
+BACKPRESSURE_POLL_S = 0.05
+
+
+class OutputSender:
+    """Produces outcomes; owns the delivery callbacks of one producer."""
+
+    def __init__(
+        self,
+        producer: Any,
+        topics: TopicSettings,
+        metrics: ClassifyMetrics,
+        tracker: OffsetTracker,
+        worker_name: str,
+        *,
+        exactly_once: bool = False,
+    ) -> None:
+        self.producer = producer
+        self.topics = topics
+        self.metrics = metrics
+        self.tracker = tracker
+        self.worker_name = worker_name
+        self.exactly_once = exactly_once
+        self.fatal: BaseException | None = None
+
+    def send(self, messages: Sequence[Any], outcomes: Sequence[Outcome], *, track: bool) -> None:
+        """Produce the outputs of ``messages`` (consumed, in order) from their ``outcomes``.
+        With ``track``, each message is registered in the tracker with its output count."""
+        categorized, review = self.topics.categorized, self.topics.review
+        tracker_track = self.tracker.track if track else None
+        on_categorized, on_delivered = self._on_categorized, self._on_delivered
+        by_source = self.metrics.categorized.labels
+        reviewed = self.metrics.reviewed.labels(review)
+        for m, o in zip(messages, outcomes, strict=True):
+            pending = None
+            if o.error is not None:
+                if tracker_track is not None:
+                    pending = tracker_track(m.topic(), m.partition(), m.offset(), 1)
+                self.dead_letter(m, o.error, pending)
+                continue
+            if tracker_track is not None:
+                pending = tracker_track(m.topic(), m.partition(), m.offset(), 2 if o.review else 1)
+            by_source(o.source).inc()
+            self._produce(
+                categorized, o.key, o.value, partial(on_categorized, pending, o.occurred_ms)
+            )
+            if o.review is not None:
+                reviewed.inc()
+                self._produce(review, o.key, o.review, partial(on_delivered, pending))
+
+    def dead_letter(self, m: Any, error: BaseException, pending: Pending | None) -> None:
+        """Produce ``m`` unchanged to the dead-letter topic with the error headers."""
+        topic, partition, offset = m.topic(), m.partition(), m.offset()
+        record = dead_letter_record(
+            error,
+            topic=topic,
+            partition=partition,
+            offset=offset,
+            key=m.key(),
+            value=m.value(),
+            headers=m.headers(),
+            worker=self.worker_name,
+        )
+        log_dead_letter(error, topic, partition, offset)
+        self.metrics.dead_lettered.labels(topic, record.error_class).inc()
+        self._produce(
+            self.topics.dead_letter,
+            record.key,
+            record.value,
+            partial(self._on_delivered, pending),
+            record.headers,
+        )
+
+    def flush(self, deadline: float) -> bool:
+        """Serve delivery reports until the producer queue is empty or ``deadline``
+        (``time.monotonic()``), in short slices so signals are handled meanwhile."""
+        producer = self.producer
+        while len(producer) > 0:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            producer.flush(min(FLUSH_SLICE_S, left))
+        producer.poll(0)
+        return True
+
+    def _produce(
+        self,
+        topic: str,
+        key: bytes | None,
+        value: bytes | None,
+        callback: Callable[[Any, Any], None],
+        headers: list[tuple[str, bytes]] | None = None,
+    ) -> None:
+        producer = self.producer
+        while True:
+            try:
+                producer.produce(topic, value, key, headers=headers, on_delivery=callback)
+                return
+            except BufferError:
+                producer.poll(BACKPRESSURE_POLL_S)  # local queue full: wait for acks
+            except KafkaException as exc:
+                if value is None or topic != self.topics.dead_letter:
+                    raise
+                # e.g. a value over the producer's message.max.bytes: keep the headers.
+                log.error(
+                    "dead letter to %s refused (%s); sending it without its value", topic, exc
+                )
+                value = None
+
+    # ------------------------------------------------------------------ delivery reports
+
+    def _on_delivered(self, pending: Pending | None, err: Any, msg: Any) -> None:
+        if err is not None:
+            self._failed(pending, err, msg)
+            return
+        if pending is not None:
+            self.tracker.ack(pending)
+        self.metrics.topic(msg.topic()).produced.inc()
+
+    def _on_categorized(
+        self, pending: Pending | None, occurred_ms: int, err: Any, msg: Any
+    ) -> None:
+        if err is not None:
+            self._failed(pending, err, msg)
+            return
+        if pending is not None:
+            self.tracker.ack(pending)
+        self.metrics.topic(msg.topic()).produced.inc()
+        self.metrics.end_to_end_seconds.observe(max(0.0, time.time() - occurred_ms / 1000.0))
+
+    def _failed(self, pending: Pending | None, err: Any, msg: Any) -> None:
+        self.metrics.delivery_errors.labels(msg.topic()).inc()
+        coords: dict[str, Any] = {}
+        if pending is not None:
+            coords = {
+                "topic": pending.topic,
+                "partition": pending.partition,
+                "offset": pending.offset,
+            }
+        log.error(
+            "output to %s for input %s[%s]@%s was refused: %s",
+            msg.topic(),
+            coords.get("topic"),
+            coords.get("partition"),
+            coords.get("offset"),
+            err,
+            extra=coords,
+        )
+        if not self.exactly_once:
+            # The input's offset is never committed; restart reprocesses it. (In exactly-once
+            # mode the transaction commit fails instead, and the batch is retried.)
+            self.fatal = KafkaException(err)
