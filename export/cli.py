@@ -21,7 +21,9 @@ def train_command(args: argparse.Namespace, settings: Settings) -> int:
     candidates = tuple(c.strip() for c in args.candidates.split(",") if c.strip())
     unknown = [c for c in candidates if c not in ARCHITECTURES]
     if unknown:
-        raise ExportError(f"--candidates: unknown {unknown}; choose from {', '.join(ARCHITECTURES)}")
+        raise ExportError(
+            f"--candidates: unknown {unknown}; choose from {', '.join(ARCHITECTURES)}"
+        )
     config = TrainConfig(
         data=tuple(args.data),
         data_dir=settings.data_dir,

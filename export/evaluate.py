@@ -33,7 +33,9 @@ def classify_all(classifier: Classifier, items: Sequence[Any], batch: int = 1024
     return out
 
 
-def backoff_summary(truth: Sequence[tuple[str, ...]], decisions: Sequence[Decision]) -> dict[str, float]:
+def backoff_summary(
+    truth: Sequence[tuple[str, ...]], decisions: Sequence[Decision]
+) -> dict[str, float]:
     """How the thresholds behaved: share answered at leaf level, backed off, abstained,
     and the precision of each group (an answer is right when it is a prefix of the truth)."""
     n = max(len(decisions), 1)
@@ -68,7 +70,9 @@ def evaluate_bundle(root: Path, prep: Prepared, config: TrainConfig) -> dict[str
     truth = [prep.examples[i].path for i in prep.test]
     decisions = classify_all(classifier, test_items)
     leaf_pred = [d.alternatives[0].path for d in decisions]
-    top3 = np.array([t in {a.path for a in d.alternatives} for t, d in zip(truth, decisions, strict=True)])
+    top3 = np.array(
+        [t in {a.path for a in d.alternatives} for t, d in zip(truth, decisions, strict=True)]
+    )
     conf = np.array([d.alternatives[0].score for d in decisions], dtype=np.float64)
     ours = metrics.score(truth, leaf_pred, top3_hit=top3, confidence=conf)
     unseen = sum(1 for t in truth if t not in set(bundle.taxonomy.leaves))
@@ -92,7 +96,10 @@ def evaluate_bundle(root: Path, prep: Prepared, config: TrainConfig) -> dict[str
         dec = base.decision
         order = np.argsort(-dec, axis=1)[:, :3]
         b_top3 = np.array(
-            [t in {base.classes[j] for j in row} for t, row in zip(truth, order.tolist(), strict=True)]
+            [
+                t in {base.classes[j] for j in row}
+                for t, row in zip(truth, order.tolist(), strict=True)
+            ]
         )
         baseline_scores = metrics.score(
             truth, base.predictions, top3_hit=b_top3, confidence=dec.max(axis=1)

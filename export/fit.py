@@ -20,9 +20,9 @@ from typing import Any
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import numpy as np  # noqa: E402
-import numpy.typing as npt  # noqa: E402
-import tensorflow as tf  # noqa: E402
+import numpy as np
+import numpy.typing as npt
+import tensorflow as tf
 
 Arrays = dict[str, npt.NDArray[np.int32]]
 
@@ -96,7 +96,7 @@ def fit(
     optimizer = LazyAdam(variables, learning_rate)
     ce = keras.losses.SparseCategoricalCrossentropy(reduction="none")
 
-    @tf.function(reduce_retracing=True)  # type: ignore[misc]
+    @tf.function(reduce_retracing=True)  # type: ignore[untyped-decorator]
     def train_step(inputs: list[Any], labels: Any, w: Any) -> Any:
         with tf.GradientTape() as tape:
             probs = model(inputs, training=True)
@@ -104,7 +104,7 @@ def fit(
         optimizer.apply(tape.gradient(loss, variables))
         return loss
 
-    @tf.function(reduce_retracing=True)  # type: ignore[misc]
+    @tf.function(reduce_retracing=True)  # type: ignore[untyped-decorator]
     def eval_step(inputs: list[Any], labels: Any) -> tuple[Any, Any]:
         probs = model(inputs, training=False)
         hits = tf.cast(tf.equal(tf.argmax(probs, axis=1), labels), tf.float32)
@@ -116,7 +116,11 @@ def fit(
     start = time.perf_counter()
     for epoch in range(1, max_epochs + 1):
         batches = _batches(len(y), batch_size, rng)
-        bar = keras.utils.Progbar(len(batches), verbose=verbose, unit_name="batch") if verbose else None
+        bar = (
+            keras.utils.Progbar(len(batches), verbose=verbose, unit_name="batch")
+            if verbose
+            else None
+        )
         if verbose:
             print(f"epoch {epoch}/{max_epochs}", file=sys.stderr, flush=True)
         total = 0.0

@@ -58,7 +58,9 @@ class MaskedMean(layers.Layer):  # type: ignore[misc]
 def build(spec: FeaturizerSpec, n_labels: int, hyper: Hyper) -> keras.Model:
     """Build (uncompiled) the network named by ``hyper.architecture``."""
     if hyper.architecture not in ARCHITECTURES:
-        raise ValueError(f"unknown architecture {hyper.architecture!r}; pick one of {ARCHITECTURES}")
+        raise ValueError(
+            f"unknown architecture {hyper.architecture!r}; pick one of {ARCHITECTURES}"
+        )
     word_ids = keras.Input(shape=(spec.max_word_ids,), dtype="int32", name="word_ids")
     char_ids = keras.Input(shape=(spec.max_char_ids,), dtype="int32", name="char_ids")
     word_emb = layers.Embedding(spec.word_buckets + 1, hyper.dim, name="word_embedding")(word_ids)

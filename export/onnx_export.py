@@ -29,7 +29,7 @@ def to_onnx(model: Any, out: Path, *, opset: int = ONNX_OPSET) -> Path:
         for t in model.inputs
     )
 
-    @tf.function(input_signature=signature)  # type: ignore[misc]
+    @tf.function(input_signature=signature)  # type: ignore[untyped-decorator]
     def serve(*inputs: Any) -> dict[str, Any]:
         return {"probs": model(list(inputs), training=False)}
 
@@ -38,9 +38,7 @@ def to_onnx(model: Any, out: Path, *, opset: int = ONNX_OPSET) -> Path:
     return out
 
 
-def parity(
-    model: Any, onnx_path: Path, feeds: dict[str, npt.NDArray[np.int32]]
-) -> float:
+def parity(model: Any, onnx_path: Path, feeds: dict[str, npt.NDArray[np.int32]]) -> float:
     """Largest absolute difference between Keras and onnxruntime outputs."""
     import onnxruntime as ort
 

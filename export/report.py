@@ -102,11 +102,18 @@ def write_report(
     (out / "report.json").write_text(json.dumps(full, ensure_ascii=False, indent=2) + "\n")
 
     ours, base = result["ours"], result.get("baseline")
-    lines = [f"# {title}", "", f"Test rows: {result['test_rows']} "
-             f"({result['test_rows_with_unseen_label']} with a label never seen in training).", ""]
+    lines = [
+        f"# {title}",
+        "",
+        f"Test rows: {result['test_rows']} "
+        f"({result['test_rows_with_unseen_label']} with a label never seen in training).",
+        "",
+    ]
     lines += ["| metric | prodcat | TF-IDF + LinearSVC |", "|---|---|---|"]
     for key, name in _HEADLINE:
-        lines.append(f"| {name} | {_fmt(ours.get(key))} | {_fmt(base.get(key) if base else None)} |")
+        lines.append(
+            f"| {name} | {_fmt(ours.get(key))} | {_fmt(base.get(key) if base else None)} |"
+        )
     b = result["backoff"]
     lines += [
         "",
@@ -123,9 +130,17 @@ def write_report(
         "|---|---|---|",
     ]
     lines += [f"| {a} | {p} | {n} |" for a, p, n in confused]
-    lines += ["", "Confusion matrix classes: " + "; ".join(f"{i}={c}" for i, c in enumerate(classes))]
-    lines += ["", "## Per class (30 largest)", "", "| class | precision | recall | F1 | support |",
-              "|---|---|---|---|---|"]
+    lines += [
+        "",
+        "Confusion matrix classes: " + "; ".join(f"{i}={c}" for i, c in enumerate(classes)),
+    ]
+    lines += [
+        "",
+        "## Per class (30 largest)",
+        "",
+        "| class | precision | recall | F1 | support |",
+        "|---|---|---|---|---|",
+    ]
     for row in per_class[:30]:
         lines.append(
             f"| {row['class']} | {_fmt(row['precision'])} | {_fmt(row['recall'])} | "

@@ -35,8 +35,17 @@ from workers.taxonomy import Taxonomy
 
 log = logging.getLogger("prodcat.train")
 
-_PACKAGES = ("prodcat", "tensorflow-cpu", "tensorflow", "keras", "tf2onnx", "onnx", "onnxruntime",
-             "numpy", "scikit-learn")
+_PACKAGES = (
+    "prodcat",
+    "tensorflow-cpu",
+    "tensorflow",
+    "keras",
+    "tf2onnx",
+    "onnx",
+    "onnxruntime",
+    "numpy",
+    "scikit-learn",
+)
 
 
 @dataclass(frozen=True)
@@ -170,20 +179,24 @@ def prepare(config: TrainConfig) -> Prepared:
     )
 
 
-def featurize(featurizer: Featurizer, items: Sequence[ProductText]) -> dict[str, npt.NDArray[np.int32]]:
+def featurize(
+    featurizer: Featurizer, items: Sequence[ProductText]
+) -> dict[str, npt.NDArray[np.int32]]:
     chunks: list[dict[str, npt.NDArray[np.int32]]] = []
     for start in range(0, len(items), 4096):
         chunks.append(featurizer.transform(items[start : start + 4096]))
     return {k: np.concatenate([c[k] for c in chunks]) for k in chunks[0]}
 
 
-def class_weights(labels: npt.NDArray[np.int64], n_labels: int, power: float = 0.5) -> npt.NDArray[np.float32]:
+def class_weights(
+    labels: npt.NDArray[np.int64], n_labels: int, power: float = 0.5
+) -> npt.NDArray[np.float32]:
     """Per-sample weights ~ (1/frequency)^power, normalised to mean 1, clipped to [0.1, 10]."""
     counts = np.bincount(labels, minlength=n_labels).astype(np.float64)
     per_class = np.where(counts > 0, (counts.sum() / np.maximum(counts, 1)) ** power, 0.0)
-    weights = per_class[labels]
+    weights: npt.NDArray[np.float64] = per_class[labels]
     weights = weights / weights.mean()
-    return np.clip(weights, 0.1, 10.0).astype(np.float32)
+    return np.asarray(np.clip(weights, 0.1, 10.0), dtype=np.float32)
 
 
 def _labels(prep: Prepared, idx: Sequence[int]) -> npt.NDArray[np.int64]:
@@ -209,6 +222,7 @@ def train_candidate(
     """Train one architecture with early stopping on the validation split."""
     import keras
 
+    from export.fit import fit
     from export.networks import build
 
     keras.utils.set_random_seed(seed)
@@ -219,26 +233,20 @@ def train_candidate(
     x_train = {k: v[prep.train] for k, v in feats.items()}
     x_val = {k: v[np.asarray(prep.val)[seen_val]] for k, v in feats.items()}
     model = build(spec, n, hyper)
-    model.compile(
-        optimizer=keras.optimizers.Adam(learning_rate=hyper.learning_rate),
-        loss="sparse_categorical_crossentropy",
-        metrics=["accuracy"],
-    )
     start = time.perf_counter()
-    history = model.fit(
+    history = fit(
+        model,
         x_train,
         y_train,
-        sample_weight=class_weights(y_train, n),
-        validation_data=(x_val, y_val[seen_val]),
+        class_weights(y_train, n),
+        x_val,
+        y_val[seen_val],
+        learning_rate=hyper.learning_rate,
         batch_size=hyper.batch_size,
-        epochs=hyper.max_epochs,
-        shuffle=True,
+        max_epochs=hyper.max_epochs,
+        patience=hyper.patience,
+        seed=seed,
         verbose=verbose,
-        callbacks=[
-            keras.callbacks.EarlyStopping(
-                monitor="val_loss", patience=hyper.patience, restore_best_weights=True
-            )
-        ],
     )
     seconds = time.perf_counter() - start
     x_val_all = {k: v[prep.val] for k, v in feats.items()}
@@ -247,7 +255,8 @@ def train_candidate(
     summary = {
         "architecture": hyper.architecture,
         "hyper": hyper.to_dict(),
-        "epochs": len(history.history["loss"]),
+        "epochs": len(history.loss),
+        "best_epoch": history.best_epoch,
         "train_seconds": round(seconds, 1),
         "val_accuracy": float(np.mean(pred == y_val)),
         "val_weighted_f1": _weighted_f1(y_val, pred),
@@ -290,7 +299,11 @@ def run(config: TrainConfig) -> Path:
     prep = prepare(config)
     log.info(
         "split: train=%d val=%d test=%d leaves=%d depth=%d",
-        len(prep.train), len(prep.val), len(prep.test), len(prep.taxonomy), prep.taxonomy.depth,
+        len(prep.train),
+        len(prep.val),
+        len(prep.test),
+        len(prep.taxonomy),
+        prep.taxonomy.depth,
     )
     featurizer = Featurizer(config.spec)
     feats = featurize(featurizer, [to_text(e) for e in prep.examples])
@@ -312,8 +325,9 @@ def run(config: TrainConfig) -> Path:
             best_f1, best_model = summary["val_weighted_f1"], model
     chosen = max(candidates, key=lambda c: c["val_weighted_f1"])
 
-    val_probs = np.asarray(best_model.predict({k: v[prep.val] for k, v in feats.items()},
-                                              batch_size=2048, verbose=0))
+    val_probs = np.asarray(
+        best_model.predict({k: v[prep.val] for k, v in feats.items()}, batch_size=2048, verbose=0)
+    )
     thresholds = choose_thresholds(
         prep.taxonomy, val_probs, [prep.examples[i].path for i in prep.val], config.target_precision
     )
@@ -335,8 +349,12 @@ def run(config: TrainConfig) -> Path:
         "labels": [list(p) for p in prep.taxonomy.leaves],
         "featurizer": config.spec.to_dict(),
         "thresholds": thresholds.to_dict(),
-        "onnx": {"opset": ONNX_OPSET, "inputs": ["word_ids", "char_ids"], "output": "probs",
-                 "parity_max_abs_diff": max_diff},
+        "onnx": {
+            "opset": ONNX_OPSET,
+            "inputs": ["word_ids", "char_ids"],
+            "output": "probs",
+            "parity_max_abs_diff": max_diff,
+        },
         "model": {"chosen": chosen["architecture"], "candidates": candidates},
         "data": {
             "sources": list(config.data),
@@ -345,8 +363,9 @@ def run(config: TrainConfig) -> Path:
             "split": prep.split,
             "rows": {"train": len(prep.train), "val": len(prep.val), "test": len(prep.test)},
             "load_reports": prep.reports,
-            "leaf_counts": dict(Counter(" > ".join(prep.examples[i].path) for i in prep.train)
-                                .most_common(20)),
+            "leaf_counts": dict(
+                Counter(" > ".join(prep.examples[i].path) for i in prep.train).most_common(20)
+            ),
         },
         "packages": package_versions(),
         "train_seconds": round(train_seconds, 1),

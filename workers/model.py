@@ -62,7 +62,12 @@ class Classifier:
 
     @classmethod
     def from_path(
-        cls, path: Path, *, expected_sha256: str | None = None, intra_op_threads: int = 1, top_k: int = 3
+        cls,
+        path: Path,
+        *,
+        expected_sha256: str | None = None,
+        intra_op_threads: int = 1,
+        top_k: int = 3,
     ) -> Classifier:
         return cls(
             load_bundle(path, expected_sha256=expected_sha256),

@@ -83,7 +83,11 @@ def decision_record(product_id: str, decision: Decision, version: str) -> dict[s
         "category_path": list(decision.path),
         "confidence": round(decision.confidence, 6),
         "alternatives": [
-            {"category_id": a.category_id, "category_path": list(a.path), "score": round(a.score, 6)}
+            {
+                "category_id": a.category_id,
+                "category_path": list(a.path),
+                "score": round(a.score, 6),
+            }
             for a in decision.alternatives
         ],
         "abstained": decision.abstained,
@@ -92,9 +96,7 @@ def decision_record(product_id: str, decision: Decision, version: str) -> dict[s
     }
 
 
-def predict_file(
-    classifier: Classifier, src: Path, out: IO[str], *, batch_size: int = 1024
-) -> int:
+def predict_file(classifier: Classifier, src: Path, out: IO[str], *, batch_size: int = 1024) -> int:
     """Classify every product of ``src`` into JSONL lines on ``out``; returns the count."""
     count = 0
     ids: list[str] = []
@@ -102,7 +104,9 @@ def predict_file(
 
     def flush() -> None:
         for pid, decision in zip(ids, classifier.classify(items), strict=True):
-            out.write(json.dumps(decision_record(pid, decision, classifier.version), ensure_ascii=False))
+            out.write(
+                json.dumps(decision_record(pid, decision, classifier.version), ensure_ascii=False)
+            )
             out.write("\n")
 
     for pid, item in read_products(src):

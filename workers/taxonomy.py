@@ -148,7 +148,11 @@ class Taxonomy:
         """Decode a batch of leaf scores [B, leaves] into decisions."""
         batch, n = scores.shape
         k = min(top_k, n)
-        top = np.argpartition(-scores, k - 1, axis=1)[:, :k] if k < n else np.tile(np.arange(n), (batch, 1))
+        top = (
+            np.argpartition(-scores, k - 1, axis=1)[:, :k]
+            if k < n
+            else np.tile(np.arange(n), (batch, 1))
+        )
         top_scores = np.take_along_axis(scores, top, axis=1)
         order = np.argsort(-top_scores, axis=1, kind="stable")
         top = np.take_along_axis(top, order, axis=1)
@@ -183,9 +187,9 @@ class Taxonomy:
                     level = self.level_scores(scores[pending], 1)
                     arg = np.argmax(level, axis=1)
                     nodes = self._levels[1][1]
-                    for j, item in enumerate(pending.tolist()):
-                        chosen_path[item] = nodes[int(arg[j])]
-                        chosen_score[item] = float(level[j, arg[j]])
+                    for k, row in enumerate(pending.tolist()):
+                        chosen_path[row] = nodes[int(arg[k])]
+                        chosen_score[row] = float(level[k, arg[k]])
                 abstained[pending] = True
 
         out: list[Decision] = []

@@ -179,12 +179,12 @@ def test_tampered_bundle_is_refused(trained: tuple[str, Path], tmp_path: Path) -
     meta = json.loads((copy / "metadata.json").read_text())
     meta["thresholds"]["leaf"] = 0.0
     (copy / "metadata.json").write_text(json.dumps(meta))
-    with pytest.raises(BundleError, match="metadata.json: sha256"):
+    with pytest.raises(BundleError, match=r"metadata\.json: sha256"):
         load_bundle(copy)
     shutil.copytree(root, tmp_path / "copy2")
     with (tmp_path / "copy2" / "model.onnx").open("r+b") as fh:
         fh.truncate(1000)
-    with pytest.raises(BundleError, match="model.onnx"):
+    with pytest.raises(BundleError, match=r"model\.onnx"):
         load_bundle(tmp_path / "copy2")
 
 
