@@ -71,6 +71,7 @@ class Result:
     p99_ms: float = 0.0
     offered_per_s: float = 0.0
     rss_mib: float = 0.0
+    cpu_us_per_event: float = 0.0
 
 
 # --------------------------------------------------------------------------- data and kafka
@@ -198,6 +199,11 @@ class Worker:
             cmd, cwd=REPO, env=env, stdout=self.log, stderr=subprocess.STDOUT
         )
 
+    def cpu_s(self) -> float:
+        """User + system CPU seconds of the worker so far (all its threads)."""
+        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
     def rss_mib(self) -> float:
         for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
             if line.startswith("VmHWM:"):
@@ -250,8 +256,9 @@ def run_throughput(
     w = Worker(kind, worker_env(args, topics, prefix), RESULTS / f"{tag}.log")
     spy = None
     try:
+        wait_outputs(args.bootstrap, topics["categorized"], 1, 120)
+        cpu0, out0 = w.cpu_s(), output_count(args.bootstrap, topics["categorized"])
         if profile is not None:
-            wait_outputs(args.bootstrap, topics["categorized"], 1, 120)
             spy = subprocess.Popen(
                 ["py-spy", "record", "--pid", str(w.proc.pid), "--rate", "250", "--format",
                  "raw", "-o", str(profile), "--duration", str(args.profile_s)],
@@ -259,12 +266,13 @@ def run_throughput(
             )  # fmt: skip
         wait_outputs(args.bootstrap, topics["categorized"], len(records), args.timeout_s)
         rss = w.rss_mib()
+        cpu_us = (w.cpu_s() - cpu0) * 1e6 / max(1, len(records) - out0)
     finally:
         if spy is not None:
             spy.wait(args.profile_s + 30)
         w.stop()
     times = read_times(args.bootstrap, topics["categorized"], len(records))
-    return Result(tag, len(times), throughput(times), rss_mib=rss)
+    return Result(tag, len(times), throughput(times), rss_mib=rss, cpu_us_per_event=cpu_us)
 
 
 def run_latency(

@@ -6,10 +6,10 @@ over the taxonomy's leaves.
 
 * ``fasttext``: the fastText recipe. One embedding bag per input (masked mean),
   concatenated, then a linear softmax layer.
-* ``twotower``: the word and character towers each get their own embedding bag
-  *and* a non-linear projection, then a hidden layer mixes them before the
-  softmax. More capacity for long-tail leaves and for Chinese, where character
-  n-grams carry most of the signal.
+* ``twotower``: the word and character towers each keep their embedding bag
+  (the fastText path) and add a non-linear ReLU projection of it; the softmax
+  reads both. More capacity for interactions between n-grams, e.g. for Chinese,
+  where character n-grams carry most of the signal.
 """
 
 from __future__ import annotations
@@ -35,10 +35,11 @@ class Hyper:
     dim: int = 64
     hidden: int = 512
     dropout: float = 0.3
-    learning_rate: float = 2e-3
+    learning_rate: float = 1e-2
     batch_size: int = 128
-    max_epochs: int = 12
-    patience: int = 2
+    max_epochs: int = 20
+    patience: int = 3
+    class_weight_power: float = 0.5
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -71,11 +72,12 @@ def build(spec: FeaturizerSpec, n_labels: int, hyper: Hyper) -> keras.Model:
         hidden = layers.Concatenate(name="bags")([word_vec, char_vec])
         hidden = layers.Dropout(hyper.dropout, name="dropout")(hidden)
     else:
-        word_vec = layers.Dense(hyper.dim * 2, activation="gelu", name="word_tower")(word_vec)
-        char_vec = layers.Dense(hyper.dim * 2, activation="gelu", name="char_tower")(char_vec)
-        hidden = layers.Concatenate(name="towers")([word_vec, char_vec])
-        hidden = layers.Dropout(hyper.dropout, name="dropout_in")(hidden)
-        hidden = layers.Dense(hyper.hidden, activation="gelu", name="hidden")(hidden)
-        hidden = layers.Dropout(hyper.dropout, name="dropout_out")(hidden)
+        # Each tower keeps its linear bag (the fastText path) and adds a
+        # non-linear projection of it; a residual-style concat lets the
+        # softmax use both.
+        word_h = layers.Dense(hyper.hidden // 2, activation="relu", name="word_tower")(word_vec)
+        char_h = layers.Dense(hyper.hidden // 2, activation="relu", name="char_tower")(char_vec)
+        hidden = layers.Concatenate(name="towers")([word_vec, char_vec, word_h, char_h])
+        hidden = layers.Dropout(hyper.dropout, name="dropout")(hidden)
     probs = layers.Dense(n_labels, activation="softmax", name="probs")(hidden)
     return keras.Model(inputs=[word_ids, char_ids], outputs=probs, name=hyper.architecture)

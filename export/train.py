@@ -238,7 +238,7 @@ def train_candidate(
         model,
         x_train,
         y_train,
-        class_weights(y_train, n),
+        class_weights(y_train, n, hyper.class_weight_power),
         x_val,
         y_val[seen_val],
         learning_rate=hyper.learning_rate,

@@ -25,8 +25,9 @@ import random
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
+import hiredis
 import msgspec
 import redis
 from redis.backoff import NoBackoff
@@ -50,6 +51,9 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+
+# hiredis's stub types its argument as a 1-tuple; it takes any tuple of str/bytes/numbers.
+_pack_command = cast(Callable[[tuple[Any, ...]], bytes], hiredis.pack_command)
 
 
 def override_key(prefix: str, product_id: str) -> str:
@@ -103,10 +107,14 @@ _DECODER = msgspec.msgpack.Decoder(CachedDecision)
 
 
 def encode_cached(decision: Decision | CachedDecision) -> bytes:
-    value = (
-        decision if isinstance(decision, CachedDecision) else CachedDecision.from_decision(decision)
+    """MessagePack of the decision, in :class:`CachedDecision`'s array layout."""
+    if isinstance(decision, CachedDecision):
+        return _ENCODER.encode(decision)
+    d = decision
+    alternatives = [(a.category_id, a.path, a.score) for a in d.alternatives]
+    return _ENCODER.encode(
+        (d.category_id, d.path, d.confidence, alternatives, d.abstained, d.needs_review)
     )
-    return _ENCODER.encode(value)
 
 
 def decode_cached(raw: bytes) -> CachedDecision | None:
@@ -276,7 +284,7 @@ class ResultCache:
         result_prefix = f"{prefix}:result:{model_version}:"
         keys += [result_prefix + h for h in hashes]
         try:
-            values: list[Any] = self._client.mget(keys)
+            (values,) = self._round_trip(_pack_command(("MGET", *keys)), 1)
         except (redis.RedisError, OSError) as exc:
             self._failed("lookup", exc)
             return None
@@ -290,16 +298,34 @@ class ResultCache:
         if not entries or self._client is None or not self.breaker.allow():
             return False
         result_prefix = f"{self.prefix}:result:{model_version}:"
+        ttl = str(self.ttl_s)
+        packed = b"".join(
+            [_pack_command(("SET", result_prefix + h, value, "EX", ttl)) for h, value in entries]
+        )
         try:
-            pipe = self._client.pipeline(transaction=False)
-            for content_hash, value in entries:
-                pipe.set(result_prefix + content_hash, value, ex=self.ttl_s)
-            pipe.execute()
+            self._round_trip(packed, len(entries))
         except (redis.RedisError, OSError) as exc:
             self._failed("store", exc)
             return False
         self._succeeded()
         return True
+
+    def _round_trip(self, packed: bytes, replies: int) -> list[Any]:
+        """Send already packed commands in one write and read their replies.
+
+        This is a pipeline without redis-py's per-command Python work (argument checks and
+        packing cost about 4x the CPU of the hand-packed write at a few thousand keys)."""
+        assert self._client is not None
+        pool = self._client.connection_pool
+        conn: Any = pool.get_connection()  # redis-py's Connection is untyped here
+        try:
+            conn.send_packed_command([packed])
+            return [conn.read_response() for _ in range(replies)]
+        except BaseException:
+            conn.disconnect()  # replies may be left unread: never reuse this connection
+            raise
+        finally:
+            pool.release(conn)
 
     def ping(self) -> bool:
         if self._client is None:

@@ -10,11 +10,15 @@
 Each loop iteration consumes up to ``batch_max`` messages, hands the payloads to
 :class:`workers.pipeline.BatchPipeline`, and produces one categorized event per
 valid input (plus a review copy when needed) or one dead-letter record per
-invalid one. Offsets are committed only once the broker acknowledged every output
-of every earlier message of the partition (:class:`workers.offsets.OffsetTracker`):
+invalid one. The model runs on a helper thread (onnxruntime releases the GIL):
+while it classifies batch k, the loop produces batch k-1's outputs and consumes
+batch k+1, so at most one batch is between consume and produce.
+
+Offsets are committed only once the broker acknowledged every output of every
+earlier message of the partition (:class:`workers.offsets.OffsetTracker`):
 periodically and asynchronously, synchronously on revoke and on stop. In
 exactly-once mode each batch is one transaction holding its outputs and its
-consumed offsets instead.
+consumed offsets instead (and the model runs on the loop's thread).
 
 Nothing here installs signal handlers; see :mod:`workers.lifecycle`.
 """
@@ -25,9 +29,11 @@ import logging
 import socket
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from typing import Any
 
-from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaException, Producer
 from prometheus_client import CollectorRegistry
 
 from workers.bundle import load_bundle
@@ -36,11 +42,12 @@ from workers.delivery import OutputSender
 from workers.errors import ConfigError, ProdcatError
 from workers.events import Codec
 from workers.httpserver import HealthServer
-from workers.kafka_clients import consumer_config, parse_stats, producer_config
+from workers.kafka_clients import consumer_config, producer_config
 from workers.metrics import ClassifyMetrics
 from workers.model import Classifier
 from workers.offsets import OffsetTracker, TopicPartitionKey
-from workers.pipeline import BatchPipeline
+from workers.partitions import PartitionOwner
+from workers.pipeline import Batch, BatchPipeline
 from workers.settings import Settings
 from workers.topics import ensure_topics, topic_specs
 from workers.transactions import TransactionalSender
@@ -87,10 +94,17 @@ class ClassifyWorker:
         self.http: HealthServer | None = None
         self.sender: OutputSender | None = None
         self._txn: TransactionalSender | None = None
-        self._assigned: set[TopicPartitionKey] = set()
-        self._brokers_up = False
+        self._in_flight: _InFlight | None = None
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="prodcat-model")
+        self.owner = PartitionOwner(
+            self.tracker,
+            self.metrics,
+            exactly_once=self.exactly_once,
+            flush=self.flush,
+            flush_timeout_s=settings.classify.drain_timeout_s,
+            on_unassign=self._mark_revoked,
+        )
         self._paused = False
-        self._fatal: BaseException | None = None
         self._stop = threading.Event()
         self._closed = threading.Event()
         self._run_thread: threading.Thread | None = None
@@ -124,7 +138,7 @@ class ClassifyWorker:
                 s,
                 self.instance,
                 transactional=self.exactly_once,
-                error_cb=self._on_error,
+                error_cb=self.owner.on_error,
                 logger=kafka_log,
             )
         )
@@ -143,14 +157,16 @@ class ClassifyWorker:
             consumer_config(
                 s,
                 self.instance,
-                error_cb=self._on_error,
-                stats_cb=self._on_stats,
-                on_commit=self._on_commit,
+                error_cb=self.owner.on_error,
+                stats_cb=self.owner.on_stats,
+                on_commit=self.owner.on_commit,
                 logger=kafka_log,
             )
         )
+        self.owner.consumer = self.consumer
+        owner = self.owner
         self.consumer.subscribe(
-            self.inputs, on_assign=self._on_assign, on_revoke=self._on_revoke, on_lost=self._on_lost
+            self.inputs, on_assign=owner.on_assign, on_revoke=owner.on_revoke, on_lost=owner.on_lost
         )
         if s.metrics.port:
             self.http = HealthServer(
@@ -185,8 +201,8 @@ class ClassifyWorker:
     def readiness(self) -> dict[str, bool]:
         return {
             "model_loaded": self.pipeline is not None,
-            "partitions_assigned": bool(self._assigned),
-            "broker_reachable": self._brokers_up,
+            "partitions_assigned": bool(self.owner.assigned),
+            "broker_reachable": self.owner.brokers_up,
         }
 
     def run(self) -> None:
@@ -206,15 +222,18 @@ class ClassifyWorker:
 
     def failure(self) -> BaseException | None:
         """The fatal error that stops the worker, if any (client or delivery)."""
-        if self._fatal is None and self.sender is not None:
+        if self.owner.fatal is None and self.sender is not None:
             return self.sender.fatal
-        return self._fatal
+        return self.owner.fatal
 
     # ------------------------------------------------------------------ the loop
 
     def step(self) -> int:
-        """One iteration: respect the in-flight bound, consume a batch, handle it. Returns
-        the number of messages consumed."""
+        """One iteration: respect the in-flight bound, consume a batch and start it, finish
+        the batch started by the previous iteration. Returns the number of messages consumed.
+
+        In at-least-once mode the model runs on a helper thread, so while it classifies
+        batch k this thread produces batch k-1's outputs and consumes batch k+1."""
         c = self.settings.classify
         consumer, producer = self.consumer, self.producer
         if not self.exactly_once:
@@ -223,23 +242,29 @@ class ClassifyWorker:
                 producer.poll(0.05)
             elif self._paused:
                 self._set_paused(False)
-        timeout = 0.0 if self._paused else c.batch_timeout_ms / 1000.0
-        messages = consumer.consume(num_messages=c.batch_max, timeout=timeout)
+        # With a batch in flight, take only what is already fetched: do not wait.
+        wait = self._paused or self._in_flight is not None
+        messages = consumer.consume(c.batch_max, 0.0 if wait else c.batch_timeout_ms / 1000.0)
         producer.poll(0)
-        if messages:
-            self._handle(messages)
+        started = self._begin(messages) if messages else None
+        if self._in_flight is not None:
+            self._finish(self._in_flight)
+        self._in_flight = started
+        if started is not None and self.exactly_once:
+            self._in_flight = None
+            self._finish(started)
         now = time.monotonic()
         if not self.exactly_once and now - self._last_commit >= COMMIT_INTERVAL_S:
             self._last_commit = now
             self.commit(asynchronous=True)
         return len(messages)
 
-    def _handle(self, messages: list[Message]) -> None:
+    def _begin(self, messages: list[Message]) -> _InFlight | None:
         assert self.pipeline is not None
         started = time.perf_counter()
         kept: list[Message] = []
         counts: dict[str, int] = {}
-        assigned = self._assigned
+        assigned = self.owner.assigned
         for m in messages:
             err = m.error()
             if err is not None:
@@ -260,10 +285,23 @@ class ClassifyWorker:
             self.metrics.topic(topic).consumed.inc(n)
         self.metrics.batch_size.observe(len(messages))
         if not kept:
-            return
-        outcomes = self.pipeline.run([m.value() for m in kept])
+            return None
+        executor = None if self.exactly_once else self._executor
+        batch = self.pipeline.begin([m.value() for m in kept], executor)
+        return _InFlight(kept, batch, started)
+
+    def _finish(self, flight: _InFlight) -> None:
+        assert self.pipeline is not None and self.sender is not None
+        outcomes = self.pipeline.finish(flight.batch)
+        kept = flight.messages
+        if flight.revoked:  # partitions revoked since the batch began: their new owner reads them
+            pairs = [
+                (m, o)
+                for m, o in zip(kept, outcomes, strict=True)
+                if (m.topic(), m.partition()) not in flight.revoked
+            ]
+            kept, outcomes = [m for m, _ in pairs], [o for _, o in pairs]
         sender = self.sender
-        assert sender is not None
         if self._txn is not None:
             self._txn.send_batch(
                 self.consumer, kept, lambda: sender.send(kept, outcomes, track=False)
@@ -271,93 +309,21 @@ class ClassifyWorker:
         else:
             sender.send(kept, outcomes, track=True)
         self.metrics.in_flight.set(self.tracker.in_flight)
-        self.metrics.batch_seconds.observe(time.perf_counter() - started)
+        self.metrics.batch_seconds.observe(time.perf_counter() - flight.started)
 
-    def _on_error(self, err: KafkaError) -> None:
-        if err.code() == KafkaError._ALL_BROKERS_DOWN:
-            self._brokers_up = False
-        if err.fatal():
-            log.error("fatal Kafka client error: %s", err)
-            self._fatal = KafkaException(err)
-        else:
-            log.warning("Kafka: %s", err)
-
-    def _on_stats(self, raw: str) -> None:
-        try:
-            stats = parse_stats(raw)
-        except (ValueError, KeyError, TypeError):
-            return
-        self._brokers_up = stats.brokers_up > 0
-        for (topic, partition), lag in stats.lag.items():
-            if (topic, partition) in self._assigned:
-                self.metrics.set_lag(topic, partition, lag)
-
-    def _on_commit(self, err: Any, partitions: list[TopicPartition]) -> None:
-        failed = [(p.topic, p.partition) for p in partitions if p.error is not None]
-        if err is not None or failed:
-            self.metrics.commits.labels("error").inc()
-            keys = failed or [(p.topic, p.partition) for p in partitions]
-            self.tracker.reset_committed(keys)
-            log.warning("offset commit failed for %s: %s", keys, err)
-
-    def _on_assign(self, consumer: Any, partitions: list[TopicPartition]) -> None:
-        keys = [(p.topic, p.partition) for p in partitions]
-        self.metrics.rebalances.labels("assign").inc()
-        self._assigned.update(keys)
-        self._brokers_up = True
-        self.metrics.assigned_partitions.set(len(self._assigned))
-        log.info("assigned %s", _fmt(keys))
-
-    def _on_revoke(self, consumer: Any, partitions: list[TopicPartition]) -> None:
-        keys = [(p.topic, p.partition) for p in partitions]
-        self.metrics.rebalances.labels("revoke").inc()
-        if not self.exactly_once:
-            self.flush(time.monotonic() + self.settings.classify.drain_timeout_s)
-            self.commit(asynchronous=False, only=keys)
-            self.tracker.forget(keys)
-        self._unassign(keys)
-        log.info("revoked %s", _fmt(keys))
-
-    def _on_lost(self, consumer: Any, partitions: list[TopicPartition]) -> None:
-        keys = [(p.topic, p.partition) for p in partitions]
-        self.metrics.rebalances.labels("lost").inc()
-        self.tracker.forget(keys)
-        self._unassign(keys)
-        log.warning("lost %s (not committing; the new owner reprocesses)", _fmt(keys))
-
-    def _unassign(self, keys: list[TopicPartitionKey]) -> None:
-        self._assigned.difference_update(keys)
-        self.metrics.forget_partitions(keys)
-        self.metrics.assigned_partitions.set(len(self._assigned))
+    def _mark_revoked(self, keys: list[TopicPartitionKey]) -> None:
+        """Partitions leave us: the batch in flight must not produce or track them."""
+        if self._in_flight is not None:
+            self._in_flight.revoked.update(keys)
 
     def _cache_error(self, operation: str) -> None:
         self.metrics.cache_errors.labels(operation).inc()
 
     # ------------------------------------------------------------------ commit, drain
 
-    def commit(self, *, asynchronous: bool, only: list[TopicPartitionKey] | None = None) -> None:
-        """Commit the committable offsets (of ``only`` if given). A synchronous commit also
-        repeats offsets already sent asynchronously: those may still be in flight."""
-        if self.consumer is None or self.exactly_once:
-            return
-        force = not asynchronous
-        tracker = self.tracker
-        offsets = (
-            tracker.committable(force=force)
-            if only is None
-            else tracker.committable_for(only, force=force)
-        )
-        if not offsets:
-            return
-        tps = [TopicPartition(t, p, o) for (t, p), o in offsets.items()]
-        try:
-            self.consumer.commit(offsets=tps, asynchronous=asynchronous)
-        except KafkaException as exc:
-            self.metrics.commits.labels("error").inc()
-            log.warning("offset commit of %s failed: %s", _fmt(list(offsets)), exc)
-            return
-        self.tracker.mark_committed(offsets)
-        self.metrics.commits.labels("async" if asynchronous else "sync").inc()
+    def commit(self, *, asynchronous: bool) -> None:
+        """Commit every committable offset (at-least-once mode)."""
+        self.owner.commit(asynchronous=asynchronous)
 
     def flush(self, deadline: float) -> bool:
         """Serve delivery reports until every output is acknowledged or ``deadline``."""
@@ -383,6 +349,9 @@ class ClassifyWorker:
             return
         deadline = time.monotonic() + self.settings.classify.drain_timeout_s
         try:
+            flight, self._in_flight = self._in_flight, None
+            if flight is not None and self.failure() is None:
+                self._finish(flight)  # the batch in flight is finished, not dropped
             if self.producer is not None and self.failure() is None and not self.flush(deadline):
                 log.warning(
                     "drain: %d outputs still unacknowledged at the deadline; their inputs "
@@ -397,6 +366,7 @@ class ClassifyWorker:
         except (KafkaException, RuntimeError) as exc:
             log.error("drain: %s", exc)
         finally:
+            self._executor.shutdown(wait=True)
             if self.cache is not None:
                 self.cache.close()
             if self.http is not None:
@@ -405,5 +375,11 @@ class ClassifyWorker:
             log.info("classify worker %s stopped", self.worker_name)
 
 
-def _fmt(keys: list[TopicPartitionKey]) -> str:
-    return ", ".join(f"{t}[{p}]" for t, p in sorted(keys)) or "nothing"
+@dataclass(slots=True)
+class _InFlight:
+    """A batch begun (model possibly still running) but not yet produced."""
+
+    messages: list[Message]
+    batch: Batch
+    started: float
+    revoked: set[TopicPartitionKey] = field(default_factory=set)

@@ -24,6 +24,7 @@ from functools import partial
 from typing import Any
 
 from confluent_kafka import KafkaException
+from prometheus_client import Counter
 
 from workers.deadletter import dead_letter_record, log_dead_letter
 from workers.metrics import ClassifyMetrics
@@ -59,6 +60,8 @@ class OutputSender:
         self.worker_name = worker_name
         self.exactly_once = exactly_once
         self.fatal: BaseException | None = None
+        self._categorized_produced = metrics.topic(topics.categorized).produced
+        self._end_to_end = metrics.end_to_end_seconds
 
     def send(self, messages: Sequence[Any], outcomes: Sequence[Outcome], *, track: bool) -> None:
         """Produce the outputs of ``messages`` (consumed, in order) from their ``outcomes``.
@@ -66,8 +69,10 @@ class OutputSender:
         categorized, review = self.topics.categorized, self.topics.review
         tracker_track = self.tracker.track if track else None
         on_categorized, on_delivered = self._on_categorized, self._on_delivered
-        by_source = self.metrics.categorized.labels
-        reviewed = self.metrics.reviewed.labels(review)
+        review_produced = self.metrics.topic(review).produced
+        produce = self.producer.produce
+        sources: dict[str, int] = {}
+        reviews = 0
         for m, o in zip(messages, outcomes, strict=True):
             pending = None
             if o.error is not None:
@@ -77,13 +82,23 @@ class OutputSender:
                 continue
             if tracker_track is not None:
                 pending = tracker_track(m.topic(), m.partition(), m.offset(), 2 if o.review else 1)
-            by_source(o.source).inc()
-            self._produce(
-                categorized, o.key, o.value, partial(on_categorized, pending, o.occurred_ms)
-            )
+            sources[o.source] = sources.get(o.source, 0) + 1
+            callback = partial(on_categorized, pending, o.occurred_ms)
+            try:
+                produce(categorized, o.value, o.key, on_delivery=callback)
+            except BufferError:
+                self._produce(categorized, o.key, o.value, callback)
             if o.review is not None:
-                reviewed.inc()
-                self._produce(review, o.key, o.review, partial(on_delivered, pending))
+                reviews += 1
+                callback = partial(on_delivered, pending, review_produced)
+                try:
+                    produce(review, o.review, o.key, on_delivery=callback)
+                except BufferError:
+                    self._produce(review, o.key, o.review, callback)
+        for source, n in sources.items():
+            self.metrics.categorized.labels(source).inc(n)
+        if reviews:
+            self.metrics.reviewed.labels(review).inc(reviews)
 
     def dead_letter(self, m: Any, error: BaseException, pending: Pending | None) -> None:
         """Produce ``m`` unchanged to the dead-letter topic with the error headers."""
@@ -104,7 +119,9 @@ class OutputSender:
             self.topics.dead_letter,
             record.key,
             record.value,
-            partial(self._on_delivered, pending),
+            partial(
+                self._on_delivered, pending, self.metrics.topic(self.topics.dead_letter).produced
+            ),
             record.headers,
         )
 
@@ -146,13 +163,13 @@ class OutputSender:
 
     # ------------------------------------------------------------------ delivery reports
 
-    def _on_delivered(self, pending: Pending | None, err: Any, msg: Any) -> None:
+    def _on_delivered(self, pending: Pending | None, produced: Counter, err: Any, msg: Any) -> None:
         if err is not None:
             self._failed(pending, err, msg)
             return
         if pending is not None:
             self.tracker.ack(pending)
-        self.metrics.topic(msg.topic()).produced.inc()
+        produced.inc()
 
     def _on_categorized(
         self, pending: Pending | None, occurred_ms: int, err: Any, msg: Any
@@ -162,8 +179,8 @@ class OutputSender:
             return
         if pending is not None:
             self.tracker.ack(pending)
-        self.metrics.topic(msg.topic()).produced.inc()
-        self.metrics.end_to_end_seconds.observe(max(0.0, time.time() - occurred_ms / 1000.0))
+        self._categorized_produced.inc()
+        self._end_to_end.observe(max(0.0, time.time() - occurred_ms / 1000.0))
 
     def _failed(self, pending: Pending | None, err: Any, msg: Any) -> None:
         self.metrics.delivery_errors.labels(msg.topic()).inc()

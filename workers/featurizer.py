@@ -34,8 +34,8 @@ Any change below changes model inputs and needs a new spec version.
 3. **Tokens.** Title, brand and description are split into maximal runs of
    code points of one class, run or word; separators only separate. So
    ``"erke/鸿星尔克 跑步鞋"`` gives ``erke``, ``鸿星尔克``, ``跑步鞋``, and
-   ``"500ml"`` stays one token. Every kept attribute pair is one token, as is
-   (``"colour=navy blue"``).
+   ``"500ml"`` stays one token. Every kept attribute pair is one token, spaces
+   included (``"colour=navy blue"``).
 4. **Hash.** ``H(seed, s)`` over a string ``s`` of code points ``c_0..c_{L-1}``::
 
        h = seed
@@ -119,8 +119,8 @@ _FMIX2: Final = np.uint64(0xC4CEB9FE1A85EC53)
 _SHIFT: Final = np.uint64(33)
 _PAD: Final = 0x20  # the space around word tokens and between the tokens of a word n-gram
 
-_FIELDS: Final = ("title", "brand", "attributes", "description")
-_TITLE, _BRAND, _ATTRS, _DESC = range(4)
+_FIELDS: Final = ("title", "brand", "attributes", "description")  # in priority order
+_ATTRS: Final = 2  # index of "attributes"
 
 _SEP, _WORD, _RUN, _ATOM = 0, 1, 2, 3
 _RAW_FACTOR: Final = 4

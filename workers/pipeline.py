@@ -1,7 +1,8 @@
 """One batch of input payloads in, one outcome per payload out: the worker's logic without Kafka.
 
 For a batch of raw ``product.created``/``product.updated`` payloads,
-:meth:`BatchPipeline.run`:
+:meth:`BatchPipeline.run` (or :meth:`~BatchPipeline.begin` then
+:meth:`~BatchPipeline.finish`, with the model running on another thread in between):
 
 1. decodes and validates each one (:class:`workers.events.Codec`); a failure is the
    item's outcome (the worker dead-letters it);
@@ -22,7 +23,8 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
+from concurrent.futures import Executor, Future
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Final
 
@@ -42,7 +44,7 @@ from workers.metrics import ClassifyMetrics
 from workers.model import Classifier
 from workers.taxonomy import Decision
 
-__all__ = ["BatchPipeline", "Outcome", "review_reason"]
+__all__ = ["Batch", "BatchPipeline", "Outcome", "review_reason"]
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +65,30 @@ class Outcome:
     review: bytes | None = None
     source: str = ""
     occurred_ms: int = 0
+
+
+Answer = Decision | CachedDecision | Override
+ModelResult = tuple[list[Decision | None], dict[int, BaseException]]
+
+
+@dataclass(slots=True)
+class Batch:
+    """A batch between :meth:`BatchPipeline.begin` and :meth:`BatchPipeline.finish`."""
+
+    outcomes: list[Outcome]
+    events: list[ProductEvent] = field(default_factory=list)
+    where: list[int] = field(default_factory=list)  # payload index of each decoded event
+    hashes: list[str] = field(default_factory=list)
+    answers: list[Answer | None] = field(default_factory=list)
+    sources: list[str] = field(default_factory=list)
+    misses: dict[str, list[int]] = field(default_factory=dict)  # content hash -> event indexes
+    model: Future[ModelResult] | None = None
+
+
+def _done(result: ModelResult) -> Future[ModelResult]:
+    future: Future[ModelResult] = Future()
+    future.set_result(result)
+    return future
 
 
 def review_reason(decision: Decision | CachedDecision) -> str | None:
@@ -95,14 +121,18 @@ class BatchPipeline:
         self.metrics = metrics
         self.cache = cache
         self.version = classifier.version
-        self._alt_cache: dict[tuple[str, tuple[str, ...], float], Alternative] = {}
 
     # ------------------------------------------------------------------ run
 
     def run(self, payloads: Sequence[bytes | None]) -> list[Outcome]:
-        outcomes = [Outcome() for _ in payloads]
-        events: list[ProductEvent] = []
-        where: list[int] = []  # index into payloads of each decoded event
+        """The whole batch, on this thread."""
+        return self.finish(self.begin(payloads))
+
+    def begin(self, payloads: Sequence[bytes | None], executor: Executor | None = None) -> Batch:
+        """Decode, hash and look up; start the model on the misses, on ``executor`` if given
+        (onnxruntime releases the GIL, so the caller's thread can do other work meanwhile)."""
+        batch = Batch([Outcome() for _ in payloads])
+        outcomes, events, where = batch.outcomes, batch.events, batch.where
         decode = self.codec.decode_product
         for i, data in enumerate(payloads):
             try:
@@ -112,18 +142,18 @@ class BatchPipeline:
                 continue
             where.append(i)
         if not events:
-            return outcomes
+            return batch
 
         texts = [ProductText(e.title, e.brand, e.description, e.attributes) for e in events]
-        hashes = self.classifier.featurizer.content_hashes(texts)
+        hashes = batch.hashes = self.classifier.featurizer.content_hashes(texts)
         lookup: Lookup | None = None
         if self.cache is not None:
             lookup = self.cache.lookup([e.product_id for e in events], hashes, self.version)
             self.metrics.cache_available.set(1 if self.cache.available else 0)
 
-        answers: list[Decision | CachedDecision | Override | None] = [None] * len(events)
-        sources = ["model"] * len(events)
-        misses: dict[str, list[int]] = {}  # content hash -> event indexes
+        answers = batch.answers = [None] * len(events)
+        sources = batch.sources = ["model"] * len(events)
+        misses = batch.misses
         hits = overrides = 0
         for j, h in enumerate(hashes):
             if lookup is not None:
@@ -142,12 +172,22 @@ class BatchPipeline:
         self.metrics.cache_misses.inc(len(events) - hits - overrides)
         if overrides:
             self.metrics.overrides.inc(overrides)
-
         if misses:
-            firsts = [js[0] for js in misses.values()]
-            decided, failed = self._classify([texts[j] for j in firsts])
+            items = [texts[js[0]] for js in misses.values()]
+            if executor is None:
+                batch.model = _done(self._classify(items))
+            else:
+                batch.model = executor.submit(self._classify, items)
+        return batch
+
+    def finish(self, batch: Batch) -> list[Outcome]:
+        """Wait for the model, store its answers in Redis, encode every output."""
+        outcomes, events, where = batch.outcomes, batch.events, batch.where
+        answers, hashes = batch.answers, batch.hashes
+        if batch.model is not None:
+            decided, failed = batch.model.result()
             to_store: list[tuple[str, bytes]] = []
-            for pos, js in enumerate(misses.values()):
+            for pos, js in enumerate(batch.misses.values()):
                 error = failed.get(pos)
                 if error is not None:
                     for j in js:
@@ -162,6 +202,7 @@ class BatchPipeline:
                 self.cache.store(self.version, to_store)
 
         now = utc_now()
+        sources = batch.sources
         for j, event in enumerate(events):
             out = outcomes[where[j]]
             answer = answers[j]
@@ -174,9 +215,7 @@ class BatchPipeline:
 
     # ------------------------------------------------------------------ model
 
-    def _classify(
-        self, items: list[ProductText]
-    ) -> tuple[list[Decision | None], dict[int, BaseException]]:
+    def _classify(self, items: list[ProductText]) -> ModelResult:
         """Decisions for ``items``; items the model fails on are bisected out as errors."""
         decided: list[Decision | None] = [None] * len(items)
         failed: dict[int, BaseException] = {}
@@ -205,15 +244,6 @@ class BatchPipeline:
         return decided, failed
 
     # ------------------------------------------------------------------ outputs
-
-    def _alternative(self, cid: str, path: tuple[str, ...], score: float) -> Alternative:
-        key = (cid, path, score)
-        alt = self._alt_cache.get(key)
-        if alt is None:
-            alt = Alternative(category_id=cid, category_path=list(path), score=_clamp(score))
-            if len(self._alt_cache) < 100_000:
-                self._alt_cache[key] = alt
-        return alt
 
     def _encode(
         self,
@@ -250,10 +280,16 @@ class BatchPipeline:
         else:
             if isinstance(answer, Decision):
                 alts = [
-                    self._alternative(a.category_id, a.path, a.score) for a in answer.alternatives
+                    Alternative(
+                        category_id=a.category_id, category_path=list(a.path), score=_clamp(a.score)
+                    )
+                    for a in answer.alternatives
                 ]
             else:
-                alts = [self._alternative(c, p, s) for c, p, s in answer.alternatives]
+                alts = [
+                    Alternative(category_id=c, category_path=list(p), score=_clamp(s))
+                    for c, p, s in answer.alternatives
+                ]
             result = CategorizedEvent(
                 event_type=_EVENT_TYPE,
                 event_id=derive_event_id(_EVENT_TYPE, event.event_id, version),

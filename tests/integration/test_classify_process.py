@@ -70,17 +70,26 @@ class Feeder:
     """Produces the events in the background at a steady pace, so workers stop, die and join
     while events are still arriving."""
 
-    def __init__(self, s: Setup, events: list[ProductEvent], chunk: int = 250) -> None:
+    def __init__(
+        self, s: Setup, events: list[ProductEvent], chunk: int = 250, hold_at: int | None = None
+    ) -> None:
         self.s, self.events, self.chunk = s, events, chunk
+        self.hold_at = hold_at  # pause after this many events until release()
         self.finished = threading.Event()
+        self.released = threading.Event()
         self.thread = threading.Thread(target=self._run, daemon=True)
 
     def _run(self) -> None:
         topic = self.s.topics["product_created"]
         for i in range(0, len(self.events), self.chunk):
+            if self.hold_at is not None and i >= self.hold_at:
+                self.released.wait(120)
             produce_events(self.s.bootstrap, topic, self.events[i : i + self.chunk])
             time.sleep(0.15)
         self.finished.set()
+
+    def release(self) -> None:
+        self.released.set()
 
     def start(self) -> Feeder:
         self.thread.start()
@@ -170,7 +179,7 @@ def test_second_worker_joins_mid_stream(
 ) -> None:
     s = setup
     events = _events(catalog_rows, "join")
-    feeder = Feeder(s, events)
+    feeder = Feeder(s, events, hold_at=len(events) // 2)  # the rest once the second has joined
     a = _start(s, tmp_path, "a")
     b: WorkerProcess | None = None
     try:
@@ -178,6 +187,7 @@ def test_second_worker_joins_mid_stream(
         b = _start(s, tmp_path, "b")
         wait_for(lambda: "assigned" in b.logs(), 60, "the second worker to get partitions")
         assert not feeder.finished.is_set(), "not mid-stream: every event was sent already"
+        feeder.release()
         feeder.join()
         wait_for(lambda: _all_committed(s), 120, "both workers to finish")
         _stop(a)
