@@ -74,7 +74,7 @@ def passthrough() -> int:
     positions: dict[tuple[str, int], int] = {}
     fake_hash = "0" * 32
     while not stop:
-        messages = consumer.consume(batch_max, timeout)
+        messages: list[Any] = consumer.consume(batch_max, timeout)
         producer.poll(0)
         for m in messages:
             if m.error() is not None:

@@ -25,6 +25,7 @@ Nothing here installs signal handlers; see :mod:`workers.lifecycle`.
 
 from __future__ import annotations
 
+import gc
 import logging
 import socket
 import threading
@@ -106,6 +107,7 @@ class ClassifyWorker:
         )
         self._paused = False
         self._stop = threading.Event()
+        self._loop_error: BaseException | None = None
         self._closed = threading.Event()
         self._run_thread: threading.Thread | None = None
         self._started = False
@@ -169,13 +171,23 @@ class ClassifyWorker:
             self.inputs, on_assign=owner.on_assign, on_revoke=owner.on_revoke, on_lost=owner.on_lost
         )
         if s.metrics.port:
-            self.http = HealthServer(
-                s.metrics.host,
-                s.metrics.port,
-                metrics=self.metrics.exposition,
-                readiness=self.readiness,
-            )
+            try:
+                self.http = HealthServer(
+                    s.metrics.host,
+                    s.metrics.port,
+                    metrics=self.metrics.exposition,
+                    readiness=self.readiness,
+                )
+            except OSError as exc:
+                raise ConfigError(
+                    f"cannot serve metrics on {s.metrics.host}:{s.metrics.port} ({exc}); "
+                    "set PRODCAT_METRICS_PORT (or --metrics-port) to a free port, 0 to disable"
+                ) from exc
             self.http.start()
+        # Everything loaded so far lives as long as the process: keep it out of the cyclic
+        # GC's full collections (about 30 ms each over the loaded modules and model).
+        gc.collect()
+        gc.freeze()
         self._started = True
         log.info(
             "classify worker %s consuming %s in group %s (%s)",
@@ -214,6 +226,9 @@ class ClassifyWorker:
         try:
             while not self._stop.is_set() and self.failure() is None:
                 self.step()
+        except KafkaException as exc:  # e.g. this transactional producer was fenced
+            log.error("classify worker failed: %s", exc)
+            self._loop_error = exc
         finally:
             self._drain_and_close()
         failure = self.failure()
@@ -221,7 +236,9 @@ class ClassifyWorker:
             raise WorkerFailedError(f"classify worker stopped on a fatal error: {failure}")
 
     def failure(self) -> BaseException | None:
-        """The fatal error that stops the worker, if any (client or delivery)."""
+        """The fatal error that stops the worker, if any (client, delivery or transaction)."""
+        if self._loop_error is not None:
+            return self._loop_error
         if self.owner.fatal is None and self.sender is not None:
             return self.sender.fatal
         return self.owner.fatal
