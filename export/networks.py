@@ -10,6 +10,10 @@ over the taxonomy's leaves.
   (the fastText path) and add a non-linear ReLU projection of it; the softmax
   reads both. More capacity for interactions between n-grams, e.g. for Chinese,
   where character n-grams carry most of the signal.
+
+When more than one candidate is trained, their *ensemble* (the mean of their
+probabilities, exported as one ONNX graph) is scored on validation data too
+and competes with them.
 """
 
 from __future__ import annotations
@@ -34,7 +38,7 @@ class Hyper:
     architecture: str = "fasttext"
     dim: int = 64
     hidden: int = 512
-    dropout: float = 0.3
+    dropout: float = 0.5
     learning_rate: float = 1e-2
     batch_size: int = 128
     max_epochs: int = 20
@@ -81,3 +85,12 @@ def build(spec: FeaturizerSpec, n_labels: int, hyper: Hyper) -> keras.Model:
         hidden = layers.Dropout(hyper.dropout, name="dropout")(hidden)
     probs = layers.Dense(n_labels, activation="softmax", name="probs")(hidden)
     return keras.Model(inputs=[word_ids, char_ids], outputs=probs, name=hyper.architecture)
+
+
+def average(models: list[keras.Model]) -> keras.Model:
+    """One model whose output is the mean of the given models' softmax outputs."""
+    word_ids = keras.Input(shape=models[0].inputs[0].shape[1:], dtype="int32", name="word_ids")
+    char_ids = keras.Input(shape=models[0].inputs[1].shape[1:], dtype="int32", name="char_ids")
+    outputs = [m([word_ids, char_ids]) for m in models]
+    probs = layers.Average(name="probs")(outputs)
+    return keras.Model(inputs=[word_ids, char_ids], outputs=probs, name="ensemble")

@@ -265,6 +265,27 @@ def train_candidate(
     return model, summary
 
 
+def ensemble_candidate(
+    prep: Prepared, models: Sequence[Any], x_val: dict[str, npt.NDArray[np.int32]]
+) -> tuple[Any, dict[str, Any]]:
+    """The average of the trained candidates' probabilities, as one exportable model."""
+    import keras
+
+    from export.networks import average
+
+    model = average(list(models))
+    y_val = _labels(prep, prep.val)
+    pred = np.asarray(model.predict(x_val, batch_size=2048, verbose=0)).argmax(axis=1)
+    summary = {
+        "architecture": "ensemble(" + "+".join(m.name for m in models) + ")",
+        "val_accuracy": float(np.mean(pred == y_val)),
+        "val_weighted_f1": _weighted_f1(y_val, pred),
+        "params": int(model.count_params()),
+        "keras": keras.__version__,
+    }
+    return model, summary
+
+
 def package_versions() -> dict[str, str]:
     out: dict[str, str] = {}
     for name in _PACKAGES:
@@ -309,8 +330,7 @@ def run(config: TrainConfig) -> Path:
     feats = featurize(featurizer, [to_text(e) for e in prep.examples])
 
     candidates: list[dict[str, Any]] = []
-    best_model: Any = None
-    best_f1 = -1.0
+    models: list[Any] = []
     for arch in config.candidates:
         hyper = replace(config.hyper, architecture=arch)
         if config.max_epochs is not None:
@@ -321,13 +341,18 @@ def run(config: TrainConfig) -> Path:
         )
         log.info("candidate %s: %s", arch, json.dumps(summary))
         candidates.append(summary)
-        if summary["val_weighted_f1"] > best_f1:
-            best_f1, best_model = summary["val_weighted_f1"], model
-    chosen = max(candidates, key=lambda c: c["val_weighted_f1"])
+        models.append(model)
+    x_val = {k: v[prep.val] for k, v in feats.items()}
+    if len(models) > 1:
+        model, summary = ensemble_candidate(prep, models, x_val)
+        log.info("candidate %s: %s", summary["architecture"], json.dumps(summary))
+        candidates.append(summary)
+        models.append(model)
+    best = max(range(len(candidates)), key=lambda i: candidates[i]["val_weighted_f1"])
+    chosen, best_model = candidates[best], models[best]
+    log.info("chosen by validation weighted F1: %s", chosen["architecture"])
 
-    val_probs = np.asarray(
-        best_model.predict({k: v[prep.val] for k, v in feats.items()}, batch_size=2048, verbose=0)
-    )
+    val_probs = np.asarray(best_model.predict(x_val, batch_size=2048, verbose=0))
     thresholds = choose_thresholds(
         prep.taxonomy, val_probs, [prep.examples[i].path for i in prep.val], config.target_precision
     )
