@@ -107,6 +107,12 @@ def _classify(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _demo(args: argparse.Namespace, settings: Settings) -> int:
+    from workers.demo import run_demo
+
+    return run_demo(args, settings)
+
+
 def _not_yet(name: str) -> Handler:
     def handler(args: argparse.Namespace, settings: Settings) -> int:
         print(f"prodcat {name}: not available in this version yet", file=sys.stderr)
@@ -189,10 +195,23 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(handler=_classify)
 
+    p = sub.add_parser("demo", help="end-to-end demo on real catalog data")
+    _common(p)
+    p.add_argument("--bundle", type=Path, help="serve this bundle instead of training one")
+    p.add_argument("--rate", type=float, default=300.0, help="products replayed per second")
+    p.add_argument("--count", type=int, default=2000, help="held-out products to replay")
+    p.add_argument(
+        "--datasets",
+        type=lambda text: tuple(x for x in text.split(",") if x),
+        default=("bigbasket", "cn_ecommerce_products"),
+        help="catalogs to train on and replay (English and Chinese by default)",
+    )
+    p.add_argument("--train-rows", type=int, default=20000, help="training rows per catalog")
+    p.set_defaults(handler=_demo)
+
     for name, text in [
         ("feedback", "run the feedback app"),
         ("publish", "publish a bundle to the model store"),
-        ("demo", "end-to-end demo on real data"),
     ]:
         p = sub.add_parser(name, help=text)
         _common(p)
