@@ -36,6 +36,7 @@ from typing import Any
 
 import matplotlib
 import msgspec
+import redis
 from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
 from confluent_kafka.cimpl import NewTopic  # where it is typed; admin re-exports it
@@ -138,9 +139,13 @@ def preload(bootstrap: str, topic: str, records: list[tuple[bytes, bytes]]) -> N
     p.flush(60)
 
 
+RUN_ID = uuid.uuid4().hex[:8]
+"""Names every topic and Redis key of this run, so :func:`cleanup` finds them all."""
+
+
 def make_topics(admin: AdminClient, tag: str) -> dict[str, str]:
     kinds = ("product_created", "product_updated", "categorized", "review", "dead_letter")
-    names = {k: f"bench.{tag}.{k}.{uuid.uuid4().hex[:8]}" for k in kinds}
+    names = {k: f"bench.{RUN_ID}.{tag}.{k}" for k in kinds}
     new = [
         NewTopic(n, PARTITIONS, 1, config={"message.timestamp.type": "LogAppendTime"})
         for n in names.values()
@@ -243,6 +248,24 @@ def worker_env(args: argparse.Namespace, topics: dict[str, str], prefix: str) ->
         }
     )
     return env
+
+
+def cleanup(args: argparse.Namespace, admin: AdminClient) -> None:
+    """Delete this run's topics and Redis keys (the broker and Redis are shared)."""
+    topics = [t for t in admin.list_topics(timeout=10).topics if t.startswith(f"bench.{RUN_ID}.")]
+    if topics:
+        for future in admin.delete_topics(topics, operation_timeout=30).values():
+            future.result(60)
+    client = redis.Redis.from_url(args.redis_url)
+    batch: list[bytes] = []
+    for key in client.scan_iter(match=f"prodcat-bench:{RUN_ID}*", count=5000):
+        batch.append(key)
+        if len(batch) >= 5000:
+            client.unlink(*batch)
+            batch.clear()
+    if batch:
+        client.unlink(*batch)
+    client.close()
 
 
 def wait_outputs(bootstrap: str, topic: str, n: int, timeout_s: float) -> None:
@@ -459,12 +482,20 @@ def main() -> int:
     RESULTS.mkdir(parents=True, exist_ok=True)
     start_load = os.getloadavg()[0]
     admin = AdminClient({"bootstrap.servers": args.bootstrap})
+    try:
+        run_all(args, admin, start_load)
+    finally:
+        cleanup(args, admin)
+    return 0
+
+
+def run_all(args: argparse.Namespace, admin: AdminClient, start_load: float) -> None:
     rows = distinct_rows(args.data_dir)
     n = args.events
     if len(rows) < int(n * 1.1) + 1000:
         raise SystemExit(f"only {len(rows)} distinct rows; use --events <= {len(rows) // 2}")
     seen, fresh = rows[:n], rows[n:]
-    run_id = uuid.uuid4().hex[:8]
+    run_id = RUN_ID
     prefix = f"prodcat-bench:{run_id}"
     now = datetime.now(UTC)
     base = [payload(e, f"b{run_id}", i, now) for i, e in enumerate(seen)]
@@ -496,7 +527,6 @@ def main() -> int:
     load = [start_load, os.getloadavg()[0]]
     profile_md = summarize_profile(profile) if profile and profile.exists() else None
     report([a, b, c, d], args, profile_md, load)
-    return 0
 
 
 if __name__ == "__main__":

@@ -27,6 +27,7 @@ from typing import Any
 
 import msgspec
 import pytest
+import redis
 from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
 
 from export.catalog import Example
@@ -225,6 +226,17 @@ def wait_for(predicate: Any, timeout_s: float, what: str, interval_s: float = 0.
             return
         time.sleep(interval_s)
     pytest.fail(f"timed out after {timeout_s:.0f} s waiting for {what}")
+
+
+def delete_keys(redis_url: str, prefix: str) -> None:
+    """Remove every key a test's workers wrote under ``prefix`` (Redis is shared)."""
+    client = redis.Redis.from_url(redis_url, password=os.environ.get("PRODCAT_REDIS_PASSWORD"))
+    try:
+        keys = list(client.scan_iter(match=f"{prefix}:*", count=5000))
+        for i in range(0, len(keys), 5000):
+            client.unlink(*keys[i : i + 5000])
+    finally:
+        client.close()
 
 
 def free_port() -> int:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,7 @@ from tests.integration.classify_support import (
     categorized,
     causation_counts,
     committed,
+    delete_keys,
     end_offsets,
     free_port,
     load_rows,
@@ -64,8 +66,10 @@ N_ROWS = 2500
 @pytest.fixture
 def setup(
     topic_factory: TopicFactory, kafka_bootstrap: str, redis_url: str, classify_bundle: Path
-) -> Setup:
-    return Setup.create(topic_factory, kafka_bootstrap, redis_url, classify_bundle)
+) -> Iterator[Setup]:
+    s = Setup.create(topic_factory, kafka_bootstrap, redis_url, classify_bundle)
+    yield s
+    delete_keys(redis_url, s.prefix)
 
 
 def _fully_committed(s: Setup, topic: str) -> bool:
