@@ -51,13 +51,44 @@ class Hyper:
 
 @keras.saving.register_keras_serializable(package="prodcat")
 class MaskedMean(layers.Layer):  # type: ignore[misc]
-    """Mean of the embeddings of the non-padding ids (id 0 is padding)."""
+    """Mean of the embeddings of the non-padding ids (id 0 is padding).
+
+    For serving, :func:`for_serving` zeroes row 0 of the embedding tables and sets
+    ``zero_padding``: padding then adds nothing to the sum, and the exported graph
+    skips the [batch, length, dim] mask multiplication (a third of inference time).
+    """
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.zero_padding = False
 
     def call(self, embedded: Any, ids: Any) -> Any:
-        mask = ops.expand_dims(ops.cast(ops.not_equal(ids, 0), embedded.dtype), -1)
-        total = ops.sum(embedded * mask, axis=1)
-        count = ops.maximum(ops.sum(mask, axis=1), 1.0)
+        present = ops.cast(ops.not_equal(ids, 0), embedded.dtype)
+        count = ops.maximum(ops.sum(present, axis=1, keepdims=True), 1.0)
+        if self.zero_padding:
+            total = ops.sum(embedded, axis=1)
+        else:
+            total = ops.sum(embedded * ops.expand_dims(present, -1), axis=1)
         return total / count
+
+
+def _layers(model: Any) -> list[Any]:
+    out: list[Any] = []
+    for layer in model.layers:
+        out.extend(_layers(layer) if isinstance(layer, keras.Model) else [layer])
+    return out
+
+
+def for_serving(model: keras.Model) -> keras.Model:
+    """Prepare a trained model for export: zero the padding rows and let the bags skip
+    masking. Outputs are unchanged (padding was masked out during training)."""
+    for layer in _layers(model):
+        if isinstance(layer, layers.Embedding):
+            table = layer.embeddings
+            table.assign(ops.concatenate([ops.zeros((1, table.shape[1])), table[1:]], axis=0))
+        elif isinstance(layer, MaskedMean):
+            layer.zero_padding = True
+    return model
 
 
 def build(spec: FeaturizerSpec, n_labels: int, hyper: Hyper) -> keras.Model:

@@ -18,15 +18,15 @@ ONNX_OPSET = 17
 def to_onnx(model: Any, out: Path, *, opset: int = ONNX_OPSET) -> Path:
     """Trace the Keras model as a tf.function and convert it at a pinned opset.
 
-    Inputs keep their names (``word_ids``, ``char_ids``, int32 [B, L]) and the
+    Inputs keep their names (``word_ids``, ``char_ids``, int32 [B, any L]) and the
     output is named ``probs``, which is what :mod:`workers.model` feeds and reads.
     """
     import tensorflow as tf
     import tf2onnx
 
+    # Width is left dynamic: serving trims all-padding columns per batch.
     signature = tuple(
-        tf.TensorSpec((None, int(t.shape[1])), tf.int32, name=t.name.split(":")[0])
-        for t in model.inputs
+        tf.TensorSpec((None, None), tf.int32, name=t.name.split(":")[0]) for t in model.inputs
     )
 
     @tf.function(input_signature=signature)  # type: ignore[untyped-decorator]

@@ -18,7 +18,7 @@ import onnxruntime as ort
 
 from workers.bundle import Bundle, load_bundle
 from workers.errors import BundleError
-from workers.featurizer import Featurizer, ProductText
+from workers.featurizer import Featurizer, PreparedText, ProductText
 from workers.taxonomy import Decision
 
 FloatArray = npt.NDArray[np.float32]
@@ -50,6 +50,9 @@ class Classifier:
         except Exception as exc:  # onnxruntime raises its own untyped errors
             raise BundleError(f"{bundle.model_path}: onnxruntime cannot load it ({exc})") from exc
         self._inputs = [i.name for i in self._session.get_inputs()]
+        self._dynamic = {
+            i.name for i in self._session.get_inputs() if not isinstance(i.shape[-1], int)
+        }
         outputs = self._session.get_outputs()
         self._output = outputs[0].name
         n_out = outputs[0].shape[-1]
@@ -77,19 +80,35 @@ class Classifier:
 
     def scores(self, items: Sequence[ProductText]) -> FloatArray:
         """Leaf probabilities, float32 [len(items), leaves]."""
+        return self.scores_prepared([self.featurizer.prepare(item) for item in items])
+
+    def scores_prepared(self, prepared: Sequence[PreparedText]) -> FloatArray:
+        """Leaf probabilities for texts already normalized by ``featurizer.prepare`` (the
+        worker prepares once for both the cache key and the model)."""
         t0 = time.perf_counter()
-        feats = self.featurizer.transform(items)
+        feats = self.featurizer.transform_prepared(prepared)
         t1 = time.perf_counter()
-        feeds = {name: feats[name] for name in self._inputs}
+        feeds = {name: self._fit_width(name, feats[name]) for name in self._inputs}
         (probs,) = self._session.run([self._output], feeds)
         t2 = time.perf_counter()
         self.last_timings = BatchTimings(t1 - t0, t2 - t1, 0.0)
         return np.asarray(probs, dtype=np.float32)
 
+    def _fit_width(self, name: str, ids: npt.NDArray[np.int32]) -> npt.NDArray[np.int32]:
+        """Drop the all-padding tail columns when the model takes any width (masked mean
+        pooling ignores padding, so this changes nothing but the work done)."""
+        if name not in self._dynamic:
+            return ids
+        width = max(int(np.count_nonzero(ids, axis=1).max(initial=0)), 1)
+        return np.ascontiguousarray(ids[:, :width]) if width < ids.shape[1] else ids
+
     def classify(self, items: Sequence[ProductText]) -> list[Decision]:
-        if not items:
+        return self.classify_prepared([self.featurizer.prepare(item) for item in items])
+
+    def classify_prepared(self, prepared: Sequence[PreparedText]) -> list[Decision]:
+        if not prepared:
             return []
-        probs = self.scores(items)
+        probs = self.scores_prepared(prepared)
         t0 = time.perf_counter()
         decisions = self.bundle.taxonomy.decode(probs, self.bundle.thresholds, self.top_k)
         timings = self.last_timings

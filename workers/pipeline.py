@@ -39,7 +39,7 @@ from workers.events import (
     derive_event_id,
     utc_now,
 )
-from workers.featurizer import ProductText
+from workers.featurizer import PreparedText, ProductText
 from workers.metrics import ClassifyMetrics
 from workers.model import Classifier
 from workers.taxonomy import Decision
@@ -144,8 +144,11 @@ class BatchPipeline:
         if not events:
             return batch
 
-        texts = [ProductText(e.title, e.brand, e.description, e.attributes) for e in events]
-        hashes = batch.hashes = self.classifier.featurizer.content_hashes(texts)
+        prepare = self.classifier.featurizer.prepare
+        texts = [
+            prepare(ProductText(e.title, e.brand, e.description, e.attributes)) for e in events
+        ]
+        hashes = batch.hashes = [t.content_hash() for t in texts]
         lookup: Lookup | None = None
         if self.cache is not None:
             lookup = self.cache.lookup([e.product_id for e in events], hashes, self.version)
@@ -215,7 +218,7 @@ class BatchPipeline:
 
     # ------------------------------------------------------------------ model
 
-    def _classify(self, items: list[ProductText]) -> ModelResult:
+    def _classify(self, items: list[PreparedText]) -> ModelResult:
         """Decisions for ``items``; items the model fails on are bisected out as errors."""
         decided: list[Decision | None] = [None] * len(items)
         failed: dict[int, BaseException] = {}
@@ -223,7 +226,7 @@ class BatchPipeline:
         while stack:
             lo, hi = stack.pop()
             try:
-                result = self.classifier.classify(items[lo:hi])
+                result = self.classifier.classify_prepared(items[lo:hi])
             except Exception as exc:
                 if hi - lo == 1:
                     failed[lo] = exc

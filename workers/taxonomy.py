@@ -23,6 +23,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import numpy as np
 import numpy.typing as npt
@@ -47,15 +48,16 @@ def parse_path(text: str) -> tuple[str, ...]:
     return tuple(part.strip() for part in text.split(">") if part.strip())
 
 
-@dataclass(frozen=True, slots=True)
-class Alternative:
+class Alternative(NamedTuple):
+    """One of the top-k leaves with its score. (A NamedTuple: decoding builds k of these
+    per item on the hot path, and tuples are several times cheaper than dataclasses.)"""
+
     category_id: str
     path: tuple[str, ...]
     score: float
 
 
-@dataclass(frozen=True, slots=True)
-class Decision:
+class Decision(NamedTuple):
     """The decoded answer for one item."""
 
     category_id: str
@@ -64,7 +66,7 @@ class Decision:
     alternatives: tuple[Alternative, ...]
     abstained: bool
     needs_review: bool
-    leaf_index: int = field(repr=False)
+    leaf_index: int
 
 
 @dataclass(frozen=True)
@@ -192,28 +194,34 @@ class Taxonomy:
                         chosen_score[row] = float(level[k, arg[k]])
                 abstained[pending] = True
 
-        out: list[Decision] = []
         leaves, ids = self.leaves, self.leaf_ids
         top_l, top_s = top.tolist(), top_scores.tolist()
+        best_l = best.tolist()
+        scores_out = chosen_score.tolist()
+        abst = abstained.tolist()
+        out: list[Decision] = []
+        append = out.append
         for i in range(batch):
+            leaf = best_l[i]
             alts = tuple(
-                Alternative(ids[j], leaves[j], float(s))
-                for j, s in zip(top_l[i], top_s[i], strict=True)
+                [Alternative(ids[j], leaves[j], s) for j, s in zip(top_l[i], top_s[i], strict=True)]
             )
             path = chosen_path[i]
-            leaf = int(best[i])
-            if path is None:
-                path = leaves[leaf]
-            backed_off = len(path) < len(leaves[leaf])
-            out.append(
-                Decision(
-                    category_id=ids[leaf] if path == leaves[leaf] else category_id(path),
-                    path=path,
-                    confidence=float(chosen_score[i]),
-                    alternatives=alts,
-                    abstained=bool(abstained[i]),
-                    needs_review=bool(abstained[i]) or backed_off,
-                    leaf_index=leaf,
+            if path is None or path == leaves[leaf]:
+                append(
+                    Decision(ids[leaf], leaves[leaf], scores_out[i], alts, abst[i], abst[i], leaf)
                 )
-            )
+            else:
+                backed_off = len(path) < len(leaves[leaf])
+                append(
+                    Decision(
+                        category_id(path),
+                        path,
+                        scores_out[i],
+                        alts,
+                        abst[i],
+                        abst[i] or backed_off,
+                        leaf,
+                    )
+                )
         return out
