@@ -43,6 +43,7 @@ from workers.events import (
     DLQ_WORKER,
     Codec,
 )
+from workers.featurizer import ProductText
 from workers.metrics import ClassifyMetrics
 from workers.model import Classifier
 from workers.pipeline import BatchPipeline
@@ -233,11 +234,13 @@ class _Flaky:
     def last_timings(self) -> Any:
         return self.inner.last_timings
 
-    def classify(self, items: list[Any]) -> list[Any]:
+    def classify_prepared(self, items: list[Any]) -> list[Any]:
+        """The worker hands prepared (normalized) texts to the model."""
         self.calls += 1
-        if any(i.title == self.bad_title for i in items):
+        bad = self.featurizer.prepare(ProductText(title=self.bad_title)).title
+        if any(i.title == bad for i in items):
             raise FloatingPointError("model blew up")
-        return self.inner.classify(items)
+        return self.inner.classify_prepared(items)
 
 
 def test_model_failure_is_bisected_to_the_poison_item(
