@@ -304,6 +304,15 @@ def make_version(config: TrainConfig, fp: str) -> str:
     return f"{name}-{stamp}-{fp[:8]}"
 
 
+def _release_tensorflow() -> None:
+    import gc
+
+    import keras
+
+    keras.backend.clear_session()
+    gc.collect()
+
+
 def _write_metadata(root: Path, meta: dict[str, Any]) -> None:
     text = json.dumps(meta, ensure_ascii=False, indent=2) + "\n"
     (root / METADATA_FILE).write_text(text, encoding="utf-8")
@@ -405,6 +414,9 @@ def run(config: TrainConfig) -> Path:
     }
     _write_metadata(root, meta)
     write_manifest(root)
+    # TensorFlow's share of memory is not needed any more; the baseline needs room.
+    del models, best_model, feats
+    _release_tensorflow()
     # Evaluate the exported bundle through the serving code, then seal it again
     # with the evaluation and the report inside.
     meta["evaluation"] = evaluate_bundle(root, prep, config)
