@@ -12,6 +12,7 @@ from export.errors import ExportError
 from export.networks import ARCHITECTURES, Hyper
 from export.train import TrainConfig, run
 from workers.bundle import load_bundle, pack_bundle
+from workers.featurizer import FeaturizerSpec
 from workers.settings import Settings
 
 log = logging.getLogger("prodcat.train")
@@ -36,7 +37,12 @@ def train_command(args: argparse.Namespace, settings: Settings) -> int:
         baseline=not args.no_baseline,
         labels=tuple(args.labels),
         version=args.version,
-        hyper=Hyper(),
+        hyper=Hyper(dim=args.dim) if args.dim else Hyper(),
+        spec=(
+            FeaturizerSpec(word_buckets=args.buckets, char_buckets=args.buckets)
+            if args.buckets
+            else FeaturizerSpec()
+        ),
         verbose=0 if args.quiet else None,
     )
     root = run(config)

@@ -153,6 +153,8 @@ def build_parser() -> argparse.ArgumentParser:
         default=0.9,
         help="precision the back-off thresholds aim for on validation data",
     )
+    p.add_argument("--dim", type=int, help="embedding size (default 64)")
+    p.add_argument("--buckets", type=int, help="hash buckets per id table (default 2**18)")
     p.add_argument("--no-baseline", action="store_true", help="skip the TF-IDF baseline")
     p.add_argument("--version", help="bundle version (default: dataset-timestamp-fingerprint)")
     p.add_argument("--quiet", action="store_true", help="no per-epoch progress")
