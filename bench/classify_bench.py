@@ -342,8 +342,9 @@ def run_latency(
 STAGES = {
     "onnxruntime inference": "Session.run",
     "taxonomy decode (Taxonomy.decode)": "Taxonomy.decode ",
-    "featurize (Featurizer.transform)": "Featurizer.transform ",
-    "content hashes (cache keys)": "Featurizer.content_hashes",
+    "featurize (Featurizer.transform_prepared)": "Featurizer.transform_prepared ",
+    "normalize once per item (Featurizer.prepare)": "Featurizer.prepare ",
+    "content hashes (cache keys)": "PreparedText.content_hash",
     "JSON decode + validation": "Codec.decode_product",
     "output events (BatchPipeline._encode)": "BatchPipeline._encode",
     "Redis MGET (ResultCache.lookup)": "ResultCache.lookup",
