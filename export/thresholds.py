@@ -2,7 +2,9 @@
 
 For the leaf level and for every ancestor depth, the threshold is the lowest
 confidence at which the answers at that level, counted from the most confident
-down, still reach the target precision. A level that never reaches it gets a
+down, still reach the target precision. Ancestor thresholds are fitted on the
+items the deeper levels left unanswered, since those are the only ones that
+reach them. A level that never reaches it gets a
 threshold above 1, so it is never used; the item then backs off further or
 abstains. Thresholds are saved in the bundle and applied by
 :meth:`workers.taxonomy.Taxonomy.decode`.
@@ -46,13 +48,22 @@ def choose_thresholds(
     index = taxonomy.index()
     leaf_true = np.array([index.get(tuple(p), -1) for p in truth])
     best = probs.argmax(axis=1)
-    leaf = _threshold_for(probs.max(axis=1), best == leaf_true, target_precision)
+    confidence = probs.max(axis=1)
+    leaf = _threshold_for(confidence, best == leaf_true, target_precision)
+    # Back-off only ever sees the items the deeper levels did not answer, so each
+    # ancestor threshold is fitted on exactly that residual, deepest level first, the
+    # way Taxonomy.decode walks up.
+    pending = confidence < leaf
     by_depth: dict[int, float] = {}
-    for depth in range(1, taxonomy.depth):
+    for depth in range(taxonomy.depth - 1, 0, -1):
         nodes = taxonomy.nodes_at(depth)
         level = taxonomy.level_scores(probs, depth)
         arg = level.argmax(axis=1)
-        predicted = [nodes[i] for i in arg.tolist()]
-        correct = np.array([p == tuple(t[:depth]) for p, t in zip(predicted, truth, strict=True)])
-        by_depth[depth] = _threshold_for(level.max(axis=1), correct, target_precision)
+        score = level.max(axis=1)
+        correct = np.array(
+            [nodes[a] == tuple(t[:depth]) for a, t in zip(arg.tolist(), truth, strict=True)]
+        )
+        threshold = _threshold_for(score[pending], correct[pending], target_precision)
+        by_depth[depth] = threshold
+        pending &= score < threshold
     return Thresholds(leaf=leaf, by_depth=by_depth, target_precision=target_precision)

@@ -125,3 +125,27 @@ def test_taxonomy_rejects_bad_input() -> None:
         Taxonomy([("b",), ("a",)])
     with pytest.raises(ValueError):
         Taxonomy([("a",), ("a",)])
+
+
+def test_backoff_thresholds_hold_precision_on_the_residual(tax: Taxonomy) -> None:
+    """Decoding with the chosen thresholds keeps every group (leaf answers, backed-off
+    answers) at the target precision on the data they were fitted on."""
+    rng = np.random.default_rng(3)
+    n = 4000
+    truth_idx = rng.integers(0, 5, n)
+    noise = rng.random((n, 5)).astype(np.float32)
+    noise[np.arange(n), truth_idx] += rng.random(n).astype(np.float32) * 2
+    # siblings share signal, so ancestors are easier than leaves
+    noise[:, :2] += noise[:, :2].mean(axis=1, keepdims=True)
+    probs = noise / noise.sum(axis=1, keepdims=True)
+    truth = [tax.leaves[i] for i in truth_idx]
+    th = choose_thresholds(tax, probs, truth, 0.85)
+    decisions = tax.decode(probs, th, top_k=1)
+    backed = [
+        (d, t) for d, t in zip(decisions, truth, strict=True) if d.needs_review and not d.abstained
+    ]
+    leafs = [(d, t) for d, t in zip(decisions, truth, strict=True) if not d.needs_review]
+    assert backed and leafs
+    for group in (backed, leafs):
+        hits = sum(1 for d, t in group if t[: len(d.path)] == d.path)
+        assert hits / len(group) >= 0.85
