@@ -20,6 +20,7 @@ import redis
 from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient, NewTopic
 
+from export.catalog import Example
 from workers.connectivity import check_kafka, check_redis
 from workers.errors import ServiceUnavailableError
 
@@ -171,3 +172,18 @@ def topic_factory(
 def _slug(text: str, limit: int) -> str:
     """``text`` reduced to characters legal in Kafka topic names."""
     return re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-.")[:limit] or "t"
+
+
+# The classify tests' shared model and catalog slice: one definition for the session.
+@pytest.fixture(scope="session")
+def classify_bundle(data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from tests.integration.classify_support import shared_bundle
+
+    return shared_bundle(data_dir, tmp_path_factory)
+
+
+@pytest.fixture(scope="session")
+def catalog_rows(data_dir: Path) -> list[Example]:
+    from tests.integration.classify_support import load_rows
+
+    return load_rows(data_dir)

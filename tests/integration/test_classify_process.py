@@ -20,27 +20,15 @@ from tests.integration.classify_support import (
     committed,
     delete_keys,
     end_offsets,
-    load_rows,
     produce_events,
     product_events,
     read_all,
-    shared_bundle,
     wait_for,
 )
 from tests.integration.conftest import TopicFactory
 from workers.events import ProductEvent
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
-
-
-@pytest.fixture(scope="session")
-def classify_bundle(data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return shared_bundle(data_dir, tmp_path_factory)
-
-
-@pytest.fixture(scope="session")
-def catalog_rows(data_dir: Path) -> list[Example]:
-    return load_rows(data_dir)
 
 
 COPIES = 2  # 2 x 4000 catalog rows = 8000 events per test, fed at about 1700/s

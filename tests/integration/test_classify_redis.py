@@ -17,27 +17,15 @@ from tests.integration.classify_support import (
     Setup,
     categorized,
     free_port,
-    load_rows,
     produce_events,
     product_events,
     read_all,
     running_worker,
-    shared_bundle,
     wait_for,
 )
 from tests.integration.conftest import TopicFactory
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
-
-
-@pytest.fixture(scope="session")
-def classify_bundle(data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return shared_bundle(data_dir, tmp_path_factory)
-
-
-@pytest.fixture(scope="session")
-def catalog_rows(data_dir: Path) -> list[Example]:
-    return load_rows(data_dir)
 
 
 class PrivateRedis:

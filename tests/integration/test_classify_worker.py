@@ -22,14 +22,12 @@ from tests.integration.classify_support import (
     delete_keys,
     end_offsets,
     free_port,
-    load_rows,
     offline_categories,
     produce,
     produce_events,
     product_events,
     read_all,
     running_worker,
-    shared_bundle,
     wait_for,
 )
 from tests.integration.conftest import TopicFactory
@@ -49,16 +47,6 @@ from workers.model import Classifier
 from workers.pipeline import BatchPipeline
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
-
-
-@pytest.fixture(scope="session")
-def classify_bundle(data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return shared_bundle(data_dir, tmp_path_factory)
-
-
-@pytest.fixture(scope="session")
-def catalog_rows(data_dir: Path) -> list[Example]:
-    return load_rows(data_dir)
 
 
 N_ROWS = 2500

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from export.train import TrainConfig, prepare, run, to_text
+from export.train import Prepared, TrainConfig, prepare, run, to_text
 from workers.bundle import load_bundle
 from workers.errors import BundleError
 from workers.featurizer import FeaturizerSpec
@@ -57,6 +57,13 @@ def trained(
     return dataset, _train(data_dir, out, dataset, rows=ROWS)
 
 
+@pytest.fixture(scope="module")
+def prepared(trained: tuple[str, Path], data_dir: Path) -> Prepared:
+    """The trained bundle's data, split exactly as training split it (loaded once)."""
+    dataset, root = trained
+    return prepare(TrainConfig(data=(dataset,), data_dir=data_dir, out=root, limit=ROWS))
+
+
 def test_bundle_is_complete_and_verified(trained: tuple[str, Path]) -> None:
     _, root = trained
     bundle = load_bundle(root)
@@ -72,11 +79,11 @@ def test_bundle_is_complete_and_verified(trained: tuple[str, Path]) -> None:
     assert report["per_class"] and "baseline" in report
 
 
-def test_scores_well_above_chance(trained: tuple[str, Path], data_dir: Path) -> None:
-    dataset, root = trained
+def test_scores_well_above_chance(trained: tuple[str, Path], prepared: Prepared) -> None:
+    _, root = trained
     bundle = load_bundle(root)
     ev = bundle.evaluation
-    prep = prepare(TrainConfig(data=(dataset,), data_dir=data_dir, out=root, limit=ROWS))
+    prep = prepared
     test_paths = Counter(prep.examples[i].path for i in prep.test)
     majority = test_paths.most_common(1)[0][1] / sum(test_paths.values())
     assert len(bundle.taxonomy) > 50
@@ -89,14 +96,13 @@ def test_scores_well_above_chance(trained: tuple[str, Path], data_dir: Path) -> 
 
 
 def test_rescoring_reproduces_recorded_evaluation(
-    trained: tuple[str, Path], data_dir: Path
+    trained: tuple[str, Path], prepared: Prepared
 ) -> None:
     """The split is deterministic and serving is the evaluation path: re-scoring the
     held-out rows through Classifier gives exactly the recorded accuracy."""
-    dataset, root = trained
+    _, root = trained
     bundle = load_bundle(root)
-    config = TrainConfig(data=(dataset,), data_dir=data_dir, out=root, limit=ROWS)
-    prep = prepare(config)
+    prep = prepared
     classifier = Classifier(bundle)
     items = [to_text(prep.examples[i]) for i in prep.test]
     truth = [prep.examples[i].path for i in prep.test]
@@ -127,11 +133,10 @@ def test_serving_process_never_imports_tensorflow(
 
 
 def test_predict_cli_matches_serving(
-    trained: tuple[str, Path], tmp_path: Path, data_dir: Path
+    trained: tuple[str, Path], tmp_path: Path, prepared: Prepared
 ) -> None:
-    dataset, root = trained
-    config = TrainConfig(data=(dataset,), data_dir=data_dir, out=root, limit=ROWS)
-    prep = prepare(config)
+    _, root = trained
+    prep = prepared
     rows = [prep.examples[i] for i in prep.test[:300]]
     src = tmp_path / "products.jsonl"
     with src.open("w", encoding="utf-8") as fh:
