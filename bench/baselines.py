@@ -20,6 +20,7 @@ import signal
 import sys
 import time
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from confluent_kafka import Consumer, Producer, TopicPartition
@@ -117,6 +118,7 @@ def faust_agent() -> int:
         f"{settings.classify.group_id}-faust",
         broker=f"kafka://{settings.kafka.bootstrap}",
         store="memory://",
+        datadir=str(Path(__file__).resolve().parent / "results" / "faust-data"),
         web_enabled=False,
         consumer_auto_offset_reset="earliest",
         topic_disable_leader=True,

@@ -8,8 +8,9 @@ import logging
 import sys
 from pathlib import Path
 
+from export.datasets import train_defaults
 from export.errors import ExportError
-from export.networks import ARCHITECTURES, Hyper
+from export.hyper import ARCHITECTURES, DEFAULT_CANDIDATES, Hyper
 from export.train import TrainConfig, run
 from workers.bundle import load_bundle, pack_bundle
 from workers.featurizer import FeaturizerSpec
@@ -18,14 +19,24 @@ from workers.settings import Settings
 log = logging.getLogger("prodcat.train")
 
 
-def train_command(args: argparse.Namespace, settings: Settings) -> int:
-    candidates = tuple(c.strip() for c in args.candidates.split(",") if c.strip())
+def train_config(args: argparse.Namespace, settings: Settings) -> TrainConfig:
+    """The ``prodcat train`` flags as a config; a registry dataset's
+    :class:`~export.datasets.TrainDefaults` fill the flags not given."""
+    defaults = train_defaults(args.data)
+    if defaults.describe():
+        log.info("registry defaults for %s: %s", ",".join(args.data), defaults.describe())
+    dim = args.dim or defaults.dim
+    buckets = args.buckets or defaults.buckets
+    if args.candidates:
+        candidates = tuple(c.strip() for c in args.candidates.split(",") if c.strip())
+    else:
+        candidates = defaults.candidates or DEFAULT_CANDIDATES
     unknown = [c for c in candidates if c not in ARCHITECTURES]
     if unknown:
         raise ExportError(
             f"--candidates: unknown {unknown}; choose from {', '.join(ARCHITECTURES)}"
         )
-    config = TrainConfig(
+    return TrainConfig(
         data=tuple(args.data),
         data_dir=settings.data_dir,
         out=args.out,
@@ -37,15 +48,18 @@ def train_command(args: argparse.Namespace, settings: Settings) -> int:
         baseline=not args.no_baseline,
         labels=tuple(args.labels),
         version=args.version,
-        hyper=Hyper(dim=args.dim) if args.dim else Hyper(),
+        hyper=Hyper(dim=dim) if dim else Hyper(),
         spec=(
-            FeaturizerSpec(word_buckets=args.buckets, char_buckets=args.buckets)
-            if args.buckets
+            FeaturizerSpec(word_buckets=buckets, char_buckets=buckets)
+            if buckets
             else FeaturizerSpec()
         ),
         verbose=0 if args.quiet else None,
     )
-    root = run(config)
+
+
+def train_command(args: argparse.Namespace, settings: Settings) -> int:
+    root = run(train_config(args, settings))
     meta = json.loads((root / "metadata.json").read_text(encoding="utf-8"))
     ours = meta["evaluation"]["ours"]
     base = meta["evaluation"].get("baseline") or {}
@@ -68,4 +82,4 @@ def export_command(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-__all__ = ["export_command", "train_command"]
+__all__ = ["export_command", "train_command", "train_config"]

@@ -55,6 +55,33 @@ _MISSING = frozenset({"", "NA", "N/A", "nan", "None"})
 
 
 @dataclass(frozen=True, slots=True)
+class TrainDefaults:
+    """How ``prodcat train`` trains a catalog unless flags say otherwise.
+
+    Chosen per catalog on its *validation* split (never the test split); empty
+    fields fall back to the global defaults (``Hyper``, ``FeaturizerSpec``, the
+    ``--candidates`` default). Explicit ``--dim``/``--buckets``/``--candidates`` win.
+    """
+
+    dim: int | None = None
+    buckets: int | None = None
+    candidates: tuple[str, ...] | None = None
+    why: str = ""
+
+    def describe(self) -> str:
+        parts = [
+            f"{name} {value}"
+            for name, value in (
+                ("dim", self.dim),
+                ("buckets", self.buckets),
+                ("candidates", ",".join(self.candidates or ()) or None),
+            )
+            if value is not None
+        ]
+        return ", ".join(parts)
+
+
+@dataclass(frozen=True, slots=True)
 class DatasetInfo:
     """One shared catalog: where it lives, what is input and what is the label."""
 
@@ -67,6 +94,7 @@ class DatasetInfo:
     text: str
     notes: str
     reader: Callable[[DatasetInfo, Path, _Collector], None]
+    defaults: TrainDefaults = TrainDefaults()
 
 
 class _Collector:
@@ -349,6 +377,14 @@ _REGISTRY = (
         text="title only (breadcrumb leaks the label; site/seller are shops)",
         notes="No quoting; damaged lines skipped by reason; book rows have swapped columns.",
         reader=_read_cn,
+        defaults=TrainDefaults(
+            dim=128,
+            buckets=2**17,
+            why=(
+                "706 leaves of short Chinese titles: wider embeddings lift validation "
+                "weighted F1; half the buckets keep the two tables (and RSS) as at dim 64"
+            ),
+        ),
     ),
     DatasetInfo(
         name="online_shopping_10_cats",
@@ -375,6 +411,23 @@ _REGISTRY = (
 )
 
 DATASETS: dict[str, DatasetInfo] = {info.name: info for info in _REGISTRY}
+
+
+def train_defaults(names: Sequence[str]) -> TrainDefaults:
+    """The registry defaults of the datasets among ``names`` (files have none), merged:
+    the largest ``dim`` and ``buckets``, every listed candidate (registry order)."""
+    found = [DATASETS[n].defaults for n in names if n in DATASETS]
+    dims = [d.dim for d in found if d.dim is not None]
+    buckets = [d.buckets for d in found if d.buckets is not None]
+    candidates: list[str] = []
+    for d in found:
+        candidates += [c for c in d.candidates or () if c not in candidates]
+    return TrainDefaults(
+        dim=max(dims) if dims else None,
+        buckets=max(buckets) if buckets else None,
+        candidates=tuple(candidates) or None,
+        why="; ".join(d.why for d in found if d.why),
+    )
 
 
 def resolve_data_dir(data_dir: Path) -> Path:

@@ -10,10 +10,18 @@ over the taxonomy's leaves.
   (the fastText path) and add a non-linear ReLU projection of it; the softmax
   reads both. More capacity for interactions between n-grams, e.g. for Chinese,
   where character n-grams carry most of the signal.
+* ``charcnn``: the fastText bags plus a small text CNN over the character
+  n-gram ids in text order (the featurizer emits them by token, then offset):
+  a width-``kernel`` convolution and a masked max over positions, so a window
+  of neighbouring subwords (e.g. ``"tsh" "shi" "hir"`` across ``t-shirt``)
+  becomes one feature. It costs ~100x the fastText arithmetic per item and
+  3-4x its training time; on myntra it scored below fastText on validation, so
+  it is opt-in (``--candidates fasttext,twotower,charcnn`` or a registry entry's
+  :class:`~export.datasets.TrainDefaults`).
 
-When more than one candidate is trained, their *ensemble* (the mean of their
-probabilities, exported as one ONNX graph) is scored on validation data too
-and competes with them.
+When more than one candidate is trained, every *ensemble* of two or more (the
+mean of their probabilities, exported as one ONNX graph) is scored on
+validation data too and competes with them.
 """
 
 from __future__ import annotations
@@ -22,31 +30,15 @@ import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's C++ start-up chatter out
 
-from dataclasses import asdict, dataclass
 from typing import Any
 
 import keras
 from keras import layers, ops
 
+from export.hyper import ARCHITECTURES, DEFAULT_CANDIDATES, Hyper
 from workers.featurizer import FeaturizerSpec
 
-ARCHITECTURES = ("fasttext", "twotower")
-
-
-@dataclass(frozen=True)
-class Hyper:
-    architecture: str = "fasttext"
-    dim: int = 64
-    hidden: int = 512
-    dropout: float = 0.5
-    learning_rate: float = 1e-2
-    batch_size: int = 128
-    max_epochs: int = 20
-    patience: int = 3
-    class_weight_power: float = 0.5
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+__all__ = ["ARCHITECTURES", "DEFAULT_CANDIDATES", "Hyper", "average", "build", "for_serving"]
 
 
 @keras.saving.register_keras_serializable(package="prodcat")
@@ -70,6 +62,31 @@ class MaskedMean(layers.Layer):  # type: ignore[misc]
         else:
             total = ops.sum(embedded * ops.expand_dims(present, -1), axis=1)
         return total / count
+
+
+@keras.saving.register_keras_serializable(package="prodcat")
+class MaskedMax(layers.Layer):  # type: ignore[misc]
+    """Max over the positions of non-negative features, padding positions excluded.
+
+    The features are ReLU outputs (>= 0), so zeroing the padding positions before
+    the max leaves the max over the real positions unchanged. Unlike
+    :class:`MaskedMean`, the mask stays in the serving graph: a convolution over
+    zero rows still yields its bias."""
+
+    def call(self, features: Any, ids: Any) -> Any:
+        present = ops.cast(ops.not_equal(ids, 0), features.dtype)
+        return ops.max(features * ops.expand_dims(present, -1), axis=1)
+
+
+@keras.saving.register_keras_serializable(package="prodcat")
+class ZeroPad(layers.Layer):  # type: ignore[misc]
+    """Zero the embeddings of padding positions, so a convolution window that
+    overlaps the padding reads zeros in training exactly as in serving (where
+    :func:`for_serving` zeroes the padding row of the table)."""
+
+    def call(self, embedded: Any, ids: Any) -> Any:
+        present = ops.cast(ops.not_equal(ids, 0), embedded.dtype)
+        return embedded * ops.expand_dims(present, -1)
 
 
 def _layers(model: Any) -> list[Any]:
@@ -105,6 +122,13 @@ def build(spec: FeaturizerSpec, n_labels: int, hyper: Hyper) -> keras.Model:
     char_vec = MaskedMean(name="char_bag")(char_emb, char_ids)
     if hyper.architecture == "fasttext":
         hidden = layers.Concatenate(name="bags")([word_vec, char_vec])
+        hidden = layers.Dropout(hyper.dropout, name="dropout")(hidden)
+    elif hyper.architecture == "charcnn":
+        conv = layers.Conv1D(
+            hyper.filters, hyper.kernel, padding="same", activation="relu", name="char_conv"
+        )(ZeroPad(name="char_pad")(char_emb, char_ids))
+        char_cnn = MaskedMax(name="char_pool")(conv, char_ids)
+        hidden = layers.Concatenate(name="bags_conv")([word_vec, char_vec, char_cnn])
         hidden = layers.Dropout(hyper.dropout, name="dropout")(hidden)
     else:
         # Each tower keeps its linear bag (the fastText path) and adds a

@@ -78,6 +78,30 @@ def _plots(
     return files
 
 
+def _candidate_lines(model: dict[str, Any]) -> list[str]:
+    """Every candidate's validation scores; the chosen one (highest weighted F1) in bold."""
+    candidates = model.get("candidates") or []
+    if not candidates:
+        return []
+    lines = [
+        "",
+        "## Candidates (validation split; the highest weighted F1 is exported)",
+        "",
+        "| candidate | val weighted F1 | val accuracy | epochs (best) | train s |",
+        "|---|---|---|---|---|",
+    ]
+    for c in candidates:
+        name = c["architecture"]
+        if name == model.get("chosen"):
+            name = f"**{name}**"
+        epochs = f"{c['epochs']} ({c['best_epoch']})" if "epochs" in c else ""
+        lines.append(
+            f"| {name} | {_fmt(c.get('val_weighted_f1'))} | {_fmt(c.get('val_accuracy'))} | "
+            f"{epochs} | {c.get('train_seconds', '')} |"
+        )
+    return lines
+
+
 def write_report(
     out: Path,
     *,
@@ -114,6 +138,7 @@ def write_report(
         lines.append(
             f"| {name} | {_fmt(ours.get(key))} | {_fmt(base.get(key) if base else None)} |"
         )
+    lines += _candidate_lines(result.get("model") or {})
     b = result["backoff"]
     lines += [
         "",

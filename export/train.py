@@ -26,7 +26,7 @@ import numpy.typing as npt
 from export.catalog import Example, load_catalog_file
 from export.datasets import DATASETS, load_dataset
 from export.errors import ExportError
-from export.networks import ARCHITECTURES, Hyper
+from export.hyper import DEFAULT_CANDIDATES, Hyper
 from export.sources import fingerprint
 from export.splits import bucket, deduplicate, grouped_split
 from workers.bundle import BUNDLE_FORMAT, METADATA_FILE, MODEL_FILE, write_manifest
@@ -55,7 +55,7 @@ class TrainConfig:
     data: tuple[str, ...]
     data_dir: Path
     out: Path
-    candidates: tuple[str, ...] = ARCHITECTURES
+    candidates: tuple[str, ...] = DEFAULT_CANDIDATES
     seed: int = 0
     test_frac: float = 0.2
     val_frac: float = 0.1
@@ -218,8 +218,9 @@ def train_candidate(
     *,
     seed: int,
     verbose: int,
-) -> tuple[Any, dict[str, Any]]:
-    """Train one architecture with early stopping on the validation split."""
+) -> tuple[Any, dict[str, Any], npt.NDArray[np.float32]]:
+    """Train one architecture with early stopping on the validation split; also
+    returns its probabilities on every validation row."""
     import keras
 
     from export.fit import fit
@@ -252,7 +253,7 @@ def train_candidate(
     x_val_all = {k: v[prep.val] for k, v in feats.items()}
     val_probs = np.asarray(model.predict(x_val_all, batch_size=2048, verbose=0))
     pred = val_probs.argmax(axis=1)
-    summary = {
+    summary: dict[str, Any] = {
         "architecture": hyper.architecture,
         "hyper": hyper.to_dict(),
         "epochs": len(history.loss),
@@ -262,28 +263,31 @@ def train_candidate(
         "val_weighted_f1": _weighted_f1(y_val, pred),
         "params": int(model.count_params()),
     }
-    return model, summary
+    return model, summary, val_probs
 
 
-def ensemble_candidate(
-    prep: Prepared, models: Sequence[Any], x_val: dict[str, npt.NDArray[np.int32]]
-) -> tuple[Any, dict[str, Any]]:
-    """The average of the trained candidates' probabilities, as one exportable model."""
-    import keras
+def ensemble_scores(
+    prep: Prepared, names: Sequence[str], val_probs: Sequence[npt.NDArray[np.float32]]
+) -> list[tuple[tuple[int, ...], dict[str, Any]]]:
+    """Validation scores of every average of two or more trained candidates.
 
-    from export.networks import average
+    The average of probabilities is computed here in numpy; only the chosen
+    combination is built as one exportable model (:func:`export.networks.average`).
+    """
+    from itertools import combinations
 
-    model = average(list(models))
     y_val = _labels(prep, prep.val)
-    pred = np.asarray(model.predict(x_val, batch_size=2048, verbose=0)).argmax(axis=1)
-    summary = {
-        "architecture": "ensemble(" + "+".join(m.name for m in models) + ")",
-        "val_accuracy": float(np.mean(pred == y_val)),
-        "val_weighted_f1": _weighted_f1(y_val, pred),
-        "params": int(model.count_params()),
-        "keras": keras.__version__,
-    }
-    return model, summary
+    out: list[tuple[tuple[int, ...], dict[str, Any]]] = []
+    for size in range(2, len(names) + 1):
+        for members in combinations(range(len(names)), size):
+            pred = np.mean([val_probs[i] for i in members], axis=0).argmax(axis=1)
+            summary = {
+                "architecture": "ensemble(" + "+".join(names[i] for i in members) + ")",
+                "val_accuracy": float(np.mean(pred == y_val)),
+                "val_weighted_f1": _weighted_f1(y_val, pred),
+            }
+            out.append((members, summary))
+    return out
 
 
 def package_versions() -> dict[str, str]:
@@ -340,27 +344,37 @@ def run(config: TrainConfig) -> Path:
     feats = featurize(featurizer, [to_text(e) for e in prep.examples])
 
     candidates: list[dict[str, Any]] = []
+    members: list[tuple[int, ...]] = []
     models: list[Any] = []
+    probs: list[npt.NDArray[np.float32]] = []
     for arch in config.candidates:
         hyper = replace(config.hyper, architecture=arch)
         if config.max_epochs is not None:
             hyper = replace(hyper, max_epochs=config.max_epochs)
         log.info("training candidate %s", arch)
-        model, summary = train_candidate(
+        model, summary, val_probs = train_candidate(
             prep, feats, config.spec, hyper, seed=config.seed, verbose=verbose
         )
         log.info("candidate %s: %s", arch, json.dumps(summary))
+        members.append((len(models),))
         candidates.append(summary)
         models.append(model)
-    x_val = {k: v[prep.val] for k, v in feats.items()}
-    if len(models) > 1:
-        model, summary = ensemble_candidate(prep, models, x_val)
+        probs.append(val_probs)
+    for combo, summary in ensemble_scores(prep, config.candidates, probs):
         log.info("candidate %s: %s", summary["architecture"], json.dumps(summary))
+        members.append(combo)
         candidates.append(summary)
-        models.append(model)
     best = max(range(len(candidates)), key=lambda i: candidates[i]["val_weighted_f1"])
-    chosen, best_model = candidates[best], models[best]
+    chosen = candidates[best]
+    if len(members[best]) == 1:
+        best_model = models[members[best][0]]
+    else:
+        from export.networks import average
+
+        best_model = average([models[i] for i in members[best]])
+        chosen["params"] = int(best_model.count_params())
     log.info("chosen by validation weighted F1: %s", chosen["architecture"])
+    x_val = {k: v[prep.val] for k, v in feats.items()}
 
     val_probs = np.asarray(best_model.predict(x_val, batch_size=2048, verbose=0))
     thresholds = choose_thresholds(

@@ -20,6 +20,14 @@ periodically and asynchronously, synchronously on revoke and on stop. In
 exactly-once mode each batch is one transaction holding its outputs and its
 consumed offsets instead (and the model runs on the loop's thread).
 
+The model comes from the control topic ``prodcat.models`` (:mod:`workers.swap`): at
+start the live version is fetched from the model store, verified and warmed (or the local
+bundle ``PRODCAT_MODEL_BUNDLE`` is served, or the worker refuses to start, and says which);
+afterwards a follower thread loads new versions off the hot path and the loop switches to
+them between two batches. A batch in flight keeps the model set it began with, so no
+message is dropped or classified twice because of a swap, and each output names the
+version that produced it.
+
 Nothing here installs signal handlers; see :mod:`workers.lifecycle`.
 """
 
@@ -37,19 +45,21 @@ from typing import Any
 from confluent_kafka import Consumer, KafkaException, Producer
 from prometheus_client import CollectorRegistry
 
-from workers.bundle import load_bundle
 from workers.cache import ResultCache
 from workers.delivery import OutputSender
 from workers.errors import ConfigError, ProdcatError
 from workers.events import Codec
+from workers.featurizer import ProductText
 from workers.httpserver import HealthServer
 from workers.kafka_clients import consumer_config, producer_config
 from workers.metrics import ClassifyMetrics
-from workers.model import Classifier
+from workers.modelset import ModelSet
+from workers.modelstore import StoreUnavailableError
 from workers.offsets import OffsetTracker, TopicPartitionKey
 from workers.partitions import PartitionOwner
 from workers.pipeline import Batch, BatchPipeline
 from workers.settings import Settings
+from workers.swap import ModelSwitcher
 from workers.topics import ensure_topics, topic_specs
 from workers.transactions import TransactionalSender
 
@@ -62,6 +72,8 @@ Message = Any
 they are not for a message without error)."""
 
 COMMIT_INTERVAL_S = 0.5
+CONTROL_READ_TIMEOUT_S = 15.0
+WARM_UP_ITEMS = 256
 
 
 class WorkerFailedError(ProdcatError):
@@ -87,7 +99,7 @@ class ClassifyWorker:
         self.exactly_once = settings.classify.exactly_once
         t = settings.topics
         self.inputs = [t.product_created, t.product_updated]
-        self.classifier: Classifier | None = None
+        self.switcher: ModelSwitcher | None = None
         self.pipeline: BatchPipeline | None = None
         self.cache: ResultCache | None = None
         self.consumer: Any = None
@@ -116,24 +128,32 @@ class ClassifyWorker:
     # ------------------------------------------------------------------ lifecycle
 
     def start(self) -> None:
-        """Load the model, create missing topics and the clients, start the HTTP server."""
+        """Create missing topics, load the live model (or the local bundle), create the
+        clients, start the HTTP server and the model follower."""
         s = self.settings
-        if s.model.bundle is None:
-            raise ConfigError("no model bundle: pass --bundle DIR or set PRODCAT_MODEL_BUNDLE")
-        bundle = load_bundle(s.model.bundle)
-        self.classifier = Classifier(
-            bundle, intra_op_threads=s.model.intra_op_threads, top_k=s.model.top_k
-        )
-        self.classifier.warm_up()
-        self.metrics.model.info({"version": bundle.version, "sha256": bundle.sha256})
-        log.info("model %s loaded from %s", bundle.version, s.model.bundle)
-        self.cache = ResultCache(s.redis, on_error=self._cache_error)
-        self.pipeline = BatchPipeline(self.classifier, self.codec, self.metrics, self.cache)
-
-        used = {*self.inputs, s.topics.categorized, s.topics.review, s.topics.dead_letter}
+        self.switcher = ModelSwitcher(s, self.metrics.lifecycle, sample=self._warm_up_sample)
+        if s.model.bundle is None:  # the store is the only source: fail before any connection
+            try:
+                self.switcher.store.check()
+            except StoreUnavailableError as exc:
+                raise ConfigError(
+                    f"no model bundle: {exc}, and no local bundle is configured; refusing to "
+                    "become ready. Pass --bundle DIR or set PRODCAT_MODEL_BUNDLE"
+                ) from exc
+        used = {
+            *self.inputs,
+            s.topics.categorized,
+            s.topics.review,
+            s.topics.dead_letter,
+            s.topics.models,
+        }
         ensure_topics(
             s.kafka.librdkafka(), [spec for spec in topic_specs(s) if spec.name in used], 15.0
         )
+        models = self.switcher.initial(CONTROL_READ_TIMEOUT_S)
+        self.metrics.model.info(models.info())
+        self.cache = ResultCache(s.redis, on_error=self._cache_error)
+        self.pipeline = BatchPipeline(models, self.codec, self.metrics, self.cache)
         kafka_log = logging.getLogger("prodcat.kafka")
         self.producer = Producer(
             producer_config(
@@ -188,6 +208,7 @@ class ClassifyWorker:
         # GC's full collections (about 30 ms each over the loaded modules and model).
         gc.collect()
         gc.freeze()
+        self.switcher.start()
         self._started = True
         log.info(
             "classify worker %s consuming %s in group %s (%s)",
@@ -253,6 +274,10 @@ class ClassifyWorker:
         batch k this thread produces batch k-1's outputs and consumes batch k+1."""
         c = self.settings.classify
         consumer, producer = self.consumer, self.producer
+        if self.switcher is not None:
+            pending = self.switcher.take()
+            if pending is not None:
+                self._swap(pending)
         if not self.exactly_once:
             if self.tracker.in_flight >= c.max_in_flight:
                 self._set_paused(True)
@@ -328,6 +353,26 @@ class ClassifyWorker:
         self.metrics.in_flight.set(self.tracker.in_flight)
         self.metrics.batch_seconds.observe(time.perf_counter() - flight.started)
 
+    def _swap(self, models: ModelSet) -> None:
+        """Serve ``models`` from the next batch on (the batch in flight keeps its own)."""
+        assert self.pipeline is not None
+        started = time.perf_counter()
+        old = self.pipeline.models
+        self.pipeline.models = models
+        lifecycle = self.metrics.lifecycle
+        lifecycle.swap_seconds.observe(time.perf_counter() - started)
+        lifecycle.swaps.labels(models.version).inc()
+        self.metrics.model.info(models.info())
+        log.info("now serving %s (was %s)", models.describe(), old.describe())
+
+    def _warm_up_sample(self) -> list[ProductText]:
+        """Real inputs of the latest batch, to warm a new model on (called off the loop)."""
+        events = self.pipeline.recent if self.pipeline is not None else []
+        return [
+            ProductText(e.title, e.brand, e.description, e.attributes)
+            for e in events[:WARM_UP_ITEMS]
+        ]
+
     def _mark_revoked(self, keys: list[TopicPartitionKey]) -> None:
         """Partitions leave us: the batch in flight must not produce or track them."""
         if self._in_flight is not None:
@@ -383,6 +428,8 @@ class ClassifyWorker:
         except (KafkaException, RuntimeError) as exc:
             log.error("drain: %s", exc)
         finally:
+            if self.switcher is not None:
+                self.switcher.stop()
             self._executor.shutdown(wait=True)
             if self.cache is not None:
                 self.cache.close()

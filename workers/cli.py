@@ -113,6 +113,153 @@ def _demo(args: argparse.Namespace, settings: Settings) -> int:
     return run_demo(args, settings)
 
 
+def _publish(args: argparse.Namespace, settings: Settings) -> int:
+    from workers.models_admin import ModelAdmin
+
+    admin = ModelAdmin(settings, actor=args.by)
+    print(
+        admin.publish(
+            args.bundle_dir,
+            live=args.live,
+            holdout=args.holdout,
+            force=args.force,
+            tolerance=args.tolerance,
+        )
+    )
+    return 0
+
+
+def _models(args: argparse.Namespace, settings: Settings) -> int:
+    import json
+
+    from workers.models_admin import ModelAdmin, print_rows
+
+    admin = ModelAdmin(settings, actor=getattr(args, "by", None))
+    action = args.models_command
+    if action == "list":
+        print_rows(admin.rows(), sys.stdout, as_json=args.json)
+    elif action == "show":
+        print(json.dumps(admin.show(args.version), indent=2, default=str))
+    elif action == "promote":
+        print(
+            admin.promote(
+                args.version, holdout=args.holdout, force=args.force, tolerance=args.tolerance
+            )
+        )
+    elif action == "rollback":
+        print(admin.rollback(args.to))
+    elif action == "canary":
+        print(admin.canary(None if args.off else args.version, 0.0 if args.off else args.share))
+    elif action == "shadow":
+        print(admin.shadow(None if args.off else args.version))
+    return 0
+
+
+def _store_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--by", help="who makes the change (default: user@host)")
+
+
+def _gate_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--holdout",
+        type=Path,
+        help="labelled CSV/JSONL both versions are scored on (default: the stored figures, "
+        "when both bundles share a data fingerprint and split)",
+    )
+    parser.add_argument("--force", action="store_true", help="go live even if the gate refuses")
+    parser.add_argument(
+        "--tolerance", type=float, help="largest allowed drop (PRODCAT_MODEL_GATE_TOLERANCE)"
+    )
+
+
+def _model_parsers(sub: Any) -> None:
+    p = sub.add_parser("publish", help="check a bundle, store it, announce it (optionally live)")
+    _common(p)
+    p.add_argument("bundle_dir", type=Path, metavar="BUNDLE", help="bundle directory")
+    p.add_argument("--live", action="store_true", help="also make it the live version (gated)")
+    _gate_flags(p)
+    _store_flag(p)
+    p.set_defaults(handler=_publish)
+
+    p = sub.add_parser("models", help="list published versions; promote, roll back, canary")
+    _common(p)
+    actions = p.add_subparsers(dest="models_command", required=True)
+    a = actions.add_parser("list", help="published versions with their metrics and roles")
+    a.add_argument("--json", action="store_true", help="one JSON object per line")
+    a = actions.add_parser("show", help="one version in full")
+    a.add_argument("version")
+    a = actions.add_parser("promote", help="make a published version live (gated)")
+    a.add_argument("version")
+    _gate_flags(a)
+    _store_flag(a)
+    a = actions.add_parser("rollback", help="make the previous live version live again")
+    a.add_argument("--to", help="roll back to this version instead of the previous one")
+    _store_flag(a)
+    a = actions.add_parser("canary", help="serve a share of products with a candidate")
+    a.add_argument("version", nargs="?")
+    a.add_argument("--share", type=float, default=0.05, help="share of products, 0..1")
+    a.add_argument("--off", action="store_true", help="stop the canary")
+    _store_flag(a)
+    a = actions.add_parser("shadow", help="run a candidate beside the live version, unpublished")
+    a.add_argument("version", nargs="?")
+    a.add_argument("--off", action="store_true", help="stop the shadow")
+    _store_flag(a)
+    p.set_defaults(handler=_models)
+
+
+def _feedback(args: argparse.Namespace, settings: Settings) -> int:
+    from workers.feedback.app import FeedbackApp
+    from workers.lifecycle import install_stop_signals
+
+    if args.metrics_port is not None:
+        settings = settings.with_overrides(metrics={"port": args.metrics_port})
+    app = FeedbackApp(settings, instance=args.instance)
+    restore = install_stop_signals(app.request_stop)
+    try:
+        try:
+            app.start()
+            app.run()
+        finally:
+            app.stop()
+    finally:
+        restore()
+    return 0
+
+
+def _labels(args: argparse.Namespace, settings: Settings) -> int:
+    from workers.feedback.labels import dump_labels
+
+    if args.out in (None, "-"):
+        count = dump_labels(settings, sys.stdout.buffer, timeout_s=args.timeout)
+    else:
+        count = dump_labels(settings, Path(args.out), timeout_s=args.timeout)
+    log.info("dumped %d labels from %s", count, settings.topics.labels)
+    return 0
+
+
+def _feedback_parsers(sub: Any) -> None:
+    p = sub.add_parser("feedback", help="run the feedback app (overrides, labels, quality)")
+    _common(p)
+    p.add_argument("--bundle", type=Path, help="bundle whose taxonomy checks categories")
+    p.add_argument(
+        "--metrics-port",
+        type=int,
+        help="port of /metrics, /healthz, /readyz; 0 disables (PRODCAT_METRICS_PORT)",
+    )
+    p.add_argument("--instance", help="this app instance's name (default: host name)")
+    p.set_defaults(handler=_feedback)
+
+    p = sub.add_parser("labels", help="training labels from the feedback app")
+    _common(p)
+    actions = p.add_subparsers(dest="labels_command", required=True)
+    a = actions.add_parser(
+        "dump", help="newest label per product from category.labels as JSONL (for train --labels)"
+    )
+    a.add_argument("--out", help="output JSONL file (default: stdout)")
+    a.add_argument("--timeout", type=float, default=30.0, help="seconds to reach the topic end")
+    p.set_defaults(handler=_labels)
+
+
 def _not_yet(name: str) -> Handler:
     def handler(args: argparse.Namespace, settings: Settings) -> int:
         print(f"prodcat {name}: not available in this version yet", file=sys.stderr)
@@ -143,7 +290,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="extra labels file (e.g. from category.labels); newer labels win",
     )
     p.add_argument("--out", type=Path, default=Path("var/bundles"), help="bundle output folder")
-    p.add_argument("--candidates", default="fasttext,twotower", help="architectures to try")
+    p.add_argument(
+        "--candidates",
+        help="architectures to try, comma-separated: fasttext, twotower, charcnn "
+        "(default: the dataset's registry entry, else fasttext,twotower)",
+    )
     p.add_argument("--epochs", type=int, help="maximum epochs per candidate")
     p.add_argument("--limit", type=int, help="use a seeded sample of N rows per dataset")
     p.add_argument("--seed", type=int, default=0, help="seed for split and training")
@@ -200,8 +351,14 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("demo", help="end-to-end demo on real catalog data")
     _common(p)
     p.add_argument("--bundle", type=Path, help="serve this bundle instead of training one")
-    p.add_argument("--rate", type=float, default=300.0, help="products replayed per second")
-    p.add_argument("--count", type=int, default=2000, help="held-out products to replay")
+    p.add_argument("--rate", type=float, default=200.0, help="products replayed per second")
+    p.add_argument("--count", type=int, default=4000, help="held-out products to replay")
+    p.add_argument(
+        "--duration", type=float, help="replay for about this many seconds (overrides --count)"
+    )
+    p.add_argument(
+        "--corrections", type=int, default=3, help="scripted moderator corrections to send"
+    )
     p.add_argument(
         "--datasets",
         type=lambda text: tuple(x for x in text.split(",") if x),
@@ -211,13 +368,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--train-rows", type=int, default=20000, help="training rows per catalog")
     p.set_defaults(handler=_demo)
 
-    for name, text in [
-        ("feedback", "run the feedback app"),
-        ("publish", "publish a bundle to the model store"),
-    ]:
-        p = sub.add_parser(name, help=text)
-        _common(p)
-        p.set_defaults(handler=_not_yet(name))
+    _model_parsers(sub)
+
+    _feedback_parsers(sub)
     return parser
 
 

@@ -19,12 +19,13 @@ from __future__ import annotations
 
 import logging
 import time
+from bisect import bisect_left
 from collections.abc import Callable, Sequence
 from functools import partial
 from typing import Any
 
 from confluent_kafka import KafkaException
-from prometheus_client import Counter
+from prometheus_client import Counter, Histogram
 
 from workers.deadletter import dead_letter_record, log_dead_letter
 from workers.metrics import ClassifyMetrics
@@ -38,6 +39,32 @@ log = logging.getLogger(__name__)
 
 FLUSH_SLICE_S = 0.1
 BACKPRESSURE_POLL_S = 0.05
+METRICS_BATCH = 512
+"""Delivery reports buffered before their metrics are published (see
+:meth:`OutputSender.publish_metrics`)."""
+
+
+def observe_all(histogram: Histogram, values: Sequence[float]) -> None:
+    """``histogram.observe(v)`` for every ``v``, with one increment per touched bucket.
+
+    Uses the bucket counters of prometheus_client's ``Histogram`` (``_upper_bounds``,
+    ``_buckets``, ``_sum``: unchanged since 0.4); with a client that lacks them it falls
+    back to one ``observe`` per value. ``tests/unit/test_delivery_fast.py`` checks that
+    both give the same exposition."""
+    bounds = getattr(histogram, "_upper_bounds", None)
+    buckets = getattr(histogram, "_buckets", None)
+    total = getattr(histogram, "_sum", None)
+    if bounds is None or buckets is None or total is None or not values:
+        for v in values:
+            histogram.observe(v)
+        return
+    counts: dict[int, int] = {}
+    for v in values:
+        i = bisect_left(bounds, v)  # the first bound >= v, as observe() picks
+        counts[i] = counts.get(i, 0) + 1
+    total.inc(sum(values))
+    for i, n in counts.items():
+        buckets[i].inc(n)
 
 
 class OutputSender:
@@ -62,10 +89,13 @@ class OutputSender:
         self.fatal: BaseException | None = None
         self._categorized_produced = metrics.topic(topics.categorized).produced
         self._end_to_end = metrics.end_to_end_seconds
+        self._latencies: list[float] = []  # end-to-end seconds of acks not yet published
+        self._counts: dict[Counter, int] = {}  # review and dead-letter acks not yet published
 
     def send(self, messages: Sequence[Any], outcomes: Sequence[Outcome], *, track: bool) -> None:
         """Produce the outputs of ``messages`` (consumed, in order) from their ``outcomes``.
         With ``track``, each message is registered in the tracker with its output count."""
+        self.publish_metrics()
         categorized, review = self.topics.categorized, self.topics.review
         tracker_track = self.tracker.track if track else None
         on_categorized, on_delivered = self._on_categorized, self._on_delivered
@@ -135,6 +165,7 @@ class OutputSender:
                 return False
             producer.flush(min(FLUSH_SLICE_S, left))
         producer.poll(0)
+        self.publish_metrics()
         return True
 
     def _produce(
@@ -167,9 +198,15 @@ class OutputSender:
         if err is not None:
             self._failed(pending, err, msg)
             return
-        if pending is not None:
-            self.tracker.ack(pending)
-        produced.inc()
+        counts = self._counts
+        counts[produced] = counts.get(produced, 0) + 1
+        if pending is None:
+            self.publish_metrics()
+            return
+        tracker = self.tracker
+        tracker.ack(pending)
+        if tracker.in_flight == 0:
+            self.publish_metrics()
 
     def _on_categorized(
         self, pending: Pending | None, occurred_ms: int, err: Any, msg: Any
@@ -177,10 +214,34 @@ class OutputSender:
         if err is not None:
             self._failed(pending, err, msg)
             return
-        if pending is not None:
-            self.tracker.ack(pending)
-        self._categorized_produced.inc()
-        self._end_to_end.observe(max(0.0, time.time() - occurred_ms / 1000.0))
+        latencies = self._latencies
+        latencies.append(time.time() - occurred_ms / 1000.0)
+        if pending is None:
+            self.publish_metrics()
+            return
+        tracker = self.tracker
+        tracker.ack(pending)
+        if len(latencies) >= METRICS_BATCH or tracker.in_flight == 0:
+            self.publish_metrics()
+
+    def publish_metrics(self) -> None:
+        """Add the outputs acknowledged since the last call to ``prodcat_produced_total``,
+        and their end-to-end latencies to the histogram.
+
+        Delivery reports arrive one per output; counting each into Prometheus (a lock per
+        counter, a bucket search per histogram) cost more than the rest of the callback, so
+        they are buffered and published per :data:`METRICS_BATCH` reports, whenever nothing
+        is left in flight, and on every :meth:`send` and :meth:`flush`."""
+        if self._counts:
+            counts, self._counts = self._counts, {}
+            for counter, n in counts.items():
+                counter.inc(n)
+        latencies = self._latencies
+        if not latencies:
+            return
+        self._latencies = []
+        self._categorized_produced.inc(len(latencies))
+        observe_all(self._end_to_end, [x if x > 0.0 else 0.0 for x in latencies])
 
     def _failed(self, pending: Pending | None, err: Any, msg: Any) -> None:
         self.metrics.delivery_errors.labels(msg.topic()).inc()

@@ -200,6 +200,9 @@ class ModelLiveEvent(msgspec.Struct, kw_only=True, frozen=True, gc=False):
     reason: Reason
     changed_at: Timestamp
     changed_by: Id | None = None
+    canary_version: ModelVersion | None = None
+    canary_share: Probability = 0.0
+    shadow_version: ModelVersion | None = None
 
 
 Event: TypeAlias = (
@@ -384,6 +387,8 @@ _AT = re.compile(r" - at `(\$[^`]*)`$")
 _MISSING = re.compile(r"^Object missing required field `([^`]+)`$")
 _TOKEN = re.compile(r"\.([^.\[]+)|\[(\d+|\.\.\.)\]")
 _PLAIN_KEY = re.compile(r"\w[\w-]*")
+_NULL_CLOSE: Final = b"null}"
+_NO_REVIEW_REASON: Final = b',"review_reason":null}'
 
 
 class Codec:
@@ -448,6 +453,15 @@ class Codec:
     def encode(self, event: msgspec.Struct) -> bytes:
         """Encode an event as compact UTF-8 JSON, every field present."""
         return self._encoder.encode(event)
+
+    def encode_review(self, encoded: bytes, reason: str) -> bytes:
+        """The review copy of an encoded :class:`CategorizedEvent`: the same bytes as
+        ``encode(msgspec.structs.replace(event, review_reason=reason))``, made by
+        rewriting the last field of ``encoded`` (``review_reason`` is last and ``null``
+        there) instead of encoding the whole event again."""
+        if not encoded.endswith(_NO_REVIEW_REASON):
+            raise ValueError("not an encoded CategorizedEvent without review_reason")
+        return b"".join((encoded[: -len(_NULL_CLOSE)], self._encoder.encode(reason), b"}"))
 
     def check(self, event: T) -> T:
         """Validate a Python-built event against its contract by a round trip.

@@ -14,6 +14,14 @@ For a batch of raw ``product.created``/``product.updated`` payloads,
 5. builds and encodes a :class:`CategorizedEvent` per item, plus its review copy when
    the model abstained or backed off.
 
+The pipeline serves a :class:`workers.modelset.ModelSet`. Each batch keeps the set it
+began with (a swap between ``begin`` and ``finish`` does not touch it), and every
+output names the version that produced it. With a canary, the batch's items are split
+by a stable hash of ``product_id`` into two groups, each with its own cache lookup
+(cache keys include the version) and its own classify call. With a shadow, the
+candidate classifies the live group's distinct texts on the model thread after the
+live call, and only its agreement, confidence shift and time are recorded.
+
 The answer precedence is override, then cache, then model. Output event ids are
 deterministic (``schemas/README.md``): ``derive_event_id("product.categorized",
 causation_id, model_version)``; an override adds ``"override:<category_id>"``.
@@ -22,6 +30,7 @@ causation_id, model_version)``; an override adds ``"override:<category_id>"``.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Sequence
 from concurrent.futures import Executor, Future
 from dataclasses import dataclass, field
@@ -42,6 +51,8 @@ from workers.events import (
 from workers.featurizer import PreparedText, ProductText
 from workers.metrics import ClassifyMetrics
 from workers.model import Classifier
+from workers.modelset import ModelSet, canary_routes
+from workers.shadow import ShadowJob
 from workers.taxonomy import Decision
 
 __all__ = ["Batch", "BatchPipeline", "Outcome", "review_reason"]
@@ -72,6 +83,16 @@ ModelResult = tuple[list[Decision | None], dict[int, BaseException]]
 
 
 @dataclass(slots=True)
+class Group:
+    """The items of a batch one version serves (the live one, or the canary)."""
+
+    classifier: Classifier
+    role: str  # "live" or "canary"
+    members: list[int]  # event indexes
+    misses: dict[str, list[int]] = field(default_factory=dict)  # content hash -> event indexes
+
+
+@dataclass(slots=True)
 class Batch:
     """A batch between :meth:`BatchPipeline.begin` and :meth:`BatchPipeline.finish`."""
 
@@ -81,12 +102,14 @@ class Batch:
     hashes: list[str] = field(default_factory=list)
     answers: list[Answer | None] = field(default_factory=list)
     sources: list[str] = field(default_factory=list)
-    misses: dict[str, list[int]] = field(default_factory=dict)  # content hash -> event indexes
-    model: Future[ModelResult] | None = None
+    groups: list[Group] = field(default_factory=list)
+    group_of: list[int] | None = None  # each event's group index; None: all in groups[0]
+    models: ModelSet | None = None
+    model: Future[list[ModelResult]] | None = None
 
 
-def _done(result: ModelResult) -> Future[ModelResult]:
-    future: Future[ModelResult] = Future()
+def _done(result: list[ModelResult]) -> Future[list[ModelResult]]:
+    future: Future[list[ModelResult]] = Future()
     future.set_result(result)
     return future
 
@@ -111,16 +134,26 @@ class BatchPipeline:
 
     def __init__(
         self,
-        classifier: Classifier,
+        models: ModelSet | Classifier,
         codec: Codec,
         metrics: ClassifyMetrics,
         cache: ResultCache | None = None,
     ) -> None:
-        self.classifier = classifier
+        self.models = models if isinstance(models, ModelSet) else ModelSet(models)
         self.codec = codec
         self.metrics = metrics
         self.cache = cache
-        self.version = classifier.version
+        self.recent: list[ProductEvent] = []  # the last batch's events (warm-up sample)
+
+    @property
+    def classifier(self) -> Classifier:
+        """The live classifier of the current set."""
+        return self.models.live
+
+    @property
+    def version(self) -> str:
+        """The live version of the current set (batches begun earlier keep theirs)."""
+        return self.models.live.version
 
     # ------------------------------------------------------------------ run
 
@@ -144,81 +177,159 @@ class BatchPipeline:
         if not events:
             return batch
 
-        prepare = self.classifier.featurizer.prepare
+        models = batch.models = self.models
+        self.recent = events
+        live = models.live
+        prepare = live.featurizer.prepare
         texts = [
             prepare(ProductText(e.title, e.brand, e.description, e.attributes)) for e in events
         ]
         hashes = batch.hashes = [t.content_hash() for t in texts]
-        lookup: Lookup | None = None
-        if self.cache is not None:
-            lookup = self.cache.lookup([e.product_id for e in events], hashes, self.version)
-            self.metrics.cache_available.set(1 if self.cache.available else 0)
+        n = len(events)
+        groups = batch.groups
+        if models.canary_active and models.canary is not None:
+            routes = canary_routes([e.product_id for e in events], models.canary_share)
+            canary_members = [j for j in range(n) if routes[j]]
+            groups.append(Group(live, "live", [j for j in range(n) if not routes[j]]))
+            groups.append(Group(models.canary, "canary", canary_members))
+            batch.group_of = [1 if r else 0 for r in routes]
+            if models.canary.featurizer.spec != live.featurizer.spec:
+                canary_prepare = models.canary.featurizer.prepare
+                for j in canary_members:
+                    e = events[j]
+                    texts[j] = canary_prepare(
+                        ProductText(e.title, e.brand, e.description, e.attributes)
+                    )
+                    hashes[j] = texts[j].content_hash()
+        else:
+            groups.append(Group(live, "live", list(range(n))))
 
-        answers = batch.answers = [None] * len(events)
-        sources = batch.sources = ["model"] * len(events)
-        misses = batch.misses
+        answers = batch.answers = [None] * n
+        sources = batch.sources = ["model"] * n
         hits = overrides = 0
-        for j, h in enumerate(hashes):
-            if lookup is not None:
-                override = lookup.overrides[j]
-                if override is not None:
-                    answers[j], sources[j] = override, "override"
-                    overrides += 1
-                    continue
-                cached = lookup.results[j]
-                if cached is not None:
-                    answers[j], sources[j] = cached, "cache"
-                    hits += 1
-                    continue
-            misses.setdefault(h, []).append(j)
+        for group in groups:
+            members = group.members
+            if not members:
+                continue
+            lookup: Lookup | None = None
+            if self.cache is not None:
+                if len(groups) == 1:
+                    ids, keys = [e.product_id for e in events], hashes
+                else:
+                    ids = [events[j].product_id for j in members]
+                    keys = [hashes[j] for j in members]
+                lookup = self.cache.lookup(ids, keys, group.classifier.version)
+            misses = group.misses
+            for k, j in enumerate(members):
+                if lookup is not None:
+                    override = lookup.overrides[k]
+                    if override is not None:
+                        answers[j], sources[j] = override, "override"
+                        overrides += 1
+                        continue
+                    cached = lookup.results[k]
+                    if cached is not None:
+                        answers[j], sources[j] = cached, "cache"
+                        hits += 1
+                        continue
+                misses.setdefault(hashes[j], []).append(j)
+        if self.cache is not None:
+            self.metrics.cache_available.set(1 if self.cache.available else 0)
         self.metrics.cache_hits.inc(hits)
-        self.metrics.cache_misses.inc(len(events) - hits - overrides)
+        self.metrics.cache_misses.inc(n - hits - overrides)
         if overrides:
             self.metrics.overrides.inc(overrides)
-        if misses:
-            items = [texts[js[0]] for js in misses.values()]
+        jobs = [(g, [texts[js[0]] for js in g.misses.values()]) for g in groups]
+        shadow = None
+        if models.shadow is not None:
+            live_group = groups[0]
+            shadow = ShadowJob.build(
+                models.shadow,
+                models.live,
+                [events[j] for j in live_group.members],
+                [texts[j] for j in live_group.members],
+                [hashes[j] for j in live_group.members],
+                [answers[j] for j in live_group.members],
+                live_group.misses,
+            )
+        if any(items for _, items in jobs) or shadow is not None:
             if executor is None:
-                batch.model = _done(self._classify(items))
+                batch.model = _done(self._run_models(jobs, shadow))
             else:
-                batch.model = executor.submit(self._classify, items)
+                batch.model = executor.submit(self._run_models, jobs, shadow)
         return batch
 
     def finish(self, batch: Batch) -> list[Outcome]:
         """Wait for the model, store its answers in Redis, encode every output."""
         outcomes, events, where = batch.outcomes, batch.events, batch.where
         answers, hashes = batch.answers, batch.hashes
+        groups = batch.groups
         if batch.model is not None:
-            decided, failed = batch.model.result()
-            to_store: list[tuple[str, bytes]] = []
-            for pos, js in enumerate(batch.misses.values()):
-                error = failed.get(pos)
-                if error is not None:
+            results = batch.model.result()
+            for group, (decided, failed) in zip(groups, results, strict=True):
+                to_store: list[tuple[str, bytes]] = []
+                for pos, js in enumerate(group.misses.values()):
+                    error = failed.get(pos)
+                    if error is not None:
+                        for j in js:
+                            outcomes[where[j]].error = error
+                        continue
+                    decision = decided[pos]
                     for j in js:
-                        outcomes[where[j]].error = error
-                    continue
-                decision = decided[pos]
-                for j in js:
-                    answers[j] = decision
-                if decision is not None:
-                    to_store.append((hashes[js[0]], encode_cached(decision)))
-            if self.cache is not None and to_store:
-                self.cache.store(self.version, to_store)
+                        answers[j] = decision
+                    if decision is not None:
+                        to_store.append((hashes[js[0]], encode_cached(decision)))
+                if self.cache is not None and to_store:
+                    self.cache.store(group.classifier.version, to_store)
 
         now = utc_now()
         sources = batch.sources
+        group_of = batch.group_of
+        versions = [g.classifier.version for g in groups]
+        served = [0] * len(groups)
         for j, event in enumerate(events):
             out = outcomes[where[j]]
             answer = answers[j]
             if out.error is not None or answer is None:
                 continue
+            g = 0 if group_of is None else group_of[j]
+            served[g] += 1
             self._encode(
-                out, event, input_hash=hashes[j], answer=answer, source=sources[j], now=now
+                out,
+                event,
+                input_hash=hashes[j],
+                answer=answer,
+                source=sources[j],
+                now=now,
+                version=versions[g],
             )
+        lifecycle = self.metrics.lifecycle
+        for group, count in zip(groups, served, strict=True):
+            if count:
+                lifecycle.served.labels(group.classifier.version, group.role).inc(count)
         return outcomes
 
     # ------------------------------------------------------------------ model
 
-    def _classify(self, items: list[PreparedText]) -> ModelResult:
+    def _run_models(
+        self, jobs: list[tuple[Group, list[PreparedText]]], shadow: ShadowJob | None
+    ) -> list[ModelResult]:
+        """Each group's misses through its classifier, then the shadow comparison."""
+        lifecycle = self.metrics.lifecycle
+        results: list[ModelResult] = []
+        for group, items in jobs:
+            if not items:
+                results.append(([], {}))
+                continue
+            t0 = time.perf_counter()
+            results.append(self._classify(items, group.classifier))
+            version = group.classifier.version
+            lifecycle.model_seconds.labels(version, group.role).observe(time.perf_counter() - t0)
+        if shadow is not None:
+            shadow.run(results[0][0], lifecycle)  # groups[0] is the live group
+        return results
+
+    def _classify(self, items: list[PreparedText], classifier: Classifier) -> ModelResult:
         """Decisions for ``items``; items the model fails on are bisected out as errors."""
         decided: list[Decision | None] = [None] * len(items)
         failed: dict[int, BaseException] = {}
@@ -226,7 +337,7 @@ class BatchPipeline:
         while stack:
             lo, hi = stack.pop()
             try:
-                result = self.classifier.classify_prepared(items[lo:hi])
+                result = classifier.classify_prepared(items[lo:hi])
             except Exception as exc:
                 if hi - lo == 1:
                     failed[lo] = exc
@@ -240,7 +351,7 @@ class BatchPipeline:
                     mid = (lo + hi) // 2
                     stack += [(mid, hi), (lo, mid)]
                 continue
-            t = self.classifier.last_timings
+            t = classifier.last_timings
             self.metrics.featurize_seconds.observe(t.featurize_s)
             self.metrics.inference_seconds.observe(t.inference_s)
             decided[lo:hi] = result
@@ -257,8 +368,10 @@ class BatchPipeline:
         answer: Decision | CachedDecision | Override,
         source: str,
         now: datetime,
+        version: str | None = None,
     ) -> None:
-        version = self.version
+        if version is None:
+            version = self.version
         if isinstance(answer, Override):
             result = CategorizedEvent(
                 event_type=_EVENT_TYPE,

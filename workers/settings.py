@@ -94,6 +94,12 @@ class ModelSettings(_Section):
     store: Path = Field(Path("var/models"), description="Model store root (versioned bundles).")
     top_k: int = Field(3, ge=1, le=20, description="Alternatives in each categorized event.")
     intra_op_threads: int = Field(1, ge=1, description="onnxruntime intra-op threads.")
+    gate_metric: str = Field(
+        "weighted_f1", description="Stored evaluation figure the promotion gate compares."
+    )
+    gate_tolerance: float = Field(
+        0.01, ge=0, le=1, description="Largest drop of that figure a promotion may have."
+    )
 
 
 class MetricsSettings(_Section):
@@ -125,7 +131,13 @@ class FeedbackSettings(_Section):
     merchant_own_products: bool = Field(True, description="A merchant is trusted on own items.")
     user_threshold: int = Field(3, ge=1, description="Agreeing user reports that make an override.")
     acceptance_window_s: int = Field(7 * 24 * 3600, ge=1, description="Acceptance window, seconds.")
+    acceptance_bucket_s: int = Field(
+        3600, ge=1, description="Time bucket of the acceptance-rate counts, seconds."
+    )
     state_dir: Path = Field(Path("var/feedback"), description="Faust local state directory.")
+    store: str = Field(
+        "memory://", description="Faust table store URL (memory:// rebuilds from changelogs)."
+    )
 
 
 class Settings(BaseSettings):

@@ -23,6 +23,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from itertools import repeat
 from typing import NamedTuple
 
 import numpy as np
@@ -98,6 +99,14 @@ class Thresholds:
         )
 
 
+def _objects(values: Sequence[object]) -> npt.NDArray[np.object_]:
+    """A 1-d object array holding ``values`` as they are (tuples stay elements)."""
+    out = np.empty(len(values), dtype=object)
+    for i, value in enumerate(values):
+        out[i] = value
+    return out
+
+
 class Taxonomy:
     """The leaf paths a model scores, with their ancestors."""
 
@@ -125,6 +134,21 @@ class Taxonomy:
                     starts.append(i)
                     nodes.append(prefix)
             self._levels[d] = (np.asarray(starts, dtype=np.intp), nodes)
+        # Every ancestor node of every level, end to end, for decode: ids and paths are
+        # looked up (object arrays, indexed by the batch at once), never hashed per item.
+        leaf_of = self.index()
+        self._node_offset: dict[int, int] = {}
+        node_paths: list[tuple[str, ...]] = []
+        for d in range(1, self.depth):
+            self._node_offset[d] = len(node_paths)
+            node_paths += self._levels[d][1]
+        self._leaf_id_arr = _objects(self.leaf_ids)
+        self._leaf_path_arr = _objects(self.leaves)
+        self._leaf_len_arr = np.array([len(p) for p in paths], dtype=np.intp)
+        self._node_id_arr = _objects([category_id(p) for p in node_paths])
+        self._node_path_arr = _objects(node_paths)
+        self._node_len_arr = np.array([len(p) for p in node_paths], dtype=np.intp)
+        self._node_leaf_arr = np.array([leaf_of.get(p, -1) for p in node_paths], dtype=np.intp)
 
     @classmethod
     def from_unsorted(cls, leaves: Sequence[Sequence[str]]) -> Taxonomy:
@@ -147,81 +171,95 @@ class Taxonomy:
         return np.add.reduceat(scores, starts, axis=1)
 
     def decode(self, scores: FloatArray, thresholds: Thresholds, top_k: int) -> list[Decision]:
-        """Decode a batch of leaf scores [B, leaves] into decisions."""
+        """Decode a batch of leaf scores [B, leaves] (probabilities) into decisions.
+
+        Vectorized over the batch: the top-k come from ``k`` arg-max passes (ties go to
+        the lower leaf index), every ancestor level is summed once with ``reduceat`` for
+        the items below the leaf threshold, answers are picked from precomputed ids and
+        paths by array indexing, and the result tuples are built by C-level iteration.
+        """
         batch, n = scores.shape
+        if batch == 0:
+            return []
         k = min(top_k, n)
-        top = (
-            np.argpartition(-scores, k - 1, axis=1)[:, :k]
-            if k < n
-            else np.tile(np.arange(n), (batch, 1))
-        )
-        top_scores = np.take_along_axis(scores, top, axis=1)
-        order = np.argsort(-top_scores, axis=1, kind="stable")
-        top = np.take_along_axis(top, order, axis=1)
-        top_scores = np.take_along_axis(top_scores, order, axis=1)
+        rows = np.arange(batch)
+        top = np.empty((batch, k), dtype=np.intp)
+        top_scores = np.empty((batch, k), dtype=scores.dtype)
+        work = scores.copy() if k > 1 else scores
+        for j in range(k):
+            arg = work.argmax(axis=1)
+            top[:, j] = arg
+            top_scores[:, j] = scores[rows, arg]
+            if j + 1 < k:
+                work[rows, arg] = -np.inf
         best = top[:, 0]
         best_score = top_scores[:, 0]
 
-        chosen_path: list[tuple[str, ...] | None] = [None] * batch
-        chosen_score = best_score.astype(np.float64).copy()
+        # node[i]: index into self._node_* of a backed-off answer, or -1 (the best leaf)
+        node = np.full(batch, -1, dtype=np.intp)
+        chosen_score = best_score.astype(np.float64)
         abstained = np.zeros(batch, dtype=bool)
         low = np.flatnonzero(best_score < thresholds.leaf)
-        if low.size:
-            pending = low
+        if low.size and self.depth > 1:
             sub = scores[low]
-            pos = np.arange(low.size)
+            pending = np.ones(low.size, dtype=bool)
             for d in range(self.depth - 1, 0, -1):
-                if pending.size == 0:
-                    break
-                level = self.level_scores(sub[pos], d)
-                arg = np.argmax(level, axis=1)
-                val = level[np.arange(level.shape[0]), arg]
-                ok = val >= thresholds.by_depth.get(d, 1.1)
-                nodes = self._levels[d][1]
-                for j in np.flatnonzero(ok):
-                    item = int(pending[j])
-                    chosen_path[item] = nodes[int(arg[j])]
-                    chosen_score[item] = float(val[j])
-                pending, pos = pending[~ok], pos[~ok]
-            if pending.size:
-                # Abstain: best top-level guess, flagged for review.
-                if self.depth > 1:
-                    level = self.level_scores(scores[pending], 1)
-                    arg = np.argmax(level, axis=1)
-                    nodes = self._levels[1][1]
-                    for k, row in enumerate(pending.tolist()):
-                        chosen_path[row] = nodes[int(arg[k])]
-                        chosen_score[row] = float(level[k, arg[k]])
-                abstained[pending] = True
+                level = self.level_scores(sub, d)
+                arg = level.argmax(axis=1)
+                val = level[np.arange(low.size), arg]
+                if d == 1:
+                    # what is still pending abstains on its best top-level guess
+                    hit = pending
+                    abstained[low[pending & ~(val >= thresholds.by_depth.get(d, 1.1))]] = True
+                else:
+                    hit = pending & (val >= thresholds.by_depth.get(d, 1.1))
+                rows_hit = low[hit]
+                node[rows_hit] = self._node_offset[d] + arg[hit]
+                chosen_score[rows_hit] = val[hit]
+                pending &= ~hit
+        elif low.size:
+            abstained[low] = True
 
-        leaves, ids = self.leaves, self.leaf_ids
-        top_l, top_s = top.tolist(), top_scores.tolist()
-        best_l = best.tolist()
-        scores_out = chosen_score.tolist()
-        abst = abstained.tolist()
-        out: list[Decision] = []
-        append = out.append
-        for i in range(batch):
-            leaf = best_l[i]
-            alts = tuple(
-                [Alternative(ids[j], leaves[j], s) for j, s in zip(top_l[i], top_s[i], strict=True)]
+        # Answer per item: the best leaf, or the backed-off node unless it is that leaf.
+        backed = node >= 0
+        backed[backed] = self._node_leaf_arr[node[backed]] != best[backed]
+        answer_id = self._leaf_id_arr[best]
+        answer_path = self._leaf_path_arr[best]
+        review = abstained.copy()
+        if backed.any():
+            nodes = node[backed]
+            answer_id[backed] = self._node_id_arr[nodes]
+            answer_path[backed] = self._node_path_arr[nodes]
+            review[backed] |= self._node_len_arr[nodes] < self._leaf_len_arr[best[backed]]
+
+        # Build the tuples with C-level iteration only (map/zip over lists).
+        new = tuple.__new__
+        flat = list(
+            map(
+                new,
+                repeat(Alternative),
+                zip(
+                    self._leaf_id_arr[top].ravel().tolist(),
+                    self._leaf_path_arr[top].ravel().tolist(),
+                    top_scores.ravel().tolist(),
+                    strict=True,
+                ),
             )
-            path = chosen_path[i]
-            if path is None or path == leaves[leaf]:
-                append(
-                    Decision(ids[leaf], leaves[leaf], scores_out[i], alts, abst[i], abst[i], leaf)
-                )
-            else:
-                backed_off = len(path) < len(leaves[leaf])
-                append(
-                    Decision(
-                        category_id(path),
-                        path,
-                        scores_out[i],
-                        alts,
-                        abst[i],
-                        abst[i] or backed_off,
-                        leaf,
-                    )
-                )
-        return out
+        )
+        alternatives = zip(*([iter(flat)] * k), strict=True)
+        return list(
+            map(
+                new,
+                repeat(Decision),
+                zip(
+                    answer_id.tolist(),
+                    answer_path.tolist(),
+                    chosen_score.tolist(),
+                    alternatives,
+                    abstained.tolist(),
+                    review.tolist(),
+                    best.tolist(),
+                    strict=True,
+                ),
+            )
+        )

@@ -272,6 +272,8 @@ class Setup:
                 "dead_letter",
             )
         }
+        # A control topic of its own: a worker follows the live model announced there.
+        names["models"] = factory(1, name="models")
         return cls(bootstrap, redis_url, bundle, names)
 
     def sections(self) -> dict[str, dict[str, Any]]:

@@ -154,3 +154,70 @@ def test_grafana_is_provisioned(services: dict[str, dict[str, Any]]) -> None:
     dashboards = REPO_ROOT / "deploy/grafana/dashboards/prodcat.json"
     assert dashboards.is_file()
     assert yaml.safe_load(dashboards.read_text(encoding="utf-8"))["uid"]
+
+
+def _seconds(text: str) -> float:
+    match = re.fullmatch(r"(\d+(?:\.\d+)?)(ms|s|m)", str(text))
+    assert match, f"not a compose duration: {text!r}"
+    return float(match.group(1)) * {"ms": 0.001, "s": 1.0, "m": 60.0}[match.group(2)]
+
+
+def test_dependencies_wait_for_health(services: dict[str, dict[str, Any]]) -> None:
+    """Every `service_healthy` dependency has a healthcheck; workers wait for the model."""
+    for name, service in services.items():
+        depends = service.get("depends_on") or {}
+        assert isinstance(depends, dict), f"{name}: depends_on without conditions"
+        for target, spec in depends.items():
+            assert target in services, f"{name} depends on unknown {target}"
+            if spec["condition"] == "service_healthy":
+                assert "healthcheck" in services[target], f"{name} waits on {target}: no check"
+            if spec["condition"] == "service_completed_successfully":
+                assert services[target].get("restart") == "no", f"{target} is not one-shot"
+    for name in WORKERS:
+        depends = services[name]["depends_on"]
+        assert depends["model-init"]["condition"] == "service_completed_successfully"
+        assert depends["kafka"]["condition"] == depends["redis"]["condition"] == "service_healthy"
+    assert services["grafana"]["depends_on"]["prometheus"]["condition"] == "service_healthy"
+
+
+def test_workers_healthcheck_and_drain(services: dict[str, dict[str, Any]]) -> None:
+    drain = Settings().classify.drain_timeout_s
+    for name in WORKERS:
+        service = services[name]
+        port = _environment(service)["PRODCAT_METRICS_PORT"]
+        check = " ".join(service["healthcheck"]["test"])
+        assert f"127.0.0.1:{port}/healthz" in check, f"{name}: healthcheck misses /healthz"
+        assert _seconds(service["stop_grace_period"]) > drain, f"{name}: SIGKILL before drain"
+
+
+def test_model_init_runs_the_retrain_script(services: dict[str, dict[str, Any]]) -> None:
+    init = services["model-init"]
+    assert init["entrypoint"] == ["prodcat-retrain"]
+    assert "--if-empty" in init["command"]
+    dockerfile = (REPO_ROOT / "deploy/docker/Dockerfile").read_text(encoding="utf-8")
+    assert "COPY deploy/docker/retrain.sh /usr/local/bin/prodcat-retrain" in dockerfile
+    assert (REPO_ROOT / "deploy/docker/retrain.sh").is_file()
+
+
+def test_prometheus_rule_files_are_mounted(services: dict[str, dict[str, Any]]) -> None:
+    """rule_files, resolved inside the container, land on files of the repo."""
+    prometheus = services["prometheus"]
+    config_arg = next(a for a in prometheus["command"] if a.startswith("--config.file="))
+    config_dir = Path(config_arg.split("=", 1)[1]).parent
+    mounts = {}
+    for volume in prometheus["volumes"]:
+        source, target = volume.split(":")[:2]
+        mounts[Path(target)] = REPO_ROOT / source
+    rule_files = _load(PROMETHEUS_FILE)["rule_files"]
+    assert rule_files, "prometheus.yml loads no rules"
+    for pattern in rule_files:
+        inside = config_dir / pattern
+        host = next(
+            (
+                src / inside.relative_to(dst)
+                for dst, src in mounts.items()
+                if inside.is_relative_to(dst)
+            ),
+            None,
+        )
+        assert host is not None and host.is_file(), f"{inside} is not mounted from the repo"

@@ -14,9 +14,10 @@ import pytest
 
 from export.catalog import Example, LoadReport
 from export.cn_lines import CnLineError, is_breadcrumb, parse_line
-from export.datasets import DATASETS, load_dataset
+from export.datasets import DATASETS, load_dataset, train_defaults
 from export.errors import DataError, ExportError
 from export.sources import SOURCES, fingerprint, source_for, verify
+from export.train import TrainConfig
 
 TAG = re.compile(r"<[^<>]*>")
 
@@ -236,3 +237,28 @@ def test_fingerprint_depends_on_content_and_order() -> None:
     relabelled = Example(product_id="1", title="Tea", path=("Drinks",), source="s")
     assert fingerprint([a, b]) != fingerprint([relabelled, b])
     assert len(fingerprint([])) == 64
+
+
+def test_registry_defaults_fill_only_the_flags_not_given(tmp_path: Path) -> None:
+    from export.cli import train_config
+    from export.hyper import DEFAULT_CANDIDATES, Hyper
+    from workers.cli import build_parser
+    from workers.featurizer import FeaturizerSpec
+    from workers.settings import Settings
+
+    def config(*flags: str) -> TrainConfig:
+        args = build_parser().parse_args(["train", *flags, "--out", str(tmp_path)])
+        return train_config(args, Settings(data_dir=tmp_path))
+
+    cn = config("--data", "cn_ecommerce_products")
+    assert (cn.hyper.dim, cn.spec.word_buckets, cn.spec.char_buckets) == (128, 2**17, 2**17)
+    assert DATASETS["cn_ecommerce_products"].defaults.why  # the choice is explained
+    flagged = config("--data", "cn_ecommerce_products", "--dim", "32", "--candidates", "fasttext")
+    assert (flagged.hyper.dim, flagged.spec.word_buckets) == (32, 2**17)
+    assert flagged.candidates == ("fasttext",)
+    plain = config("--data", "bigbasket")
+    assert (plain.hyper, plain.spec) == (Hyper(), FeaturizerSpec())
+    assert plain.candidates == DEFAULT_CANDIDATES
+    merged = train_defaults(["bigbasket", "cn_ecommerce_products", "my_catalog.csv"])
+    assert (merged.dim, merged.buckets) == (128, 2**17)
+    assert config("--data", "my_catalog.csv").candidates == DEFAULT_CANDIDATES

@@ -10,6 +10,7 @@ import socket
 import urllib.error
 import urllib.request
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 from confluent_kafka import KafkaError, TopicPartition
@@ -275,11 +276,12 @@ def test_periodic_commit_is_async_and_failed_commit_is_retried() -> None:
 
 
 def test_classify_without_bundle_fails_cleanly(
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
     from workers.cli import main
 
     monkeypatch.delenv("PRODCAT_MODEL_BUNDLE", raising=False)
+    monkeypatch.setenv("PRODCAT_MODEL_STORE", str(tmp_path / "no-store"))  # nothing to serve
     previous = signal.getsignal(signal.SIGTERM)
     assert main(["classify", "--metrics-port", "0"]) == 1
     assert "no model bundle" in capsys.readouterr().err

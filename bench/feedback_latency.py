@@ -1,0 +1,298 @@
+"""Feedback-to-override latency of ``prodcat feedback`` on the local broker.
+
+    python bench/feedback_latency.py --bundle var/bundles/<version> [--corrections 300]
+
+Starts ``prodcat feedback`` as a subprocess on fresh topics (6 partitions), a fresh
+consumer group and Redis namespace, feeds it real catalog products (bigbasket) and their
+predictions, then sends moderator corrections one at a time. For each correction it
+measures, from just before the feedback event is produced:
+
+* ``redis``: until ``{prefix}:override:{product_id}`` holds the corrected path (polled
+  every 0.5 ms) -- the moment the classify worker would answer with it;
+* ``event``: until the corrected ``product.categorized`` event (``source: override``) is
+  read back from the broker by a consumer;
+* ``both``: the later of the two: the override is in effect everywhere.
+
+One correction at a time, so the figures are latency without queueing. The app's own
+``prodcat_feedback_override_latency_seconds`` histogram (feedback ``occurred_at`` to the
+broker's acknowledgement) is printed beside it. Everything it created is deleted at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+import urllib.request
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import redis
+from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient
+from confluent_kafka.cimpl import NewTopic
+
+from export.datasets import load_dataset
+from workers.bundle import load_bundle
+from workers.cache import decode_override, override_key
+from workers.events import CategorizedEvent, Codec, FeedbackEvent, ProductEvent, derive_event_id
+
+REPO = Path(__file__).resolve().parents[1]
+PARTITIONS = 6
+CODEC = Codec(1 << 20)
+CATEGORIZED = msgspec.json.Decoder(CategorizedEvent)
+
+
+def _percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
+
+
+def _metric(port: int, name: str, **labels: str) -> float:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+        text = response.read().decode()
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()):
+                return float(sample.value)
+    return 0.0
+
+
+def _wait(predicate: Any, timeout_s: float, what: str) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            if predicate():
+                return
+        except OSError:
+            pass
+        time.sleep(0.2)
+    raise SystemExit(f"timed out after {timeout_s:.0f} s waiting for {what}")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--bundle", type=Path, required=True, help="bundle (its taxonomy)")
+    parser.add_argument("--corrections", type=int, default=300)
+    parser.add_argument(
+        "--bootstrap", default=os.environ.get("PRODCAT_KAFKA_BOOTSTRAP", "127.0.0.1:9092")
+    )
+    parser.add_argument(
+        "--redis-url", default=os.environ.get("PRODCAT_REDIS_URL", "redis://127.0.0.1:6379/0")
+    )
+    parser.add_argument("--data-dir", type=Path, default=REPO.parent / "shared" / "data")
+    args = parser.parse_args()
+
+    leaves = list(load_bundle(args.bundle).taxonomy.leaves)
+    rows, _ = load_dataset("bigbasket", args.data_dir, limit=args.corrections)
+    tag = uuid.uuid4().hex[:10]
+    names = {
+        key: f"bench.feedback.{key}.{tag}"
+        for key in (
+            "product_created",
+            "product_updated",
+            "categorized",
+            "feedback",
+            "labels",
+            "dead_letter",
+        )
+    }
+    app_id = f"prodcat-feedback-bench-{tag}"
+    prefix = f"prodcat-bench:{tag}"
+    admin = AdminClient({"bootstrap.servers": args.bootstrap})
+    for future in admin.create_topics(
+        [NewTopic(n, num_partitions=PARTITIONS, replication_factor=1) for n in names.values()]
+    ).values():
+        future.result(30)
+    port = 19000 + int(tag[:4], 16) % 1000
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PRODCAT_")}
+    env.update({f"PRODCAT_TOPICS_{k.upper()}": v for k, v in names.items()})
+    env.update(
+        {
+            "PRODCAT_KAFKA_BOOTSTRAP": args.bootstrap,
+            "PRODCAT_KAFKA_PARTITIONS": str(PARTITIONS),
+            "PRODCAT_REDIS_URL": args.redis_url,
+            "PRODCAT_REDIS_KEY_PREFIX": prefix,
+            "PRODCAT_MODEL_BUNDLE": str(args.bundle),
+            "PRODCAT_METRICS_PORT": str(port),
+            "PRODCAT_FEEDBACK_APP_ID": app_id,
+            "PRODCAT_FEEDBACK_STATE_DIR": str(REPO / "var" / "bench-feedback" / tag),
+            "PRODCAT_LOG_LEVEL": "WARNING",
+        }
+    )
+    log_path = REPO / "bench" / "results" / "feedback-latency.log"
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    client = redis.Redis.from_url(args.redis_url)
+    producer = Producer(
+        {"bootstrap.servers": args.bootstrap, "linger.ms": 0, "partitioner": "murmur2_random"}
+    )
+    consumer = Consumer(
+        {
+            "bootstrap.servers": args.bootstrap,
+            "group.id": f"bench-{tag}",
+            "enable.auto.commit": False,
+            "fetch.wait.max.ms": 5,
+        }
+    )
+    with log_path.open("wb") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "workers.cli", "feedback"],
+            cwd=REPO,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            now = datetime.now(UTC)
+            for i, r in enumerate(rows):
+                product = ProductEvent(
+                    event_type="product.created",
+                    event_id=f"p-{i}",
+                    product_id=r.product_id,
+                    title=r.title,
+                    brand=r.brand,
+                    description=r.description,
+                    attributes=r.attributes,
+                    occurred_at=now,
+                )
+                shown = leaves[i % len(leaves)]
+                predicted = CategorizedEvent(
+                    event_type="product.categorized",
+                    event_id=f"c-{i}",
+                    product_id=r.product_id,
+                    category_id=derive_event_id(*shown)[:16],
+                    category_path=list(shown),
+                    confidence=0.8,
+                    alternatives=[],
+                    abstained=False,
+                    needs_review=False,
+                    model_version="bench",
+                    source="model",
+                    causation_id=f"p-{i}",
+                    input_hash="0123456789abcdef",
+                    event_time=now,
+                    classified_at=now,
+                )
+                key = r.product_id.encode()
+                producer.produce(names["product_created"], CODEC.encode(product), key)
+                producer.produce(names["categorized"], CODEC.encode(predicted), key)
+            producer.flush(30)
+            _wait(
+                lambda: (
+                    _metric(port, "prodcat_feedback_consumed_total", topic=names["categorized"])
+                    >= len(rows)
+                ),
+                120,
+                "the app to read the products",
+            )
+            meta = consumer.list_topics(names["categorized"], timeout=10).topics[
+                names["categorized"]
+            ]
+            consumer.assign(
+                [
+                    TopicPartition(
+                        names["categorized"],
+                        p,
+                        consumer.get_watermark_offsets(
+                            TopicPartition(names["categorized"], p), timeout=10
+                        )[1],
+                    )
+                    for p in meta.partitions
+                ]
+            )
+            consumer.consume(100, 1.0)  # join the partitions before the clock starts
+            to_redis: list[float] = []
+            to_event: list[float] = []
+            both: list[float] = []
+            for i, r in enumerate(rows):
+                shown = leaves[i % len(leaves)]
+                right = leaves[(i + 1) % len(leaves)]
+                event = FeedbackEvent(
+                    event_type="category.feedback",
+                    event_id=f"fb-{tag}-{i}",
+                    product_id=r.product_id,
+                    action="correct",
+                    category_path=list(right),
+                    rejected_category_path=list(shown),
+                    source="moderator",
+                    actor_id="bench",
+                    occurred_at=datetime.now(UTC),
+                )
+                start = time.perf_counter()
+                producer.produce(names["feedback"], CODEC.encode(event), r.product_id.encode())
+                producer.flush(10)
+                redis_at = event_at = None
+                rkey = override_key(prefix, r.product_id)
+                deadline = start + 30
+                while (redis_at is None or event_at is None) and time.perf_counter() < deadline:
+                    if redis_at is None:
+                        raw = client.get(rkey)
+                        found = decode_override(raw) if raw else None
+                        if found is not None and found.path == right:
+                            redis_at = time.perf_counter()
+                    if event_at is None:
+                        for m in consumer.consume(100, 0.0005):
+                            if (
+                                m.error() is None
+                                and CATEGORIZED.decode(m.value()).causation_id == event.event_id
+                            ):
+                                event_at = time.perf_counter()
+                    if redis_at is None:
+                        time.sleep(0.0005)
+                if redis_at is None or event_at is None:
+                    raise SystemExit(f"correction {i} not in effect after 30 s (see {log_path})")
+                to_redis.append(redis_at - start)
+                to_event.append(event_at - start)
+                both.append(max(redis_at, event_at) - start)
+            app_sum = _metric(port, "prodcat_feedback_override_latency_seconds_sum")
+            app_count = _metric(port, "prodcat_feedback_override_latency_seconds_count")
+        finally:
+            proc.terminate()
+            code = proc.wait(60)
+            consumer.close()
+            for future in admin.delete_topics(
+                [*names.values(), f"{app_id}-products-changelog", f"{app_id}-quality-changelog"]
+            ).values():
+                with contextlib.suppress(Exception):  # cleanup only
+                    future.result(30)
+            shutil.rmtree(REPO / "var" / "bench-feedback" / tag, ignore_errors=True)
+            keys = list(client.scan_iter(match=f"{prefix}:*", count=1000))
+            if keys:
+                client.delete(*keys)
+    print(
+        f"feedback-to-override latency, {len(both)} moderator corrections one at a time, "
+        f"{PARTITIONS} partitions, local broker (ms):"
+    )
+    print("| measured to | p50 | p90 | p99 | max | mean |")
+    print("|---|---:|---:|---:|---:|---:|")
+    for name, values in (
+        ("override in Redis", to_redis),
+        ("corrected event read back", to_event),
+        ("both", both),
+    ):
+        ms = [v * 1000 for v in values]
+        print(
+            f"| {name} | {_percentile(ms, 50):.1f} | {_percentile(ms, 90):.1f} | "
+            f"{_percentile(ms, 99):.1f} | {max(ms):.1f} | {statistics.fmean(ms):.1f} |"
+        )
+    if app_count:
+        print(
+            f"app histogram (occurred_at to broker ack): mean {1000 * app_sum / app_count:.1f} ms "
+            f"over {app_count:.0f}"
+        )
+    print(f"prodcat feedback exited with {code} on SIGTERM")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,636 @@
+"""The feedback app against the real broker and Redis (and, end to end, a classify worker).
+
+Each test has its own topics, consumer groups, faust app id (so its own changelog topics,
+deleted afterwards), state directory and Redis key prefix. Waits poll with generous
+timeouts; nothing asserts wall-clock times.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import threading
+import urllib.request
+import uuid
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import pytest
+import redis
+from prometheus_client.parser import text_string_to_metric_families
+
+from export.catalog import Example
+from tests.integration.classify_support import (
+    CODEC,
+    PARTITIONS,
+    REPO,
+    Setup,
+    categorized,
+    delete_keys,
+    free_port,
+    produce,
+    read_all,
+    running_worker,
+    wait_for,
+)
+from tests.integration.conftest import TopicFactory
+from workers.bundle import load_bundle
+from workers.cache import decode_override, override_key
+from workers.events import (
+    DLQ_ERROR_CLASS,
+    DLQ_ERROR_FIELD,
+    DLQ_SOURCE_TOPIC,
+    CategorizedEvent,
+    FeedbackEvent,
+    LabelEvent,
+    ProductEvent,
+    derive_event_id,
+)
+from workers.featurizer import ProductText
+from workers.feedback.app import FeedbackApp
+from workers.model import Classifier
+from workers.settings import Settings
+
+pytestmark = [pytest.mark.integration]
+
+TIMEOUT_S = 60.0
+LABELS = msgspec.json.Decoder(LabelEvent)
+
+
+# --------------------------------------------------------------------------- set-up
+
+
+class FeedbackSetup(Setup):
+    """Setup plus the feedback topics, a faust app id and a state directory."""
+
+    @classmethod
+    def make(
+        cls,
+        factory: TopicFactory,
+        bootstrap: str,
+        redis_url: str,
+        bundle: Path,
+        state_dir: Path,
+        **feedback: Any,
+    ) -> FeedbackSetup:
+        base = Setup.create(factory, bootstrap, redis_url, bundle)
+        s = cls(base.bootstrap, base.redis_url, base.bundle, base.topics)
+        s.topics["feedback"] = factory(PARTITIONS, name="feedback")
+        s.topics["labels"] = factory(
+            PARTITIONS, name="labels", config={"cleanup.policy": "compact"}
+        )
+        app_id = f"prodcat-fb-test-{uuid.uuid4().hex[:10]}"
+        for table in ("products", "quality"):
+            factory.adopt(f"{app_id}-{table}-changelog")
+        s.extra["feedback"] = {"app_id": app_id, "state_dir": str(state_dir), **feedback}
+        return s
+
+
+@pytest.fixture
+def make_setup(
+    topic_factory: TopicFactory,
+    kafka_bootstrap: str,
+    redis_url: str,
+    classify_bundle: Path,
+    tmp_path: Path,
+) -> Iterator[Any]:
+    made: list[FeedbackSetup] = []
+
+    def make(**feedback: Any) -> FeedbackSetup:
+        s = FeedbackSetup.make(
+            topic_factory,
+            kafka_bootstrap,
+            redis_url,
+            classify_bundle,
+            tmp_path / "faust",
+            **feedback,
+        )
+        made.append(s)
+        return s
+
+    yield make
+    for s in made:
+        delete_keys(redis_url, s.prefix)
+
+
+class AppThread:
+    """A FeedbackApp started here and run on a background thread."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.app = FeedbackApp(settings, instance="test")
+        self.error: BaseException | None = None
+        self.app.start()
+        self.thread = threading.Thread(target=self._run, name="feedback-app", daemon=True)
+        self.thread.start()
+        wait_for(lambda: self.app.running or not self.thread.is_alive(), TIMEOUT_S, "app start")
+        assert self.app.running, f"feedback app did not start: {self.error!r}"
+
+    def _run(self) -> None:
+        try:
+            self.app.run()
+        except BaseException as exc:  # surfaced by stop()
+            self.error = exc
+
+    def metric(self, name: str, **labels: str) -> float:
+        value = self.app.metrics.registry.get_sample_value(name, labels)
+        return 0.0 if value is None else value
+
+    def stop(self) -> None:
+        self.app.request_stop()
+        self.thread.join(TIMEOUT_S)
+        self.app.stop()
+        assert not self.thread.is_alive(), "feedback app thread did not stop"
+        if self.error is not None:
+            raise self.error
+
+
+@contextmanager
+def running_app(settings: Settings) -> Iterator[AppThread]:
+    a = AppThread(settings)
+    try:
+        yield a
+    finally:
+        a.stop()
+
+
+# --------------------------------------------------------------------------- events
+
+
+def product_event(row: Example, event_id: str, kind: str = "product.created") -> ProductEvent:
+    return ProductEvent(
+        event_type=kind,  # type: ignore[arg-type]
+        event_id=event_id,
+        product_id=row.product_id,
+        title=row.title,
+        brand=row.brand,
+        description=row.description,
+        attributes=row.attributes,
+        seller_id="seller-1",
+        occurred_at=datetime.now(UTC),
+    )
+
+
+def prediction(
+    product_id: str, path: tuple[str, ...], version: str, at: datetime, source: str = "model"
+) -> CategorizedEvent:
+    return CategorizedEvent(
+        event_type="product.categorized",
+        event_id=derive_event_id("test", product_id, version, str(at)),
+        product_id=product_id,
+        category_id=derive_event_id(*path)[:16],
+        category_path=list(path),
+        confidence=0.9,
+        alternatives=[],
+        abstained=False,
+        needs_review=False,
+        model_version=version,
+        source=source,  # type: ignore[arg-type]
+        causation_id=f"cause-{product_id}",
+        input_hash="0123456789abcdef",
+        event_time=at,
+        classified_at=at,
+    )
+
+
+def feedback(
+    product_id: str,
+    source: str,
+    path: tuple[str, ...] | None,
+    *,
+    action: str = "correct",
+    at: datetime | None = None,
+    actor: str | None = None,
+    seller: str | None = None,
+) -> FeedbackEvent:
+    return FeedbackEvent(
+        event_type="category.feedback",
+        event_id=f"fb-{uuid.uuid4().hex}",
+        product_id=product_id,
+        action=action,  # type: ignore[arg-type]
+        category_path=list(path) if path is not None else None,
+        source=source,  # type: ignore[arg-type]
+        actor_id=actor,
+        seller_id=seller,
+        occurred_at=at or datetime.now(UTC),
+    )
+
+
+def send(bootstrap: str, topic: str, events: list[Any]) -> None:
+    produce(bootstrap, topic, ((e.product_id.encode(), CODEC.encode(e), None) for e in events))
+
+
+def leaves(bundle: Path) -> list[tuple[str, ...]]:
+    return list(load_bundle(bundle).taxonomy.leaves)
+
+
+def read_override(client: redis.Redis, prefix: str, product_id: str) -> tuple[str, ...] | None:
+    raw = client.get(override_key(prefix, product_id))
+    if raw is None:
+        return None
+    found = decode_override(raw)
+    return None if found is None else found.path
+
+
+# --------------------------------------------------------------------------- tests
+
+
+@pytest.mark.slow
+def test_moderator_correction_reaches_the_classify_worker(
+    make_setup: Any, catalog_rows: list[Example], classify_bundle: Path, redis_client: redis.Redis
+) -> None:
+    s = make_setup()
+    settings = s.settings()
+    rows = catalog_rows[:30]
+    created = [product_event(r, f"create-{i}") for i, r in enumerate(rows)]
+    with running_worker(settings), running_app(settings) as fb:
+        send(s.bootstrap, s.topics["product_created"], created)
+        first = categorized(read_all(s.bootstrap, s.topics["categorized"], expect=len(rows)))
+        assert len(first) == len(rows)
+        wait_for(
+            lambda: (
+                fb.metric("prodcat_feedback_consumed_total", topic=s.topics["categorized"])
+                >= len(rows)
+            ),
+            TIMEOUT_S,
+            "the feedback app to see every prediction",
+        )
+        target = rows[0]
+        shown = next(e for e in first if e.product_id == target.product_id)
+        right = next(p for p in leaves(classify_bundle) if p != tuple(shown.category_path))
+        correction = feedback(target.product_id, "moderator", right, actor="mod-7")
+        send(s.bootstrap, s.topics["feedback"], [correction])
+
+        wait_for(
+            lambda: read_override(redis_client, s.prefix, target.product_id) == right,
+            TIMEOUT_S,
+            "the override in Redis",
+        )
+
+        def corrected_events() -> list[CategorizedEvent]:
+            out = categorized(read_all(s.bootstrap, s.topics["categorized"], settle_s=0.5))
+            return [e for e in out if e.causation_id == correction.event_id]
+
+        wait_for(lambda: bool(corrected_events()), TIMEOUT_S, "the corrected categorized event")
+        (fixed,) = corrected_events()
+        assert fixed.source == "override"
+        assert tuple(fixed.category_path) == right
+        assert fixed.model_version == shown.model_version
+        assert fixed.input_hash == shown.input_hash
+
+        # The classify worker now answers this product with the override.
+        update = product_event(target, "update-0", "product.updated")
+        send(s.bootstrap, s.topics["product_updated"], [update])
+
+        def answer() -> CategorizedEvent | None:
+            out = categorized(read_all(s.bootstrap, s.topics["categorized"], settle_s=0.5))
+            return next((e for e in out if e.causation_id == update.event_id), None)
+
+        wait_for(lambda: answer() is not None, TIMEOUT_S, "the classify worker's answer")
+        after = answer()
+        assert after is not None
+        assert after.source == "override"
+        assert tuple(after.category_path) == right
+
+        assert fb.metric("prodcat_feedback_overrides_total", source="moderator") == 1
+        assert fb.metric("prodcat_feedback_override_latency_seconds_count") == 1
+
+    labels = [LABELS.decode(m.value()) for m in read_all(s.bootstrap, s.topics["labels"], expect=1)]
+    assert [(lb.product_id, lb.title, tuple(lb.category_path)) for lb in labels] == [
+        (target.product_id, target.title, right)
+    ]
+    assert labels[0].feedback_event_id == correction.event_id
+    assert labels[0].source == "moderator"
+
+
+def test_invalid_feedback_is_dead_lettered_and_the_app_carries_on(
+    make_setup: Any, catalog_rows: list[Example], classify_bundle: Path, redis_client: redis.Redis
+) -> None:
+    s = make_setup()
+    taxonomy = leaves(classify_bundle)
+    row = catalog_rows[1]
+    now = datetime.now(UTC)
+    with running_app(s.settings()) as fb:
+        send(s.bootstrap, s.topics["product_created"], [product_event(row, "c-1")])
+        send(
+            s.bootstrap,
+            s.topics["categorized"],
+            [prediction(row.product_id, taxonomy[0], "v1", now)],
+        )
+        wait_for(
+            lambda: (
+                fb.metric("prodcat_feedback_consumed_total", topic=s.topics["categorized"]) >= 1
+                and fb.metric("prodcat_feedback_consumed_total", topic=s.topics["product_created"])
+                >= 1
+            ),
+            TIMEOUT_S,
+            "the product and its prediction to be seen",
+        )
+        pid = row.product_id.encode()
+        unknown_category = feedback(row.product_id, "moderator", ("No Such", "Category"))
+        unknown_product = feedback("never-seen-product", "moderator", taxonomy[1])
+        missing_path = CODEC.encode(feedback(row.product_id, "moderator", None, action="reject"))
+        missing_path = missing_path.replace(b'"action":"reject"', b'"action":"correct"')
+        bad = [
+            (pid, b'{"event_type": "category.feedback", "event_id": ', None),
+            (pid, CODEC.encode(unknown_category), [("trace", b"t-1")]),
+            (b"never-seen-product", CODEC.encode(unknown_product), None),
+            (pid, missing_path, None),
+        ]
+        produce(s.bootstrap, s.topics["feedback"], bad)
+        good = feedback(row.product_id, "moderator", taxonomy[1])
+        send(s.bootstrap, s.topics["feedback"], [good])
+        wait_for(
+            lambda: read_override(redis_client, s.prefix, row.product_id) == taxonomy[1],
+            TIMEOUT_S,
+            "the valid correction after the bad ones",
+        )
+    letters = read_all(s.bootstrap, s.topics["dead_letter"], expect=4)
+    assert len(letters) == 4
+    seen = {}
+    for m in letters:
+        headers = dict(m.headers())
+        assert headers[DLQ_SOURCE_TOPIC].decode() == s.topics["feedback"]
+        seen[m.value()] = (headers[DLQ_ERROR_CLASS].decode(), headers[DLQ_ERROR_FIELD].decode())
+    assert seen == {
+        bad[0][1]: ("InvalidEventError", "$"),
+        bad[1][1]: ("UnknownCategoryError", "$.category_path"),
+        bad[2][1]: ("UnknownProductError", "$.product_id"),
+        bad[3][1]: ("InvalidEventError", "$.category_path"),
+    }
+    kept = next(m for m in letters if m.value() == bad[1][1])
+    assert ("trace", b"t-1") in kept.headers(), "the original headers are kept"
+
+
+def _metrics(port: int) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
+        text = response.read().decode()
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
+
+
+def _value(metrics: dict[Any, float], name: str, **labels: str) -> float | None:
+    return metrics.get((name, tuple(sorted(labels.items()))))
+
+
+def test_restart_restores_votes_and_counts_from_the_changelog(
+    make_setup: Any, catalog_rows: list[Example], classify_bundle: Path, redis_client: redis.Redis,
+    tmp_path: Path,
+) -> None:  # fmt: skip
+    s = make_setup(user_threshold=3)
+    taxonomy = leaves(classify_bundle)
+    row = catalog_rows[2]
+    shown, right = taxonomy[0], taxonomy[1]
+    port = free_port()
+    s.extra["metrics"] = {"port": port}
+    log_path = tmp_path / "feedback.log"
+    with log_path.open("wb") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "workers.cli", "feedback", "--instance", "first"],
+            cwd=REPO, env=s.env(), stdout=log, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+        try:
+            send(s.bootstrap, s.topics["product_created"], [product_event(row, "c-1")])
+            send(
+                s.bootstrap,
+                s.topics["categorized"],
+                [prediction(row.product_id, shown, "v1", datetime.now(UTC))],
+            )
+            wait_for(lambda: _port_open(port), TIMEOUT_S, "the first app's metrics server")
+
+            def consumed(topic: str) -> float:
+                return _value(_metrics(port), "prodcat_feedback_consumed_total", topic=topic) or 0
+
+            wait_for(
+                lambda: (
+                    consumed(s.topics["categorized"]) >= 1
+                    and consumed(s.topics["product_created"]) >= 1
+                ),
+                TIMEOUT_S,
+                "the first app to see the product",
+            )
+            votes = [
+                feedback(row.product_id, "user", right, actor=f"shopper-{i}") for i in range(2)
+            ]
+            votes.append(feedback(row.product_id, "user", shown, action="accept", actor="s-9"))
+            send(s.bootstrap, s.topics["feedback"], votes)
+
+            def handled() -> float:
+                m = _metrics(port)
+                return sum(
+                    v for (name, _), v in m.items() if name == "prodcat_feedback_events_total"
+                )
+
+            wait_for(lambda: handled() >= 3, TIMEOUT_S, "the first app to handle the votes")
+            before = _metrics(port)
+            assert _value(before, "prodcat_feedback_category_predictions",
+                          model_version="v1", category=" > ".join(shown)) == 1  # fmt: skip
+            proc.send_signal(signal.SIGTERM)
+            assert proc.wait(TIMEOUT_S) == 0, log_path.read_text()[-3000:]
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(30)
+    assert read_override(redis_client, s.prefix, row.product_id) is None, "2 of 3 votes only"
+
+    # A second instance with an empty state directory: the state comes from the changelog.
+    s.extra["feedback"]["state_dir"] = str(tmp_path / "second")
+    s.extra["metrics"] = {"port": 0}
+    with running_app(s.settings()) as fb:
+        wait_for(
+            lambda: (st := fb.app.product_state(row.product_id)) is not None and len(st.votes) == 3,
+            TIMEOUT_S,
+            "the product state to be recovered",
+        )
+        third = feedback(row.product_id, "user", right, actor="shopper-3")
+        accept = feedback(row.product_id, "user", shown, action="accept", actor="s-10")
+        send(s.bootstrap, s.topics["feedback"], [accept, third])
+        wait_for(
+            lambda: read_override(redis_client, s.prefix, row.product_id) == right,
+            TIMEOUT_S,
+            "the third vote to make the override",
+        )
+        wait_for(
+            lambda: fb.metric("prodcat_feedback_events_total", source="user", action="correct",
+                              outcome="override") == 1,
+            TIMEOUT_S,
+            "the override to be recorded",
+        )  # fmt: skip
+        snap = fb.app.quality_snapshot()
+        assert snap is not None
+        counts = snap.quality.categories[("v1", " > ".join(shown))]
+        assert (counts.predictions, counts.corrections, counts.accepts) == (1, 1, 2)
+        assert fb.metric("prodcat_feedback_overrides_total", source="user") == 1
+
+
+def _port_open(port: int) -> bool:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2):
+            return True
+    except OSError:
+        return False
+
+
+def test_acceptance_rate_matches_a_scripted_sequence(
+    make_setup: Any, catalog_rows: list[Example], classify_bundle: Path
+) -> None:
+    """Window 60 s, buckets of 10 s. Predictions made an hour ago are matured.
+
+    v1: 10 predictions (one repeated: still 10), 3 corrected within the window, 1 corrected
+        after it (does not count), 1 user report below the threshold (not a correction)
+        -> 1 - 3/10 = 0.7
+    v2: 4 predictions, 1 corrected within the window -> 0.75
+    v3: 2 predictions made just now (window still open): no rate yet.
+    """
+    port = free_port()
+    s = make_setup(acceptance_window_s=60, acceptance_bucket_s=10, user_threshold=3)
+    s.extra["metrics"] = {"port": port}
+    taxonomy = leaves(classify_bundle)
+    a, b = taxonomy[0], taxonomy[1]
+    now = datetime.now(UTC)
+    t0 = datetime.fromtimestamp((int(now.timestamp()) // 10) * 10 - 3600, UTC)
+    rows = catalog_rows[:16]
+    ids = [r.product_id for r in rows]
+    preds = [
+        prediction(pid, a, "v1", t0 + timedelta(seconds=i % 10)) for i, pid in enumerate(ids[:10])
+    ]
+    preds.append(prediction(ids[0], a, "v1", t0 + timedelta(seconds=5)))  # the same answer again
+    preds += [prediction(pid, a, "v2", t0) for pid in ids[10:14]]
+    preds += [prediction(pid, a, "v3", now) for pid in ids[14:16]]
+    fixes = [feedback(pid, "moderator", b, at=t0 + timedelta(seconds=30)) for pid in ids[:3]]
+    fixes.append(feedback(ids[3], "moderator", b, at=t0 + timedelta(seconds=200)))  # too late
+    fixes.append(feedback(ids[4], "user", b, at=t0 + timedelta(seconds=20), actor="u-1"))
+    fixes.append(feedback(ids[10], "moderator", b, at=t0 + timedelta(seconds=40)))
+    with running_app(s.settings()) as fb:
+        send(s.bootstrap, s.topics["categorized"], preds)
+        wait_for(
+            lambda: (
+                fb.metric("prodcat_feedback_consumed_total", topic=s.topics["categorized"])
+                >= len(preds)
+            ),
+            TIMEOUT_S,
+            "every prediction to be seen",
+        )
+        send(s.bootstrap, s.topics["feedback"], fixes)
+        wait_for(
+            lambda: (
+                fb.metric("prodcat_feedback_consumed_total", topic=s.topics["feedback"])
+                >= len(fixes)
+            ),
+            TIMEOUT_S,
+            "every feedback event to be handled",
+        )
+        m = _metrics(port)
+    rate = {
+        v: _value(m, "prodcat_feedback_acceptance_rate", model_version=v)
+        for v in ("v1", "v2", "v3")
+    }
+    assert rate["v1"] == pytest.approx(0.7)
+    assert rate["v2"] == pytest.approx(0.75)
+    assert rate["v3"] is None
+    assert _value(m, "prodcat_feedback_matured_predictions", model_version="v1") == 10
+    assert _value(m, "prodcat_feedback_matured_corrected", model_version="v1") == 3
+    assert _value(m, "prodcat_feedback_pending_predictions", model_version="v3") == 2
+    cat = " > ".join(a)
+    assert _value(m, "prodcat_feedback_category_corrections", model_version="v1", category=cat) == 3
+    assert _value(m, "prodcat_feedback_confusions", predicted=cat, corrected=" > ".join(b)) == 4
+    assert _value(m, "prodcat_feedback_table_keys", table="products") == 16
+    assert (
+        _value(m, "prodcat_feedback_events_total", source="user", action="correct", outcome="vote")
+        == 1
+    )
+
+
+@pytest.mark.slow
+def test_labels_from_corrections_change_the_retrained_model(
+    make_setup: Any, catalog_rows: list[Example], classify_bundle: Path, tmp_path: Path
+) -> None:
+    """A moderator moves every product of one small category to another; the labels topic,
+    dumped with ``prodcat labels dump``, retrains a model that follows the correction."""
+    old = Classifier.from_path(classify_bundle)
+    known = set(old.bundle.taxonomy.leaves)
+    sizes = Counter(r.path for r in catalog_rows)
+    target = max((p for p in sizes if p in known), key=lambda p: sizes[p])
+
+    def top_leaves(classifier: Classifier, rows: list[Example]) -> list[tuple[str, ...]]:
+        texts = [ProductText(r.title, r.brand, r.description, r.attributes) for r in rows]
+        return [d.alternatives[0].path for d in classifier.classify(texts)]
+
+    source = next(
+        p
+        for p in sorted(sizes, key=lambda p: (sizes[p], p))
+        if 15 <= sizes[p] <= 40
+        and p[0] != target[0]
+        and target not in top_leaves(old, [r for r in catalog_rows if r.path == p])
+    )
+    moved = [r for r in catalog_rows if r.path == source]
+    s = make_setup()
+    with running_app(s.settings()) as fb:
+        send(
+            s.bootstrap,
+            s.topics["product_created"],
+            [product_event(r, f"c-{r.product_id}") for r in moved],
+        )
+        wait_for(
+            lambda: (
+                fb.metric("prodcat_feedback_consumed_total", topic=s.topics["product_created"])
+                >= len(moved)
+            ),
+            TIMEOUT_S,
+            "the products to be seen",
+        )
+        send(
+            s.bootstrap,
+            s.topics["feedback"],
+            [feedback(r.product_id, "moderator", target) for r in moved],
+        )
+        wait_for(
+            lambda: fb.metric("prodcat_feedback_labels_total", source="moderator") >= len(moved),
+            TIMEOUT_S,
+            "a label per correction",
+        )
+
+    labels_file = tmp_path / "labels.jsonl"
+    dump = subprocess.run(
+        [sys.executable, "-m", "workers.cli", "labels", "dump", "--out", str(labels_file)],
+        cwd=REPO, env=s.env(), capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert dump.returncode == 0, dump.stderr[-2000:]
+    rows = [LABELS.decode(line) for line in labels_file.read_bytes().splitlines()]
+    assert sorted((lb.product_id, lb.title, tuple(lb.category_path)) for lb in rows) == sorted(
+        (r.product_id, r.title, target) for r in moved
+    )
+
+    catalog = tmp_path / "catalog.jsonl"
+    with catalog.open("w", encoding="utf-8") as out:
+        for r in catalog_rows:
+            record = {
+                "product_id": r.product_id, "title": r.title, "brand": r.brand,
+                "description": r.description, "attributes": r.attributes,
+                "category_path": list(r.path),
+            }  # fmt: skip
+            out.write(json.dumps(record, ensure_ascii=False) + "\n")
+    train = subprocess.run(
+        [
+            sys.executable, "-m", "workers.cli", "train", "--data", str(catalog),
+            "--labels", str(labels_file), "--candidates", "fasttext", "--epochs", "12",
+            "--dim", "32", "--buckets", "16384", "--no-baseline", "--quiet",
+            "--out", str(tmp_path / "bundles"),
+        ],
+        cwd=REPO, capture_output=True, text=True, timeout=900, check=False,
+    )  # fmt: skip
+    assert train.returncode == 0, train.stderr[-3000:]
+    bundle = sorted((tmp_path / "bundles").rglob("manifest.json"))[-1].parent
+    new = Classifier.from_path(bundle)
+    assert source not in set(new.bundle.taxonomy.leaves), "every row of it was corrected"
+    after = top_leaves(new, moved)
+    assert sum(p == target for p in after) >= 0.6 * len(moved), after

@@ -1,0 +1,161 @@
+"""Canary routing by a stable hash of product_id, and the pipeline's canary/shadow split.
+
+The pipeline tests use stand-in classifiers (a fixed answer per version) so that which
+version served each item is visible; the real models are exercised in
+tests/integration/test_model_lifecycle.py.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import pytest
+
+from export.datasets import load_dataset
+from workers.events import CategorizedEvent, Codec, ProductEvent
+from workers.featurizer import Featurizer, FeaturizerSpec, PreparedText
+from workers.metrics import ClassifyMetrics
+from workers.model import BatchTimings
+from workers.modelset import ModelSet, canary_point, canary_routes
+from workers.pipeline import BatchPipeline
+from workers.taxonomy import Alternative, Decision
+
+N_PRODUCTS = 10_000
+
+
+@pytest.fixture(scope="module")
+def products(data_dir: Path) -> list[tuple[str, str]]:
+    """(product_id, title) of 10,000 real bigbasket products."""
+    rows, _ = load_dataset("bigbasket", data_dir, limit=N_PRODUCTS)
+    return [(r.product_id, r.title) for r in rows]
+
+
+def test_canary_point_is_pinned() -> None:
+    # SHA-256 of the UTF-8 id, first 8 bytes big-endian / 2**64: any language can compute it.
+    assert canary_point("sku-42") == pytest.approx(0.0676905806365784, abs=1e-15)
+    assert 0.0 <= canary_point("") < 1.0
+
+
+@pytest.mark.parametrize("share", [0.01, 0.05, 0.2, 0.5])
+def test_canary_share_is_close_on_10000_real_products(
+    products: list[tuple[str, str]], share: float
+) -> None:
+    ids = [pid for pid, _ in products]
+    assert len(set(ids)) == N_PRODUCTS
+    routes = canary_routes(ids, share)
+    assert abs(sum(routes) / len(ids) - share) < 0.02
+    assert routes == [canary_point(pid) < share for pid in ids]  # the documented rule
+    assert canary_routes(ids, share) == routes  # stable
+
+
+def test_raising_the_share_only_moves_products_to_the_canary(
+    products: list[tuple[str, str]],
+) -> None:
+    ids = [pid for pid, _ in products]
+    small = {pid for pid, r in zip(ids, canary_routes(ids, 0.05), strict=True) if r}
+    large = {pid for pid, r in zip(ids, canary_routes(ids, 0.2), strict=True) if r}
+    assert small < large
+    assert not any(canary_routes(ids, 0.0)) and all(canary_routes(ids, 1.0))
+
+
+class _Fixed:
+    """A stand-in classifier that answers one category for everything (its own per version)."""
+
+    def __init__(self, version: str, category: str, confidence: float) -> None:
+        self.version = version
+        self.featurizer = Featurizer(FeaturizerSpec())
+        self.category = category
+        self.confidence = confidence
+        self.seen: list[str] = []
+        self.last_timings = BatchTimings(0.0, 0.0, 0.0)
+
+    def classify_prepared(self, items: Sequence[PreparedText]) -> list[Decision]:
+        self.seen.extend(i.title for i in items)
+        alt = Alternative(self.category, ("Food", self.category), self.confidence)
+        return [
+            Decision(self.category, alt.path, self.confidence, (alt,), False, False, 0)
+            for _ in items
+        ]
+
+
+def _payloads(products: list[tuple[str, str]], codec: Codec) -> list[bytes]:
+    now = datetime.now(UTC)
+    return [
+        codec.encode(
+            ProductEvent(
+                event_type="product.created",
+                event_id=f"e-{i}",
+                product_id=pid,
+                title=title,
+                occurred_at=now,
+            )
+        )
+        for i, (pid, title) in enumerate(products)
+    ]
+
+
+def test_pipeline_serves_the_canary_share_and_names_the_version(
+    products: list[tuple[str, str]],
+) -> None:
+    codec = Codec()
+    live, canary = _Fixed("v1", "Tea", 0.9), _Fixed("v2", "Coffee", 0.8)
+    models = ModelSet(live, canary=canary, canary_share=0.2)  # type: ignore[arg-type]
+    metrics = ClassifyMetrics()
+    pipeline = BatchPipeline(models, codec, metrics)
+    sample = products[:2000]
+    outcomes = pipeline.run(_payloads(sample, codec))
+    decoder = msgspec.json.Decoder(CategorizedEvent)
+    events = [decoder.decode(o.value) for o in outcomes if o.value is not None]
+    assert len(events) == len(sample)
+    for e in events:
+        want = ("v2", "Coffee") if canary_point(e.product_id) < 0.2 else ("v1", "Tea")
+        assert (e.model_version, e.category_id) == want
+    n_canary = sum(1 for e in events if e.model_version == "v2")
+    assert n_canary == pytest.approx(0.2 * len(sample), abs=0.03 * len(sample))
+    served = metrics.registry.get_sample_value(
+        "prodcat_model_served_total", {"version": "v2", "role": "canary"}
+    )
+    assert served == n_canary
+
+
+def test_a_batch_keeps_the_model_set_it_began_with() -> None:
+    codec = Codec()
+    old, new = _Fixed("v1", "Tea", 0.9), _Fixed("v2", "Coffee", 0.8)
+    pipeline = BatchPipeline(old, codec, ClassifyMetrics())  # type: ignore[arg-type]
+    batch = pipeline.begin(_payloads([("p1", "Green tea 100 bags")], codec))
+    pipeline.models = ModelSet(new)  # type: ignore[arg-type]  # a swap between begin and finish
+    (out,) = pipeline.finish(batch)
+    assert out.value is not None
+    assert msgspec.json.decode(out.value)["model_version"] == "v1"
+    (out,) = pipeline.run(_payloads([("p2", "Instant coffee 200 g")], codec))
+    assert out.value is not None
+    assert msgspec.json.decode(out.value)["model_version"] == "v2"
+
+
+def test_shadow_is_compared_on_distinct_texts_and_never_published(
+    products: list[tuple[str, str]],
+) -> None:
+    codec = Codec()
+    live, shadow = _Fixed("v1", "Tea", 0.9), _Fixed("v2", "Tea", 0.6)
+    metrics = ClassifyMetrics()
+    pipeline = BatchPipeline(ModelSet(live, shadow=shadow), codec, metrics)  # type: ignore[arg-type]
+    sample = products[:300]
+    doubled = sample + [(f"{pid}-again", title) for pid, title in sample[:50]]  # same texts
+    outcomes = pipeline.run(_payloads(doubled, codec))
+    assert all(msgspec.json.decode(o.value)["model_version"] == "v1" for o in outcomes if o.value)
+    distinct = len(live.seen)  # the live model classified each distinct text once
+    assert distinct < len(doubled)
+    labels = {"live": "v1", "shadow": "v2"}
+
+    def sample_value(name: str, extra: dict[str, Any] | None = None) -> float | None:
+        return metrics.registry.get_sample_value(name, {**labels, **(extra or {})})
+
+    assert sample_value("prodcat_shadow_compared_total") == distinct == len(shadow.seen)
+    assert sample_value("prodcat_shadow_agreed_total") == distinct  # both say Tea
+    # every shift is 0.6 - 0.9 = -0.3: all in the -0.5 < x <= -0.25 bucket
+    assert sample_value("prodcat_shadow_confidence_shift_bucket", {"le": "-0.5"}) == 0
+    assert sample_value("prodcat_shadow_confidence_shift_bucket", {"le": "-0.25"}) == distinct

@@ -1,0 +1,9 @@
+"""The feedback loop: corrections become overrides, training labels and quality figures.
+
+* :mod:`workers.feedback.policy`: trust and agreement rules, validation (pure);
+* :mod:`workers.feedback.state`: the per-product state kept in a faust table;
+* :mod:`workers.feedback.quality`: acceptance and correction counts (pure);
+* :mod:`workers.feedback.app`: the faust-streaming app (``prodcat feedback``);
+* :mod:`workers.feedback.metrics`: its Prometheus metrics;
+* :mod:`workers.feedback.labels`: ``prodcat labels dump`` for ``prodcat train --labels``.
+"""

@@ -1,0 +1,152 @@
+"""Plumbing of the feedback app: faust credentials, async Redis, topic checks, shutdown.
+
+Kept apart from :mod:`workers.feedback.app` so the app module reads as the event logic.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import ssl
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any, Final
+
+import faust
+import redis.asyncio as aioredis
+
+from workers.errors import ConfigError, ProdcatError
+from workers.settings import KafkaSettings, RedisSettings, Settings
+
+__all__ = [
+    "async_redis",
+    "close_loop",
+    "co_partitioned",
+    "crashed_service",
+    "faust_credentials",
+    "live_bundle_path",
+    "message_headers",
+]
+
+log = logging.getLogger(__name__)
+
+LEFTOVER_TASKS_TIMEOUT_S: Final = 10.0
+
+
+def crashed_service(app: Any) -> BaseException | None:
+    """The crash reason of the app or one of its main services (faust logs a crashed fetcher
+    or agent and carries on doing nothing; the app stops instead)."""
+    services = [app, app.consumer, app._fetcher, app.producer, app.tables]
+    services += list(app.agents.values())
+    for service in services:
+        if getattr(service, "crashed", False):
+            reason: BaseException = service.crash_reason or RuntimeError(f"{service!r} crashed")
+            return reason
+    return None
+
+
+def close_loop(loop: asyncio.AbstractEventLoop) -> None:
+    """Cancel what faust left running (bounded wait), then close the loop."""
+    try:
+        tasks = [t for t in asyncio.all_tasks(loop) if not t.done()]
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            _, pending = loop.run_until_complete(
+                asyncio.wait(tasks, timeout=LEFTOVER_TASKS_TIMEOUT_S)
+            )
+            if pending:
+                log.warning("%d faust tasks did not finish after cancelling", len(pending))
+        loop.run_until_complete(loop.shutdown_asyncgens())
+        loop.run_until_complete(
+            asyncio.wait_for(loop.shutdown_default_executor(), LEFTOVER_TASKS_TIMEOUT_S)
+        )
+    except (TimeoutError, RuntimeError) as exc:
+        log.warning("closing the event loop: %s", exc)
+    finally:
+        loop.close()
+
+
+def message_headers(raw: Any) -> list[tuple[str, bytes]]:
+    if not raw:
+        return []
+    items = raw.items() if isinstance(raw, Mapping) else raw
+    return [(str(k), v if isinstance(v, bytes) else str(v or "").encode()) for k, v in items]
+
+
+def live_bundle_path(settings: Settings) -> Path:
+    """PRODCAT_MODEL_BUNDLE if set, else the live version of the model store."""
+    if settings.model.bundle is not None:
+        return settings.model.bundle
+    from workers.control import read_control
+    from workers.modelstore import open_store
+
+    try:
+        version = read_control(settings).live_version
+    except ProdcatError as exc:
+        raise ConfigError(f"cannot read the live model version: {exc}") from exc
+    if version is None:
+        raise ConfigError(
+            "no model bundle: the feedback app checks categories against the live model's "
+            "taxonomy, and no version is live; pass --bundle DIR or set PRODCAT_MODEL_BUNDLE"
+        )
+    return open_store(settings.model.store).fetch(version)
+
+
+def co_partitioned(admin_conf: Mapping[str, Any], topics: Sequence[str]) -> int:
+    """The common partition count of the input topics; faust tables need it to be one."""
+    from confluent_kafka.admin import AdminClient
+
+    metadata = AdminClient(dict(admin_conf)).list_topics(timeout=15.0).topics
+    counts = {name: len(metadata[name].partitions) for name in topics if name in metadata}
+    if len(set(counts.values())) > 1:
+        listing = ", ".join(f"{name}: {n}" for name, n in counts.items())
+        raise ConfigError(
+            f"the feedback app's input topics must have the same number of partitions "
+            f"(they are joined by product_id): {listing}. Recreate or extend them to match "
+            "PRODCAT_KAFKA_PARTITIONS."
+        )
+    return next(iter(counts.values()))
+
+
+def async_redis(settings: RedisSettings) -> aioredis.Redis:
+    options: dict[str, Any] = {}
+    if settings.password is not None:
+        options["password"] = settings.password.get_secret_value()
+    if settings.username is not None:
+        options["username"] = settings.username
+    if settings.ssl_ca_certs is not None and settings.url.startswith("rediss://"):
+        options["ssl_ca_certs"] = str(settings.ssl_ca_certs)
+    client: aioredis.Redis = aioredis.Redis.from_url(
+        settings.url,
+        socket_timeout=max(settings.socket_timeout_s, 2.0),
+        socket_connect_timeout=max(settings.socket_timeout_s, 2.0),
+        **options,
+    )
+    return client
+
+
+def faust_credentials(kafka: KafkaSettings) -> Any:
+    """faust's broker credentials for the configured security protocol (None: plaintext)."""
+    protocol = kafka.security_protocol
+    if protocol == "PLAINTEXT":
+        return None
+    context: ssl.SSLContext | None = None
+    if protocol in ("SSL", "SASL_SSL"):
+        context = ssl.create_default_context(
+            cafile=str(kafka.ssl_ca_location) if kafka.ssl_ca_location else None
+        )
+        if kafka.ssl_certificate_location is not None:
+            context.load_cert_chain(
+                str(kafka.ssl_certificate_location),
+                str(kafka.ssl_key_location) if kafka.ssl_key_location else None,
+                kafka.ssl_key_password.get_secret_value() if kafka.ssl_key_password else None,
+            )
+    if protocol == "SSL":
+        return faust.SSLCredentials(context)
+    return faust.SASLCredentials(
+        username=kafka.sasl_username,
+        password=kafka.sasl_password.get_secret_value() if kafka.sasl_password else None,
+        mechanism=kafka.sasl_mechanism or "PLAIN",
+        ssl_context=context,
+    )
