@@ -27,6 +27,7 @@ import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 import uuid
@@ -115,6 +116,7 @@ def main() -> int:
     ).values():
         future.result(30)
     port = 19000 + int(tag[:4], 16) % 1000
+    state_dir = tempfile.mkdtemp(prefix="prodcat-feedback-bench-")
     env = {k: v for k, v in os.environ.items() if not k.startswith("PRODCAT_")}
     env.update({f"PRODCAT_TOPICS_{k.upper()}": v for k, v in names.items()})
     env.update(
@@ -126,7 +128,7 @@ def main() -> int:
             "PRODCAT_MODEL_BUNDLE": str(args.bundle),
             "PRODCAT_METRICS_PORT": str(port),
             "PRODCAT_FEEDBACK_APP_ID": app_id,
-            "PRODCAT_FEEDBACK_STATE_DIR": str(REPO / "var" / "bench-feedback" / tag),
+            "PRODCAT_FEEDBACK_STATE_DIR": state_dir,
             "PRODCAT_LOG_LEVEL": "WARNING",
         }
     )
@@ -265,7 +267,7 @@ def main() -> int:
             ).values():
                 with contextlib.suppress(Exception):  # cleanup only
                     future.result(30)
-            shutil.rmtree(REPO / "var" / "bench-feedback" / tag, ignore_errors=True)
+            shutil.rmtree(state_dir, ignore_errors=True)
             keys = list(client.scan_iter(match=f"{prefix}:*", count=1000))
             if keys:
                 client.delete(*keys)

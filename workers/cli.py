@@ -260,14 +260,6 @@ def _feedback_parsers(sub: Any) -> None:
     p.set_defaults(handler=_labels)
 
 
-def _not_yet(name: str) -> Handler:
-    def handler(args: argparse.Namespace, settings: Settings) -> int:
-        print(f"prodcat {name}: not available in this version yet", file=sys.stderr)
-        return 2
-
-    return handler
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="prodcat", description="Real-time product categorization."

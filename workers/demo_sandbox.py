@@ -125,9 +125,14 @@ class Sandbox:
 
     def destroy(self) -> None:
         """Delete the run's topics and Redis keys (best effort: never raises for Kafka)."""
-        topics = [v for k, v in self.env.items() if k.startswith(_TOPIC_VARS)]
+        topics = {v for k, v in self.env.items() if k.startswith(_TOPIC_VARS)}
         admin = AdminClient(self.settings.kafka.librdkafka())
-        for fut in admin.delete_topics(topics, operation_timeout=10).values():
+        # ... and the feedback app's internal topics (changelogs), named after its app id.
+        app_id = self.env["PRODCAT_FEEDBACK_APP_ID"]
+        with contextlib.suppress(Exception):
+            listed = admin.list_topics(timeout=10).topics
+            topics.update(t for t in listed if t.startswith(app_id + "-"))
+        for fut in admin.delete_topics(sorted(topics), operation_timeout=10).values():
             with contextlib.suppress(Exception):
                 fut.result()
         client = redis.Redis.from_url(self.settings.redis.url)

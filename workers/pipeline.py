@@ -37,8 +37,6 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Final
 
-import msgspec
-
 from workers.cache import CachedDecision, Lookup, Override, ResultCache, encode_cached
 from workers.events import (
     Alternative,
@@ -430,4 +428,4 @@ class BatchPipeline:
         out.source = source
         out.occurred_ms = int(event.occurred_at.timestamp() * 1000)
         if reason is not None:
-            out.review = encode(msgspec.structs.replace(result, review_reason=reason))
+            out.review = self.codec.encode_review(out.value, reason)

@@ -16,7 +16,7 @@ from export.datasets import load_dataset
 from tests.integration.classify_support import read_all
 from tests.integration.conftest import TopicFactory
 from workers import cli
-from workers.cache import decode_override, override_key
+from workers.cache import override_key
 from workers.demo import execute, print_summary
 from workers.demo_feedback import Correction, CorrectionPath
 from workers.events import Codec, FeedbackEvent
@@ -55,6 +55,7 @@ def test_small_demo_runs_every_path_and_leaves_nothing_behind(
     assert result.received >= result.sent  # one output per input (at least once)
     assert result.sources["cache"] >= unchanged
     assert result.sources["override"] >= corrected
+    assert result.corrections_how == "by the feedback app"  # not written by the demo
     assert result.sources["model"] >= COUNT - unchanged
     assert result.cache_hit_ratio is not None and result.cache_hit_ratio > 0
     assert result.p99_ms is not None and result.p99_ms > 0
@@ -77,7 +78,7 @@ def test_small_demo_runs_every_path_and_leaves_nothing_behind(
     assert not list(redis_client.scan_iter(match=f"prodcat-{prefix}:*"))
 
 
-def test_corrections_are_feedback_events_and_overrides_even_without_the_app(
+def test_corrections_are_feedback_events_and_a_silent_app_is_reported_not_faked(
     data_dir: Path,
     kafka_bootstrap: str,
     redis_url: str,
@@ -85,8 +86,8 @@ def test_corrections_are_feedback_events_and_overrides_even_without_the_app(
     redis_namespace: str,
     topic_factory: TopicFactory,
 ) -> None:
-    """App mode with a stand-in app that never writes: the events are on the feedback topic,
-    the demo falls back to writing the overrides itself, says so, and stops the process."""
+    """With a stand-in app that never writes: the events are on the feedback topic, the demo
+    reports that no override was applied (it writes none itself), and stops the process."""
     feedback_topic = topic_factory(3, name="feedback")
     examples, _ = load_dataset("bigbasket", data_dir, limit=4)
     fixes = [
@@ -102,20 +103,16 @@ def test_corrections_are_feedback_events_and_overrides_even_without_the_app(
         spawned.append(subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"]))
         return spawned[-1]
 
-    path = CorrectionPath(
-        env, {"bootstrap.servers": kafka_bootstrap}, redis_url, Codec(), use_app=True
-    )
+    path = CorrectionPath(env, {"bootstrap.servers": kafka_bootstrap}, redis_url, Codec())
     path.start(spawn)
     path.apply(fixes, timeout_s=2.0)
     rc = path.stop(timeout_s=10)
 
     assert rc == -signal.SIGTERM and spawned[0].poll() is not None
-    assert "written directly" in path.how and path.notes
+    assert path.how == f"0 of {len(fixes)} applied by the feedback app"
+    assert path.notes and "0 of" in path.notes[0]
     for fix in fixes:
-        raw = redis_client.get(override_key(redis_namespace, fix.product_id))
-        assert raw is not None
-        found = decode_override(raw)
-        assert found is not None and found.path == fix.right
+        assert redis_client.get(override_key(redis_namespace, fix.product_id)) is None
     messages = read_all(kafka_bootstrap, feedback_topic, expect=len(fixes), timeout_s=20)
     events = [Codec().decode(m.value(), FeedbackEvent) for m in messages]
     assert sorted(e.product_id for e in events) == sorted(f.product_id for f in fixes)

@@ -124,6 +124,7 @@ class AppThread:
     """A FeedbackApp started here and run on a background thread."""
 
     def __init__(self, settings: Settings) -> None:
+        self.threads_before = set(threading.enumerate())
         self.app = FeedbackApp(settings, instance="test")
         self.error: BaseException | None = None
         self.app.start()
@@ -149,6 +150,8 @@ class AppThread:
         assert not self.thread.is_alive(), "feedback app thread did not stop"
         if self.error is not None:
             raise self.error
+        left = [t for t in threading.enumerate() if t not in self.threads_before and not t.daemon]
+        assert not left, f"the feedback app left threads running: {left}"
 
 
 @contextmanager
