@@ -6,17 +6,26 @@ import argparse
 import json
 import logging
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 from export.datasets import train_defaults
 from export.errors import ExportError
-from export.hyper import ARCHITECTURES, DEFAULT_CANDIDATES, Hyper
+from export.hyper import ARCHITECTURES, DEFAULT_CANDIDATES, Hyper, parse_candidate
 from export.train import TrainConfig, run
 from workers.bundle import load_bundle, pack_bundle
 from workers.featurizer import FeaturizerSpec
 from workers.settings import Settings
 
 log = logging.getLogger("prodcat.train")
+
+
+def _known_candidate(name: str) -> bool:
+    try:
+        parse_candidate(name)
+    except ValueError:
+        return False
+    return True
 
 
 def train_config(args: argparse.Namespace, settings: Settings) -> TrainConfig:
@@ -26,15 +35,19 @@ def train_config(args: argparse.Namespace, settings: Settings) -> TrainConfig:
     if defaults.describe():
         log.info("registry defaults for %s: %s", ",".join(args.data), defaults.describe())
     dim = args.dim or defaults.dim
+    smoothing = (
+        args.label_smoothing if args.label_smoothing is not None else defaults.label_smoothing
+    )
     buckets = args.buckets or defaults.buckets
     if args.candidates:
         candidates = tuple(c.strip() for c in args.candidates.split(",") if c.strip())
     else:
         candidates = defaults.candidates or DEFAULT_CANDIDATES
-    unknown = [c for c in candidates if c not in ARCHITECTURES]
+    unknown = [c for c in candidates if not _known_candidate(c)]
     if unknown:
         raise ExportError(
             f"--candidates: unknown {unknown}; choose from {', '.join(ARCHITECTURES)}"
+            " (NAME@K trains NAME again with seed + K, e.g. fasttext@1)"
         )
     return TrainConfig(
         data=tuple(args.data),
@@ -48,7 +61,11 @@ def train_config(args: argparse.Namespace, settings: Settings) -> TrainConfig:
         baseline=not args.no_baseline,
         labels=tuple(args.labels),
         version=args.version,
-        hyper=Hyper(dim=dim) if dim else Hyper(),
+        hyper=replace(
+            Hyper(),
+            dim=dim or Hyper.dim,
+            label_smoothing=Hyper.label_smoothing if smoothing is None else smoothing,
+        ),
         spec=(
             FeaturizerSpec(word_buckets=buckets, char_buckets=buckets)
             if buckets

@@ -87,6 +87,7 @@ def fit(
     patience: int,
     seed: int,
     verbose: int = 1,
+    label_smoothing: float = 0.0,
 ) -> History:
     """Train ``model`` (inputs named like the keys of ``x``, softmax output)."""
     import keras
@@ -100,7 +101,13 @@ def fit(
     def train_step(inputs: list[Any], labels: Any, w: Any) -> Any:
         with tf.GradientTape() as tape:
             probs = model(inputs, training=True)
-            loss = tf.reduce_sum(ce(labels, probs) * w) / tf.reduce_sum(w)
+            per_row = ce(labels, probs)
+            if label_smoothing:
+                # Cross-entropy against (1 - e) one-hot + e uniform: the uniform part is
+                # the mean negative log-probability over all labels.
+                uniform = -tf.reduce_mean(tf.math.log(tf.maximum(probs, 1e-7)), axis=1)
+                per_row = (1.0 - label_smoothing) * per_row + label_smoothing * uniform
+            loss = tf.reduce_sum(per_row * w) / tf.reduce_sum(w)
         optimizer.apply(tape.gradient(loss, variables))
         return loss
 

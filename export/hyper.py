@@ -15,6 +15,16 @@ ARCHITECTURES = ("fasttext", "twotower", "charcnn")
 DEFAULT_CANDIDATES = ("fasttext", "twotower")
 
 
+def parse_candidate(name: str) -> tuple[str, int]:
+    """``"fasttext"`` -> ``("fasttext", 0)``; ``"fasttext@1"`` -> ``("fasttext", 1)``: the
+    same architecture trained with the run's seed plus 1 (for seed ensembles).
+    Raises ValueError for an unknown architecture or a bad offset."""
+    arch, at, offset = name.partition("@")
+    if arch not in ARCHITECTURES or (at and not offset.isdigit()):
+        raise ValueError(name)
+    return arch, int(offset or 0)
+
+
 @dataclass(frozen=True)
 class Hyper:
     """One candidate's settings (``filters`` and ``kernel`` are the charcnn convolution's)."""
@@ -28,6 +38,7 @@ class Hyper:
     max_epochs: int = 20
     patience: int = 3
     class_weight_power: float = 0.5
+    label_smoothing: float = 0.0
     filters: int = 128
     kernel: int = 3
 

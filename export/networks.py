@@ -1,7 +1,7 @@
 """Keras architectures over the shared featurizer's hashed n-gram ids.
 
-Both candidates read the same two inputs the featurizer produces, ``word_ids``
-and ``char_ids`` (int32 [B, L], 0 = padding), and output ``probs``: a softmax
+Every candidate reads the same two inputs the featurizer produces, ``word_ids``
+and ``char_ids`` (int32 [B, L], 0 = padding), and outputs ``probs``: a softmax
 over the taxonomy's leaves.
 
 * ``fasttext``: the fastText recipe. One embedding bag per input (masked mean),
@@ -11,13 +11,15 @@ over the taxonomy's leaves.
   reads both. More capacity for interactions between n-grams, e.g. for Chinese,
   where character n-grams carry most of the signal.
 * ``charcnn``: the fastText bags plus a small text CNN over the character
-  n-gram ids in text order (the featurizer emits them by token, then offset):
-  a width-``kernel`` convolution and a masked max over positions, so a window
-  of neighbouring subwords (e.g. ``"tsh" "shi" "hir"`` across ``t-shirt``)
-  becomes one feature. It costs ~100x the fastText arithmetic per item and
-  3-4x its training time; on myntra it scored below fastText on validation, so
-  it is opt-in (``--candidates fasttext,twotower,charcnn`` or a registry entry's
-  :class:`~export.datasets.TrainDefaults`).
+  n-gram ids in text order (the featurizer emits them by token, then offset,
+  then n): a width-``kernel`` convolution and a masked max over positions, so
+  neighbouring ids (the 3-, 4- and 5-grams at one offset and the next) combine
+  into one feature. Padding positions are zeroed before the convolution, so
+  serving's zeroed padding rows and trimmed padding columns change nothing.
+  It costs two orders of magnitude more arithmetic per item than fastText and
+  2-3x its training time; on myntra it scored below fastText on validation, so
+  it is opt-in (``--candidates fasttext,twotower,charcnn`` or a registry
+  entry's :class:`~export.datasets.TrainDefaults`).
 
 When more than one candidate is trained, every *ensemble* of two or more (the
 mean of their probabilities, exported as one ONNX graph) is scored on
@@ -108,8 +110,11 @@ def for_serving(model: keras.Model) -> keras.Model:
     return model
 
 
-def build(spec: FeaturizerSpec, n_labels: int, hyper: Hyper) -> keras.Model:
-    """Build (uncompiled) the network named by ``hyper.architecture``."""
+def build(
+    spec: FeaturizerSpec, n_labels: int, hyper: Hyper, *, name: str | None = None
+) -> keras.Model:
+    """Build (uncompiled) the network named by ``hyper.architecture``; ``name`` (default:
+    the architecture) must differ between the members of one :func:`average`."""
     if hyper.architecture not in ARCHITECTURES:
         raise ValueError(
             f"unknown architecture {hyper.architecture!r}; pick one of {ARCHITECTURES}"
@@ -139,7 +144,7 @@ def build(spec: FeaturizerSpec, n_labels: int, hyper: Hyper) -> keras.Model:
         hidden = layers.Concatenate(name="towers")([word_vec, char_vec, word_h, char_h])
         hidden = layers.Dropout(hyper.dropout, name="dropout")(hidden)
     probs = layers.Dense(n_labels, activation="softmax", name="probs")(hidden)
-    return keras.Model(inputs=[word_ids, char_ids], outputs=probs, name=hyper.architecture)
+    return keras.Model(inputs=[word_ids, char_ids], outputs=probs, name=name or hyper.architecture)
 
 
 def average(models: list[keras.Model]) -> keras.Model:

@@ -21,6 +21,21 @@ def to_onnx(model: Any, out: Path, *, opset: int = ONNX_OPSET) -> Path:
     Inputs keep their names (``word_ids``, ``char_ids``, int32 [B, any L]) and the
     output is named ``probs``, which is what :mod:`workers.model` feeds and reads.
     """
+    import keras
+
+    members = [layer for layer in model.layers if isinstance(layer, keras.Model)]
+    if model.name == "ensemble" and members:
+        # One conversion per member, then one Mean node: tf2onnx on the whole ensemble
+        # holds every member's embedding tables several times over (a three-model
+        # ensemble went past 23 GB), one member at a time stays near one model's peak.
+        proto = _mean_of([_convert(m, opset) for m in members])
+    else:
+        proto = _convert(model, opset)
+    out.write_bytes(proto.SerializeToString())
+    return out
+
+
+def _convert(model: Any, opset: int) -> Any:
     import tensorflow as tf
     import tf2onnx
 
@@ -34,8 +49,32 @@ def to_onnx(model: Any, out: Path, *, opset: int = ONNX_OPSET) -> Path:
         return {"probs": model(list(inputs), training=False)}
 
     proto, _ = tf2onnx.convert.from_function(serve, input_signature=signature, opset=opset)
-    out.write_bytes(proto.SerializeToString())
-    return out
+    return proto
+
+
+def _mean_of(protos: list[Any]) -> Any:
+    """One ONNX model feeding the shared inputs to every member graph and averaging
+    their ``probs`` (names prefixed ``m0_``, ``m1_``...; the inputs stay shared)."""
+    from onnx import compose, helper
+
+    graphs = [
+        compose.add_prefix_graph(p.graph, f"m{i}_", rename_inputs=False)
+        for i, p in enumerate(protos)
+    ]
+    output = graphs[0].output[0].__deepcopy__()
+    output.name = "probs"
+    mean = helper.make_node("Mean", [g.output[0].name for g in graphs], ["probs"], name="mean")
+    graph = helper.make_graph(
+        [n for g in graphs for n in g.node] + [mean],
+        "ensemble",
+        list(graphs[0].input),
+        [output],
+        initializer=[t for g in graphs for t in g.initializer],
+        value_info=[v for g in graphs for v in g.value_info],
+    )
+    merged = helper.make_model(graph, opset_imports=list(protos[0].opset_import))
+    merged.ir_version = protos[0].ir_version
+    return merged
 
 
 def parity(model: Any, onnx_path: Path, feeds: dict[str, npt.NDArray[np.int32]]) -> float:

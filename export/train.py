@@ -26,7 +26,7 @@ import numpy.typing as npt
 from export.catalog import Example, load_catalog_file
 from export.datasets import DATASETS, load_dataset
 from export.errors import ExportError
-from export.hyper import DEFAULT_CANDIDATES, Hyper
+from export.hyper import DEFAULT_CANDIDATES, Hyper, parse_candidate
 from export.sources import fingerprint
 from export.splits import bucket, deduplicate, grouped_split
 from workers.bundle import BUNDLE_FORMAT, METADATA_FILE, MODEL_FILE, write_manifest
@@ -218,6 +218,7 @@ def train_candidate(
     *,
     seed: int,
     verbose: int,
+    name: str | None = None,
 ) -> tuple[Any, dict[str, Any], npt.NDArray[np.float32]]:
     """Train one architecture with early stopping on the validation split; also
     returns its probabilities on every validation row."""
@@ -233,7 +234,7 @@ def train_candidate(
     seen_val = y_val >= 0
     x_train = {k: v[prep.train] for k, v in feats.items()}
     x_val = {k: v[np.asarray(prep.val)[seen_val]] for k, v in feats.items()}
-    model = build(spec, n, hyper)
+    model = build(spec, n, hyper, name=name)
     start = time.perf_counter()
     history = fit(
         model,
@@ -248,6 +249,7 @@ def train_candidate(
         patience=hyper.patience,
         seed=seed,
         verbose=verbose,
+        label_smoothing=hyper.label_smoothing,
     )
     seconds = time.perf_counter() - start
     x_val_all = {k: v[prep.val] for k, v in feats.items()}
@@ -347,15 +349,23 @@ def run(config: TrainConfig) -> Path:
     members: list[tuple[int, ...]] = []
     models: list[Any] = []
     probs: list[npt.NDArray[np.float32]] = []
-    for arch in config.candidates:
+    for name in config.candidates:
+        arch, seed_offset = parse_candidate(name)  # "fasttext@1": fasttext, seed + 1
         hyper = replace(config.hyper, architecture=arch)
         if config.max_epochs is not None:
             hyper = replace(hyper, max_epochs=config.max_epochs)
-        log.info("training candidate %s", arch)
+        log.info("training candidate %s", name)
         model, summary, val_probs = train_candidate(
-            prep, feats, config.spec, hyper, seed=config.seed, verbose=verbose
+            prep,
+            feats,
+            config.spec,
+            hyper,
+            seed=config.seed + seed_offset,
+            verbose=verbose,
+            name=name.replace("@", "_seed"),
         )
-        log.info("candidate %s: %s", arch, json.dumps(summary))
+        summary["architecture"] = name
+        log.info("candidate %s: %s", name, json.dumps(summary))
         members.append((len(models),))
         candidates.append(summary)
         models.append(model)

@@ -284,7 +284,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, default=Path("var/bundles"), help="bundle output folder")
     p.add_argument(
         "--candidates",
-        help="architectures to try, comma-separated: fasttext, twotower, charcnn "
+        help="architectures to try, comma-separated: fasttext, twotower, charcnn; NAME@K "
+        "trains NAME again with seed + K, e.g. fasttext,fasttext@1 "
         "(default: the dataset's registry entry, else fasttext,twotower)",
     )
     p.add_argument("--epochs", type=int, help="maximum epochs per candidate")
@@ -297,6 +298,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="precision the back-off thresholds aim for on validation data",
     )
     p.add_argument("--dim", type=int, help="embedding size (default 64)")
+    p.add_argument(
+        "--label-smoothing",
+        type=float,
+        help="label smoothing of the training loss (default 0, or the dataset's registry entry)",
+    )
     p.add_argument("--buckets", type=int, help="hash buckets per id table (default 2**18)")
     p.add_argument("--no-baseline", action="store_true", help="skip the TF-IDF baseline")
     p.add_argument("--version", help="bundle version (default: dataset-timestamp-fingerprint)")

@@ -320,6 +320,28 @@ class Demo:
             time.sleep(0.5)
         self.view.update(self.state(), force=True)
 
+    def feedback_caught_up(self) -> Callable[[], bool]:
+        """True once the feedback app's group has committed every product and prediction
+        event so far (always True when the app is not run)."""
+        if self.corrections.app is None:
+            return lambda: True
+        env = self.env
+        topics = [
+            env["PRODCAT_TOPICS_PRODUCT_CREATED"],
+            env["PRODCAT_TOPICS_PRODUCT_UPDATED"],
+            env["PRODCAT_TOPICS_CATEGORIZED"],
+        ]
+        probe = LagProbe(self.settings.kafka.librdkafka(), env["PRODCAT_FEEDBACK_APP_ID"], topics)
+
+        def done() -> bool:
+            lag = probe.read(timeout_s=1.0)
+            if lag is None or sum(lag.values()) > 0:
+                return False
+            probe.close()
+            return True
+
+        return done
+
     def received_at_least(self, n: int) -> Callable[[], bool]:
         return lambda: self.tally.received >= n
 
@@ -364,6 +386,13 @@ class Demo:
         )
         skip = {r.product_id for r in again}
         fixes = self.pick_corrections(rows, skip, self.args.corrections)
+        # The app reads products, predictions and feedback from different topics; feedback
+        # for a product it has not read yet is dead-lettered as unknown, so let it catch up.
+        self.wait_until(
+            self.feedback_caught_up(),
+            "3/3 waiting for the feedback app to read the products and predictions",
+            timeout_s=120,
+        )
         self.phase = f"3/3 a moderator corrects {len(fixes)} products"
         self.view.update(self.state(), force=True)
         self.corrections.apply(fixes)
@@ -438,7 +467,7 @@ class Demo:
         if self.corrections.app is not None:
             stopped += f", feedback app with {feedback_rc}"
         print(f"\n{stopped}; demo topics and Redis keys removed; nothing left running")
-        if worker_rc == 0 and feedback_rc in (None, 0):
+        if result is not None and worker_rc == 0 and feedback_rc in (None, 0):
             self.sandbox.remove_logs()
         else:
             print(f"their logs are kept in {self.sandbox.log_dir}/{self.sandbox.prefix}-*.log")

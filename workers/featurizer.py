@@ -697,15 +697,33 @@ def _field_text(raw: str, limit: int) -> str:
     return text
 
 
+_PAIRS: dict[tuple[str, str, int], str] = {}
+"""Normalized ``key=value`` of raw attribute pairs seen recently ("" if either side is
+empty): catalogs reuse a few keys and values (``gender``/``Men``, ``usage``/``Casual``),
+and normalizing each pair cost about 0.8 µs. Only short pairs are kept (the table holds the
+raw strings), and it is cleared when it holds :data:`_PAIRS_MAX`: a few MiB at most."""
+_PAIRS_MAX: Final = 4096
+_PAIRS_RAW_MAX: Final = 128
+
+
 def _attribute_texts(attributes: Mapping[str, str], limit: int) -> tuple[str, ...]:
     if not attributes or limit == 0:
         return ()
     cut = _RAW_FACTOR * limit
     pairs = set()
+    known = _PAIRS
+    if len(known) > _PAIRS_MAX:
+        known.clear()
     for key, value in attributes.items():
-        k, v = normalize(key[:cut]), normalize(value[:cut])
-        if k and v:
-            pairs.add(f"{k}={v}")
+        raw = (key, value, cut)
+        pair = known.get(raw)
+        if pair is None:
+            k, v = normalize(key[:cut]), normalize(value[:cut])
+            pair = f"{k}={v}" if k and v else ""
+            if len(key) + len(value) <= _PAIRS_RAW_MAX:
+                known[raw] = pair
+        if pair:
+            pairs.add(pair)
     kept: list[str] = []
     budget = limit
     for pair in sorted(pairs):

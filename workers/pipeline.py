@@ -35,7 +35,10 @@ from collections.abc import Sequence
 from concurrent.futures import Executor, Future
 from dataclasses import dataclass, field
 from datetime import datetime
+from hashlib import sha256
 from typing import Final
+
+import msgspec
 
 from workers.cache import CachedDecision, Lookup, Override, ResultCache, encode_cached
 from workers.events import (
@@ -58,6 +61,8 @@ __all__ = ["Batch", "BatchPipeline", "Outcome", "review_reason"]
 log = logging.getLogger(__name__)
 
 _EVENT_TYPE: Final = "product.categorized"
+_ID_HEAD: Final = b'["product.categorized",'
+_json = msgspec.json.encode
 
 
 @dataclass(slots=True)
@@ -142,6 +147,7 @@ class BatchPipeline:
         self.metrics = metrics
         self.cache = cache
         self.recent: list[ProductEvent] = []  # the last batch's events (warm-up sample)
+        self._id_tails: dict[str, bytes] = {}  # by model version, see _event_id
 
     @property
     def classifier(self) -> Classifier:
@@ -357,6 +363,16 @@ class BatchPipeline:
 
     # ------------------------------------------------------------------ outputs
 
+    def _event_id(self, causation_id: str, version: str) -> str:
+        """``derive_event_id(_EVENT_TYPE, causation_id, version)``, hashing the same bytes
+        (the JSON array) from a prefix and a suffix encoded once per version."""
+        tail = self._id_tails.get(version)
+        if tail is None:
+            if len(self._id_tails) >= 8:  # versions swapped out long ago
+                self._id_tails.clear()
+            tail = self._id_tails[version] = b"," + _json(version) + b"]"
+        return sha256(_ID_HEAD + _json(causation_id) + tail).hexdigest()[:32]
+
     def _encode(
         self,
         out: Outcome,
@@ -392,24 +408,17 @@ class BatchPipeline:
             )
             reason = None
         else:
-            if isinstance(answer, Decision):
-                alts = [
-                    Alternative(
-                        category_id=a.category_id, category_path=list(a.path), score=_clamp(a.score)
-                    )
-                    for a in answer.alternatives
-                ]
-            else:
-                alts = [
-                    Alternative(category_id=c, category_path=list(p), score=_clamp(s))
-                    for c, p, s in answer.alternatives
-                ]
+            # Paths stay tuples (encoded as the same JSON arrays as lists, without copies).
+            alts = [
+                Alternative(category_id=c, category_path=p, score=_clamp(s))  # type: ignore[arg-type]
+                for c, p, s in answer.alternatives
+            ]
             result = CategorizedEvent(
                 event_type=_EVENT_TYPE,
-                event_id=derive_event_id(_EVENT_TYPE, event.event_id, version),
+                event_id=self._event_id(event.event_id, version),
                 product_id=event.product_id,
                 category_id=answer.category_id,
-                category_path=list(answer.path),
+                category_path=answer.path,  # type: ignore[arg-type]
                 confidence=_clamp(answer.confidence),
                 alternatives=alts,
                 abstained=answer.abstained,
@@ -421,7 +430,7 @@ class BatchPipeline:
                 event_time=event.occurred_at,
                 classified_at=now,
             )
-            reason = review_reason(answer)
+            reason = review_reason(answer) if answer.needs_review or answer.abstained else None
         encode = self.codec.encode
         out.key = event.product_id.encode()
         out.value = encode(result)

@@ -2,8 +2,9 @@
 
 One small bundle is trained on a seeded slice of ``online_shopping_10_cats``
 (the same ``prodcat train`` pipeline as for catalogs: featurizer, TensorFlow,
-ONNX bundle), then held-out real reviews are classified through the serving
-code and judged by :func:`workers.reviews.check_review`. No Kafka here.
+two candidates and their ensemble, ONNX bundle), then held-out real reviews
+are classified through the serving code and judged by
+:func:`workers.reviews.check_review`. No Kafka here.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from export.catalog import Example
-from export.networks import Hyper
+from export.hyper import Hyper
 from export.train import TrainConfig, prepare, run, to_text
 from workers.bundle import load_bundle
 from workers.featurizer import FeaturizerSpec
@@ -32,7 +33,7 @@ def _config(data_dir: Path, out: Path) -> TrainConfig:
         data=("online_shopping_10_cats",),
         data_dir=data_dir,
         out=out,
-        candidates=("fasttext",),
+        candidates=("fasttext", "twotower"),
         limit=ROWS,
         max_epochs=6,
         baseline=False,
@@ -68,6 +69,12 @@ def test_review_bundle_predicts_the_ten_review_categories(review_bundle: Path) -
         "书籍", "平板", "手机", "水果", "洗发水", "热水器", "蒙牛", "衣服", "计算机", "酒店"
     }  # fmt: skip
     assert bundle.evaluation["ours"]["weighted_f1"] > 0.6
+    # Two candidates and their average were scored on validation; the best is exported.
+    model = bundle.metadata["model"]
+    scores = {c["architecture"]: c["val_weighted_f1"] for c in model["candidates"]}
+    assert set(scores) == {"fasttext", "twotower", "ensemble(fasttext+twotower)"}
+    assert scores[model["chosen"]] == max(scores.values())
+    assert "## Candidates" in (review_bundle / "report" / "report.md").read_text(encoding="utf-8")
 
 
 def test_phone_reviews_flag_a_product_filed_under_fruit(

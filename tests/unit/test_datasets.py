@@ -256,9 +256,27 @@ def test_registry_defaults_fill_only_the_flags_not_given(tmp_path: Path) -> None
     flagged = config("--data", "cn_ecommerce_products", "--dim", "32", "--candidates", "fasttext")
     assert (flagged.hyper.dim, flagged.spec.word_buckets) == (32, 2**17)
     assert flagged.candidates == ("fasttext",)
+    myntra = config("--data", "myntra_styles")
+    assert (myntra.hyper.label_smoothing, myntra.hyper.dim) == (0.1, Hyper().dim)
+    assert myntra.candidates == DEFAULT_CANDIDATES
+    assert config("--data", "myntra_styles", "--label-smoothing", "0").hyper == Hyper()
     plain = config("--data", "bigbasket")
     assert (plain.hyper, plain.spec) == (Hyper(), FeaturizerSpec())
     assert plain.candidates == DEFAULT_CANDIDATES
-    merged = train_defaults(["bigbasket", "cn_ecommerce_products", "my_catalog.csv"])
-    assert (merged.dim, merged.buckets) == (128, 2**17)
+    merged = train_defaults(["myntra_styles", "cn_ecommerce_products", "my_catalog.csv"])
+    assert (merged.dim, merged.buckets, merged.label_smoothing) == (128, 2**17, 0.1)
     assert config("--data", "my_catalog.csv").candidates == DEFAULT_CANDIDATES
+    seeds = config("--data", "bigbasket", "--candidates", "fasttext,fasttext@1,twotower")
+    assert seeds.candidates == ("fasttext", "fasttext@1", "twotower")
+    for bad in ("fasttext@", "fasttext@x", "cnn@1"):
+        with pytest.raises(ExportError, match="NAME@K"):
+            config("--data", "bigbasket", "--candidates", bad)
+
+
+def test_candidate_names_carry_a_seed_offset() -> None:
+    from export.hyper import parse_candidate
+
+    assert parse_candidate("twotower") == ("twotower", 0)
+    assert parse_candidate("fasttext@2") == ("fasttext", 2)
+    with pytest.raises(ValueError):
+        parse_candidate("fasttext@-1")

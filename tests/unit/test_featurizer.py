@@ -362,6 +362,29 @@ def test_attribute_budget_skips_pairs_that_do_not_fit() -> None:
     assert prepared.attributes == ("a=1", "c=2")  # "bb=long value" (13) does not fit
 
 
+def test_attribute_pairs_seen_before_give_the_same_texts_under_each_limit() -> None:
+    # the second call of each featurizer reads the normalized pairs back from the cache
+    attrs = {"baseColour": "Navy Blue", "gender": "Men", "usage": "Casual", "Ｓｅａｓｏｎ": "Fall"}
+    wide = Featurizer()
+    narrow = Featurizer(FeaturizerSpec(fields=FieldLimits(attributes=2)))
+    first = wide.prepare(ProductText("Turtle Check Men Navy Blue Shirt", attributes=attrs))
+    assert first.attributes == ("basecolour=navy blue", "gender=men", "season=fall", "usage=casual")
+    assert wide.prepare(ProductText("Peter England Men Party Blue Jeans", attributes=attrs)) == (
+        first._replace(title="peter england men party blue jeans")
+    )
+    # a raw cut of 4 * 2 characters: "basecolo=navy blu" and friends, none fits in 2
+    assert narrow.prepare(ProductText("x", attributes=attrs)).attributes == ()
+    assert narrow.prepare(ProductText("x", attributes={"a": "1"})).attributes == ()
+    assert wide.prepare(ProductText("x", attributes={"a": "1", "k": " "})).attributes == ("a=1",)
+    assert wide.prepare(ProductText("x", attributes={"a": "1", "k": " "})).attributes == ("a=1",)
+    # the same raw pair cut at 4 * 5 characters before normalizing: "k=a" instead of "k=a b"
+    spaced = {"k": "a" + " " * 30 + "b"}
+    five = Featurizer(FeaturizerSpec(fields=FieldLimits(attributes=5)))
+    for _ in range(2):
+        assert wide.prepare(ProductText("x", attributes=spaced)).attributes == ("k=a b",)
+        assert five.prepare(ProductText("x", attributes=spaced)).attributes == ("k=a",)
+
+
 def test_field_limits_cut_normalized_text() -> None:
     fz = Featurizer(FeaturizerSpec(fields=FieldLimits(title=10, brand=3, description=0)))
     prepared = fz.prepare(
