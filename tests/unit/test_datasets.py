@@ -258,7 +258,7 @@ def test_registry_defaults_fill_only_the_flags_not_given(tmp_path: Path) -> None
     assert flagged.candidates == ("fasttext",)
     myntra = config("--data", "myntra_styles")
     assert (myntra.hyper.label_smoothing, myntra.hyper.dim) == (0.1, Hyper().dim)
-    assert myntra.candidates == DEFAULT_CANDIDATES
+    assert myntra.candidates == ("fasttext", "fasttext@1", "twotower")
     assert config("--data", "myntra_styles", "--label-smoothing", "0").hyper == Hyper()
     plain = config("--data", "bigbasket")
     assert (plain.hyper, plain.spec) == (Hyper(), FeaturizerSpec())
