@@ -268,13 +268,7 @@ class Lookup:
 
 
 def _redis_client(settings: RedisSettings) -> redis.Redis:
-    options: dict[str, Any] = {}
-    if settings.password is not None:
-        options["password"] = settings.password.get_secret_value()
-    if settings.username is not None:
-        options["username"] = settings.username
-    if settings.ssl_ca_certs is not None and settings.url.startswith("rediss://"):
-        options["ssl_ca_certs"] = str(settings.ssl_ca_certs)
+    options = settings.client_options()
     return redis.Redis.from_url(
         settings.url,
         socket_timeout=settings.socket_timeout_s,

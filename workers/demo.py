@@ -387,7 +387,8 @@ class Demo:
         skip = {r.product_id for r in again}
         fixes = self.pick_corrections(rows, skip, self.args.corrections)
         # The app reads products, predictions and feedback from different topics; feedback
-        # for a product it has not read yet is dead-lettered as unknown, so let it catch up.
+        # for a product it has not read yet waits (parked) until it has: let it catch up
+        # first, so the corrections take effect at once on screen.
         self.wait_until(
             self.feedback_caught_up(),
             "3/3 waiting for the feedback app to read the products and predictions",

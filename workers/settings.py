@@ -86,6 +86,18 @@ class RedisSettings(_Section):
     socket_timeout_s: float = Field(0.5, gt=0, description="Per-command timeout, seconds.")
     ssl_ca_certs: Path | None = Field(None, description="CA bundle for rediss:// URLs.")
 
+    def client_options(self) -> dict[str, Any]:
+        """AUTH and TLS keyword arguments for ``redis.Redis.from_url`` (sync or asyncio).
+        Contains the password: never log it."""
+        options: dict[str, Any] = {}
+        if self.password is not None:
+            options["password"] = self.password.get_secret_value()
+        if self.username is not None:
+            options["username"] = self.username
+        if self.ssl_ca_certs is not None and self.url.startswith("rediss://"):
+            options["ssl_ca_certs"] = str(self.ssl_ca_certs)
+        return options
+
 
 class ModelSettings(_Section):
     """Where the model comes from and how its answers are used."""
@@ -133,6 +145,12 @@ class FeedbackSettings(_Section):
     acceptance_window_s: int = Field(7 * 24 * 3600, ge=1, description="Acceptance window, seconds.")
     acceptance_bucket_s: int = Field(
         3600, ge=1, description="Time bucket of the acceptance-rate counts, seconds."
+    )
+    unknown_grace_s: float = Field(
+        300.0,
+        gt=0,
+        description="Seconds feedback for a not yet seen product stays parked before it is "
+        "dead-lettered as UnknownProductError.",
     )
     state_dir: Path = Field(Path("var/feedback"), description="Faust local state directory.")
     store: str = Field(

@@ -12,6 +12,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 import urllib.request
 import uuid
 from collections import Counter
@@ -46,6 +47,8 @@ from workers.cache import decode_override, override_key
 from workers.events import (
     DLQ_ERROR_CLASS,
     DLQ_ERROR_FIELD,
+    DLQ_SOURCE_OFFSET,
+    DLQ_SOURCE_PARTITION,
     DLQ_SOURCE_TOPIC,
     CategorizedEvent,
     FeedbackEvent,
@@ -61,6 +64,7 @@ from workers.settings import Settings
 pytestmark = [pytest.mark.integration]
 
 TIMEOUT_S = 60.0
+GRACE_S = 2.0  # PRODCAT_FEEDBACK_UNKNOWN_GRACE_S in the tests that let parked feedback expire
 LABELS = msgspec.json.Decoder(LabelEvent)
 
 
@@ -315,7 +319,7 @@ def test_moderator_correction_reaches_the_classify_worker(
 def test_invalid_feedback_is_dead_lettered_and_the_app_carries_on(
     make_setup: Any, catalog_rows: list[Example], classify_bundle: Path, redis_client: redis.Redis
 ) -> None:
-    s = make_setup()
+    s = make_setup(unknown_grace_s=GRACE_S)
     taxonomy = leaves(classify_bundle)
     row = catalog_rows[1]
     now = datetime.now(UTC)
@@ -354,12 +358,31 @@ def test_invalid_feedback_is_dead_lettered_and_the_app_carries_on(
             TIMEOUT_S,
             "the valid correction after the bad ones",
         )
+        # The unknown product's feedback is parked, not dead-lettered at once ...
+        wait_for(lambda: fb.metric("prodcat_feedback_parked") == 1, TIMEOUT_S, "it is parked")
+        assert fb.metric("prodcat_feedback_parked_expired_total") == 0
+        # ... until the grace period has passed and an event of its partition is processed
+        # (an unreadable product event with the same key: same partition, product unknown).
+        time.sleep(GRACE_S + 0.5)
+        produce(s.bootstrap, s.topics["product_updated"], [(b"never-seen-product", b"{", None)])
+        wait_for(
+            lambda: fb.metric("prodcat_feedback_parked_expired_total") == 1,
+            TIMEOUT_S,
+            "the parked feedback to expire",
+        )
+        assert fb.metric("prodcat_feedback_parked") == 0
+        assert fb.app.product_state("never-seen-product") is None
     letters = read_all(s.bootstrap, s.topics["dead_letter"], expect=4)
     assert len(letters) == 4
+    sent = {m.value(): m for m in read_all(s.bootstrap, s.topics["feedback"], expect=5)}
     seen = {}
     for m in letters:
         headers = dict(m.headers())
         assert headers[DLQ_SOURCE_TOPIC].decode() == s.topics["feedback"]
+        original = sent[m.value()]
+        assert int(headers[DLQ_SOURCE_PARTITION]) == original.partition()
+        assert int(headers[DLQ_SOURCE_OFFSET]) == original.offset()
+        assert m.key() == original.key()
         seen[m.value()] = (headers[DLQ_ERROR_CLASS].decode(), headers[DLQ_ERROR_FIELD].decode())
     assert seen == {
         bad[0][1]: ("InvalidEventError", "$"),
@@ -369,6 +392,72 @@ def test_invalid_feedback_is_dead_lettered_and_the_app_carries_on(
     }
     kept = next(m for m in letters if m.value() == bad[1][1])
     assert ("trace", b"t-1") in kept.headers(), "the original headers are kept"
+
+
+@pytest.mark.slow
+def test_feedback_read_before_its_product_is_parked_and_applied_when_it_arrives(
+    make_setup: Any, catalog_rows: list[Example], classify_bundle: Path, redis_client: redis.Redis
+) -> None:
+    s = make_setup()
+    settings = s.settings()
+    taxonomy = leaves(classify_bundle)
+    row = catalog_rows[2]
+    right = taxonomy[3]
+    correction = feedback(row.product_id, "moderator", right, actor="mod-7")
+    with running_app(settings) as fb:
+        send(s.bootstrap, s.topics["feedback"], [correction])
+        wait_for(lambda: fb.metric("prodcat_feedback_parked") == 1, TIMEOUT_S, "it is parked")
+        state = fb.app.product_state(row.product_id)
+        assert state is not None and not state.known() and len(state.pending) == 1
+    assert read_override(redis_client, s.prefix, row.product_id) is None
+
+    # A restart keeps it: the parked feedback is in the table's changelog.
+    with running_app(settings) as fb:
+        send(s.bootstrap, s.topics["product_created"], [product_event(row, "c-late")])
+        wait_for(
+            lambda: read_override(redis_client, s.prefix, row.product_id) == right,
+            TIMEOUT_S,
+            "the parked correction applied once the product arrived",
+        )
+        send(
+            s.bootstrap,
+            s.topics["categorized"],
+            [prediction(row.product_id, taxonomy[0], "v1", datetime.now(UTC))],
+        )
+        wait_for(
+            lambda: (
+                fb.metric("prodcat_feedback_consumed_total", topic=s.topics["categorized"]) >= 1
+            ),
+            TIMEOUT_S,
+            "the prediction to be seen",
+        )
+        state = fb.app.product_state(row.product_id)
+        assert state is not None and state.pending == ()
+        assert state.override is not None and state.override.category_path == right
+        assert [v.event_id for v in state.votes] == [correction.event_id]
+        assert fb.metric("prodcat_feedback_parked") == 0
+        assert fb.metric("prodcat_feedback_parked_expired_total") == 0
+        assert (
+            fb.metric(
+                "prodcat_feedback_events_total",
+                source="moderator",
+                action="correct",
+                outcome="override",
+            )
+            == 1
+        )
+
+    fixed = [
+        e
+        for e in categorized(read_all(s.bootstrap, s.topics["categorized"], expect=2))
+        if e.causation_id == correction.event_id
+    ]
+    assert [(e.source, tuple(e.category_path)) for e in fixed] == [("override", right)]
+    labels = [LABELS.decode(m.value()) for m in read_all(s.bootstrap, s.topics["labels"], expect=1)]
+    assert [(lb.product_id, lb.title, tuple(lb.category_path)) for lb in labels] == [
+        (row.product_id, row.title, right)
+    ]
+    assert read_all(s.bootstrap, s.topics["dead_letter"], settle_s=0.5) == []
 
 
 def _metrics(port: int) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:

@@ -17,8 +17,10 @@ product a :class:`~workers.feedback.state.ProductState`, and the quality counts 
 
 Side effects come before the state, and every output has a deterministic id, so a feedback
 event redelivered after a crash repeats them harmlessly (at-least-once). Invalid feedback
-(malformed, unknown product, unknown category) goes to the dead-letter topic with
-``prodcat-error-*`` headers and the app carries on.
+(malformed, unknown category) goes to the dead-letter topic with ``prodcat-error-*`` headers
+and the app carries on. Feedback for a product not seen yet is parked in its table entry
+(:mod:`workers.feedback.parking`), applied when the product arrives, and dead-lettered as
+``UnknownProductError`` once ``PRODCAT_FEEDBACK_UNKNOWN_GRACE_S`` passed without it.
 
 Lifecycle, as the classify worker: :meth:`FeedbackApp.start` (bundle, topics, HTTP server),
 :meth:`FeedbackApp.run` (blocks; runs the faust app on its own event loop),
@@ -56,7 +58,15 @@ from workers.events import (
 from workers.featurizer import Featurizer, ProductText
 from workers.feedback.metrics import FeedbackMetrics, QualityCollector, Snapshot
 from workers.feedback.outputs import label_event, override_event, override_value
-from workers.feedback.policy import Policy, decide, taxonomy_nodes, validate
+from workers.feedback.parking import ParkedIndex, expire, park
+from workers.feedback.policy import (
+    Policy,
+    UnknownProductError,
+    check_category,
+    decide,
+    taxonomy_nodes,
+    validate,
+)
 from workers.feedback.runtime import (
     async_redis,
     close_loop,
@@ -67,7 +77,9 @@ from workers.feedback.runtime import (
     message_headers,
 )
 from workers.feedback.state import (
+    MAX_PARKED,
     OverrideState,
+    ParkedFeedback,
     ProductState,
     text_of,
 )
@@ -127,6 +139,8 @@ class FeedbackApp:
         self._out: dict[str, Any] = {}
         self._worker = f"feedback-{self.instance}"
         self._failure: BaseException | None = None
+        self._parked = ParkedIndex()
+        self.metrics.parked.set_function(lambda: self._parked.total)
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -279,6 +293,13 @@ class FeedbackApp:
                 await self._handle(event.message)
 
         app.agent(source, name="prodcat-feedback-agent")(process)
+
+        async def on_revoked(sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
+            # the parked index of these partitions is rebuilt if they come back
+            revoked = args[0] if args else set()
+            self._parked.forget({tp.partition for tp in revoked if tp.topic == t.feedback})
+
+        app.on_partitions_revoked.connect(on_revoked)
         return app
 
     # ------------------------------------------------------------------ handling
@@ -288,20 +309,38 @@ class FeedbackApp:
         self.metrics.consumed.labels(topic).inc()
         t = self.settings.topics
         try:
+            await self._expire_parked(message.partition)
+        except (asyncio.CancelledError, OutputError):
+            raise
+        except Exception:  # a bug: never let it stop the agent
+            log.exception("expiring parked feedback of partition %d failed", message.partition)
+        try:
             if topic == t.feedback:
                 await self._on_feedback(message)
             elif topic == t.categorized:
-                self._on_categorized(message)
+                await self._on_categorized(message)
             else:
-                self._on_product(message)
+                await self._on_product(message)
         except (asyncio.CancelledError, OutputError):
             raise
         except Exception as exc:  # a bug: never let one event stop the agent
             log.exception("unexpected error on %s[%d]@%d", topic, message.partition, message.offset)
             if topic == t.feedback:
-                await self._dead_letter(exc, message)
+                await self._dead_letter(exc, self._source_of(message))
 
-    def _on_product(self, message: Any) -> None:
+    def _source_of(self, message: Any) -> ParkedFeedback:
+        """A feedback message as parked (and as dead-lettered): value, key, headers, origin."""
+        return ParkedFeedback(
+            topic=message.topic,
+            partition=message.partition,
+            offset=message.offset,
+            key=message.key,
+            value=message.value,
+            headers=tuple(message_headers(message.headers)),
+            parked_at=self.clock(),
+        )
+
+    async def _on_product(self, message: Any) -> None:
         try:
             event = self.codec.decode_product(message.value)
         except InvalidEventError:
@@ -315,8 +354,10 @@ class FeedbackApp:
                 state, text=text_of(event), seller_id=event.seller_id or state.seller_id
             ),
         )
+        if state.pending:
+            await self._release_parked(event.product_id, message.partition)
 
-    def _on_categorized(self, message: Any) -> None:
+    async def _on_categorized(self, message: Any) -> None:
         try:
             event = self.codec.decode(message.value, CategorizedEvent)
         except InvalidEventError:
@@ -326,24 +367,143 @@ class FeedbackApp:
         assert tables is not None
         state = tables.state(event.product_id) or ProductState()
         tables.save(event.product_id, tables.record_prediction(message.partition, state, event))
+        if state.pending:
+            await self._release_parked(event.product_id, message.partition)
 
     async def _on_feedback(self, message: Any) -> None:
         tables = self._tables
         assert tables is not None
+        source = self._source_of(message)
         try:
-            event = self.codec.decode(message.value, FeedbackEvent)
+            event = self.codec.decode(source.value or b"", FeedbackEvent)
             state = tables.state(event.product_id)
+            if state is not None and state.known() and state.pending:  # after a crash
+                await self._release_parked(event.product_id, message.partition)
+                state = tables.state(event.product_id)
+            if state is None or not state.known():
+                check_category(event, self._nodes, model_version=self.model_version)
+                self._park(event.product_id, state, source)
+                return
             validate(event, state, self._nodes, model_version=self.model_version)
         except InvalidEventError as exc:
-            await self._dead_letter(exc, message)
+            await self._dead_letter(exc, source)
             return
-        assert state is not None
+        await self._apply(event, state, message.partition)
+
+    # ------------------------------------------------------------------ parked feedback
+
+    def _park(self, product_id: str, state: ProductState | None, source: ParkedFeedback) -> None:
+        """Keep feedback for a product not seen yet in its table entry (the changelog makes it
+        survive a restart). Raises :class:`UnknownProductError` when too many already wait."""
+        tables = self._tables
+        assert tables is not None
+        parked = park(state, source, limit=MAX_PARKED)
+        if parked is None:
+            raise UnknownProductError(
+                f"FeedbackEvent: product {product_id!r} is unknown to the feedback app and "
+                f"{MAX_PARKED} feedback events already wait for it (at $.product_id)",
+                field="$.product_id",
+            )
+        if parked is not state:
+            tables.save(product_id, parked)
+        self._parked.update(source.partition, product_id, parked)
+        log.info(
+            "feedback %s[%d]@%d parked: product %s not seen yet",
+            source.topic,
+            source.partition,
+            source.offset,
+            product_id,
+        )
+
+    async def _release_parked(self, product_id: str, partition: int) -> None:
+        """Apply a now known product's parked feedback in order, as live feedback; each item
+        leaves the table entry with the state it produced (a crash repeats only the rest)."""
+        tables = self._tables
+        assert tables is not None
+        released = 0
+        while True:
+            state = tables.state(product_id)
+            if state is None or not state.known() or not state.pending:
+                break
+            item, rest = state.pending[0], msgspec.structs.replace(state, pending=state.pending[1:])
+            try:
+                event = self.codec.decode(item.value or b"", FeedbackEvent)
+                validate(event, rest, self._nodes, model_version=self.model_version)
+            except InvalidEventError as exc:
+                await self._dead_letter(exc, item)
+                tables.save(product_id, rest)
+                continue
+            await self._apply(event, rest, partition, save_unchanged=True)
+            released += 1
+        self._parked.update(partition, product_id, state)
+        if released:
+            log.info("applied %d parked feedback events of product %s", released, product_id)
+
+    async def _expire_parked(self, partition: int) -> None:
+        """Dead-letter this partition's feedback parked longer than the grace period (from the
+        agent: a table key may only be written while processing its partition's event)."""
+        tables = self._tables
+        assert tables is not None
+        if not self._parked.indexed(partition):
+            self._index_parked(partition)
+        now = self.clock()
+        grace = float(self.settings.feedback.unknown_grace_s)
+        for product_id in self._parked.due(partition, now=now, grace_s=grace):
+            state = tables.state(product_id)
+            if state is None:
+                self._parked.update(partition, product_id, None)
+                continue
+            old, rest = expire(state, now=now, grace_s=grace)
+            for item in old:
+                error = UnknownProductError(
+                    f"FeedbackEvent: product {product_id!r} is unknown to the feedback app: no "
+                    "product.created/updated or product.categorized event was seen for it "
+                    f"within {grace:g} s (PRODCAT_FEEDBACK_UNKNOWN_GRACE_S) (at $.product_id)",
+                    field="$.product_id",
+                )
+                await self._dead_letter(error, item)
+                self.metrics.parked_expired.inc()
+            if old:
+                if rest.known() or rest.pending:
+                    tables.save(product_id, rest)
+                else:
+                    tables.delete(product_id)
+            self._parked.update(partition, product_id, rest)
+
+    def _index_parked(self, partition: int) -> None:
+        """Index the parked feedback of every assigned partition not indexed yet (one scan)."""
+        assert self._tables is not None
+        wanted = {partition}
+        with contextlib.suppress(AttributeError):  # faust internals not up yet
+            feedback_topic = self.settings.topics.feedback
+            wanted |= {
+                tp.partition
+                for tp in self._app.assignor.assigned_actives()
+                if tp.topic == feedback_topic and not self._parked.indexed(tp.partition)
+            }
+        self._parked.rebuild(wanted, self._tables.parked_states())
+
+    # ------------------------------------------------------------------ applying feedback
+
+    async def _apply(
+        self,
+        event: FeedbackEvent,
+        state: ProductState,
+        partition: int,
+        *,
+        save_unchanged: bool = False,
+    ) -> None:
+        """Decide on one valid feedback event of a known product, publish, update the tables."""
+        tables = self._tables
+        assert tables is not None
         effect = decide(state, event, self.policy)
         if effect.outcome != "duplicate":
             if effect.override is not None:
                 await self._publish_override(event, effect.state, effect.override)
-            tables.record_feedback(message.partition, state, effect)
+            tables.record_feedback(partition, state, effect)
             tables.save(event.product_id, effect.state)
+        elif save_unchanged:
+            tables.save(event.product_id, state)
         self.metrics.feedback.labels(event.source, event.action, effect.outcome).inc()
         if effect.override is not None:
             latency = self.clock() - event.occurred_at.timestamp()
@@ -432,22 +592,24 @@ class FeedbackApp:
                 self._stop_event.set()
             raise OutputError(f"publishing {what} failed: {exc!r}") from exc
 
-    async def _dead_letter(self, error: BaseException, message: Any) -> None:
+    async def _dead_letter(self, error: BaseException, source: ParkedFeedback) -> None:
+        """Dead-letter a feedback message (live or parked): its key, value and headers as read,
+        with error headers naming its original topic, partition and offset."""
         record = dead_letter_record(
             error,
-            topic=message.topic,
-            partition=message.partition,
-            offset=message.offset,
-            key=message.key,
-            value=message.value,
-            headers=message_headers(message.headers),
+            topic=source.topic,
+            partition=source.partition,
+            offset=source.offset,
+            key=source.key,
+            value=source.value,
+            headers=list(source.headers),
             worker=self._worker,
         )
-        log_dead_letter(error, message.topic, message.partition, message.offset)
+        log_dead_letter(error, source.topic, source.partition, source.offset)
         out = self._out[self.settings.topics.dead_letter]
         future = await out.send(key=record.key, value=record.value, headers=record.headers)
         await self._acknowledged([future], "a dead letter")
-        self.metrics.dead_lettered.labels(message.topic, record.error_class).inc()
+        self.metrics.dead_lettered.labels(source.topic, record.error_class).inc()
 
     # ------------------------------------------------------------------ quality snapshot
 

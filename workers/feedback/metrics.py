@@ -13,7 +13,7 @@ import logging
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
@@ -157,6 +157,17 @@ class FeedbackMetrics:
             "Unreadable product/categorized events skipped (the classify worker dead-letters "
             "bad product events itself), by topic.",
             ["topic"],
+            registry=r,
+        )
+        self.parked = Gauge(
+            "prodcat_feedback_parked",
+            "Feedback events parked until their product is known (this instance's partitions).",
+            registry=r,
+        )
+        self.parked_expired = Counter(
+            "prodcat_feedback_parked_expired",
+            "Parked feedback dead-lettered because its product did not arrive within "
+            "PRODCAT_FEEDBACK_UNKNOWN_GRACE_S.",
             registry=r,
         )
         self.redis_errors = Counter(

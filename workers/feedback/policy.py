@@ -17,7 +17,8 @@ Rules (settings in :class:`workers.settings.FeedbackSettings`):
 
 Invalid feedback (:func:`validate`): an unknown product (the app has seen neither a product
 event nor a prediction for it) and a category path that is not a node (leaf or ancestor) of
-the live model's taxonomy. Both are dead-lettered with the field named.
+the live model's taxonomy. Both are dead-lettered with the field named (an unknown product
+only after the grace period it is parked for, see :mod:`workers.feedback.parking`).
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ __all__ = [
     "Policy",
     "UnknownCategoryError",
     "UnknownProductError",
+    "check_category",
     "decide",
     "is_trusted",
     "taxonomy_nodes",
@@ -121,13 +123,20 @@ def validate(
     model_version: str = "live",
 ) -> None:
     """Raise :class:`UnknownProductError` or :class:`UnknownCategoryError` for invalid feedback."""
-    if state is None:
+    if state is None or not state.known():
         raise UnknownProductError(
             f"FeedbackEvent: product {event.product_id!r} is unknown to the feedback app: no "
             "product.created/updated or product.categorized event was seen for it (at "
             "$.product_id)",
             field="$.product_id",
         )
+    check_category(event, nodes, model_version=model_version)
+
+
+def check_category(
+    event: FeedbackEvent, nodes: Collection[tuple[str, ...]], *, model_version: str = "live"
+) -> None:
+    """Raise :class:`UnknownCategoryError` when a path is not a node of the live taxonomy."""
     for name, raw in (
         ("category_path", event.category_path),
         ("rejected_category_path", event.rejected_category_path),

@@ -110,13 +110,7 @@ def co_partitioned(admin_conf: Mapping[str, Any], topics: Sequence[str]) -> int:
 
 
 def async_redis(settings: RedisSettings) -> aioredis.Redis:
-    options: dict[str, Any] = {}
-    if settings.password is not None:
-        options["password"] = settings.password.get_secret_value()
-    if settings.username is not None:
-        options["username"] = settings.username
-    if settings.ssl_ca_certs is not None and settings.url.startswith("rediss://"):
-        options["ssl_ca_certs"] = str(settings.ssl_ca_certs)
+    options = settings.client_options()
     client: aioredis.Redis = aioredis.Redis.from_url(
         settings.url,
         socket_timeout=max(settings.socket_timeout_s, 2.0),

@@ -11,7 +11,8 @@ A state is made from three streams, all keyed by ``product_id`` and co-partition
 * ``product.categorized`` from the model (``source`` ``model`` or ``cache``): the
   prediction people see, which feedback confirms or corrects;
 * ``category.feedback``: the votes (every feedback event, newest last, bounded) and the
-  override in effect.
+  override in effect. Feedback that arrives before any product or categorized event of its
+  product is *parked* in ``pending`` (see :mod:`workers.feedback.parking`).
 """
 
 from __future__ import annotations
@@ -23,8 +24,10 @@ import msgspec
 from workers.events import FeedbackEvent, ProductEvent
 
 __all__ = [
+    "MAX_PARKED",
     "MAX_VOTES",
     "OverrideState",
+    "ParkedFeedback",
     "Prediction",
     "ProductState",
     "StoredText",
@@ -37,6 +40,9 @@ __all__ = [
 
 MAX_VOTES: Final = 50
 """Feedback events kept per product (the oldest are dropped first)."""
+
+MAX_PARKED: Final = 20
+"""Feedback events parked per unknown product; more are dead-lettered at once."""
 
 
 class StoredText(msgspec.Struct, frozen=True, kw_only=True, gc=False):
@@ -83,6 +89,19 @@ class Vote(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     trusted: bool
 
 
+class ParkedFeedback(msgspec.Struct, frozen=True, kw_only=True, gc=False):
+    """A feedback message for a product not seen yet, kept as read (for its dead letter)."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    headers: tuple[tuple[str, bytes], ...] = ()
+    parked_at: float
+    """When the app parked it, epoch seconds (the grace period runs from here)."""
+
+
 class ProductState(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     """Everything the app knows about one product."""
 
@@ -92,6 +111,18 @@ class ProductState(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     prediction: Prediction | None = None
     override: OverrideState | None = None
     votes: tuple[Vote, ...] = ()
+    pending: tuple[ParkedFeedback, ...] = ()
+    """Parked feedback, oldest first: non-empty only while the product is unknown."""
+
+    def known(self) -> bool:
+        """Whether a product or categorized event (or applied feedback) was seen for it."""
+        return (
+            self.text is not None
+            or self.input_hash is not None
+            or self.prediction is not None
+            or self.override is not None
+            or bool(self.votes)
+        )
 
     def seen(self, event_id: str) -> bool:
         return any(v.event_id == event_id for v in self.votes)

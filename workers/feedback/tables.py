@@ -11,7 +11,7 @@ what msgspec encoded. Call every method on the app's event loop (from the agent,
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Iterator
 from typing import Any
 
 import faust
@@ -73,6 +73,19 @@ class FeedbackTables:
 
     def save(self, product_id: str, state: ProductState) -> None:
         self.products[product_id.encode()] = encode_state(state)
+
+    def delete(self, product_id: str) -> None:
+        key = product_id.encode()
+        if key in self.products:
+            del self.products[key]  # a tombstone in the changelog
+
+    def parked_states(self) -> Iterator[tuple[str, ProductState]]:
+        """(product_id, state) of every product with parked feedback (scans the table)."""
+        for key, raw in self.products.items():
+            if raw and b'"pending":[{' in raw:
+                state = decode_state(raw)
+                if state is not None and state.pending:
+                    yield key.decode(), state
 
     # ------------------------------------------------------------------ quality
 
