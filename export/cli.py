@@ -33,7 +33,12 @@ def train_config(args: argparse.Namespace, settings: Settings) -> TrainConfig:
     :class:`~export.datasets.TrainDefaults` fill the flags not given."""
     defaults = train_defaults(args.data)
     if defaults.describe():
-        log.info("registry defaults for %s: %s", ",".join(args.data), defaults.describe())
+        log.info(
+            "registry defaults for %s: %s (%s)",
+            ",".join(args.data),
+            defaults.describe(),
+            defaults.why or "no reason recorded",
+        )
     dim = args.dim or defaults.dim
     smoothing = (
         args.label_smoothing if args.label_smoothing is not None else defaults.label_smoothing

@@ -185,6 +185,34 @@ class _OverrideValue(msgspec.Struct, frozen=True):
 _OVERRIDE_DECODER = msgspec.json.Decoder(_OverrideValue)
 
 
+class _OverrideRecord(msgspec.Struct, frozen=True, kw_only=True):
+    """What the feedback app writes (the fields after ``source`` are for people)."""
+
+    category_path: list[str]
+    category_id: str
+    source: str
+    feedback_event_id: str
+    occurred_at: str
+
+
+_OVERRIDE_ENCODER = msgspec.json.Encoder()
+
+
+def encode_override(
+    path: Sequence[str], *, source: str, feedback_event_id: str, occurred_at: str
+) -> bytes:
+    """An override value as :func:`decode_override` reads it."""
+    return _OVERRIDE_ENCODER.encode(
+        _OverrideRecord(
+            category_path=list(path),
+            category_id=category_id(tuple(path)),
+            source=source,
+            feedback_event_id=feedback_event_id,
+            occurred_at=occurred_at,
+        )
+    )
+
+
 def decode_override(raw: bytes) -> Override | None:
     """Parse an override value: a JSON object with ``category_path`` (a list of names or
     an ``"A > B"`` string) and optional ``category_id`` and ``source``. None if unreadable."""

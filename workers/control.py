@@ -55,12 +55,10 @@ class ControlState:
 
     published: dict[str, ModelPublishedEvent] = field(default_factory=dict)
     live: ModelLiveEvent | None = None
-    records: int = 0
 
     def apply(self, key: bytes | None, value: bytes | None, codec: Codec) -> None:
         """Fold one record in (raises :class:`InvalidEventError` for an unreadable one)."""
         event = codec.decode_control(key, value)
-        self.records += 1
         if event is None:  # tombstone
             if key == MODEL_LIVE_KEY:
                 self.live = None

@@ -86,10 +86,6 @@ class Sandbox:
         for path in self._logs.values():
             path.unlink(missing_ok=True)
 
-    def topic(self, name: str) -> str:
-        """The run's name for a ``TopicSettings`` field, e.g. ``categorized``."""
-        return self.env[_TOPIC_VARS + name.upper()]
-
     @property
     def metrics_port(self) -> int:
         return int(self.env["PRODCAT_METRICS_PORT"])

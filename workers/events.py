@@ -22,7 +22,7 @@ from __future__ import annotations
 import hashlib
 import re
 import typing
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from types import MappingProxyType, NoneType, UnionType
 from typing import Annotated, Any, Final, Literal, TypeAlias, TypedDict, TypeVar, cast
@@ -284,6 +284,41 @@ def derive_event_id(*parts: str) -> str:
     e.g. ``derive_event_id("product.categorized", causation_id, model_version)``.
     """
     return hashlib.sha256(msgspec.json.encode(parts)).hexdigest()[:32]
+
+
+def override_categorized(
+    *,
+    causation_id: str,
+    product_id: str,
+    category_id: str,
+    category_path: Sequence[str],
+    model_version: str,
+    input_hash: str,
+    event_time: datetime,
+    classified_at: datetime,
+) -> CategorizedEvent:
+    """The ``product.categorized`` event that answers a product with a person's override
+    (``source: override``, confidence 1). Its id adds ``override:<category_id>`` to the
+    usual rule, so the classify worker and the feedback app derive the same id."""
+    return CategorizedEvent(
+        event_type="product.categorized",
+        event_id=derive_event_id(
+            "product.categorized", causation_id, model_version, f"override:{category_id}"
+        ),
+        product_id=product_id,
+        category_id=category_id,
+        category_path=list(category_path),
+        confidence=1.0,
+        alternatives=[],
+        abstained=False,
+        needs_review=False,
+        model_version=model_version,
+        source="override",
+        causation_id=causation_id,
+        input_hash=input_hash,
+        event_time=event_time,
+        classified_at=classified_at,
+    )
 
 
 # --------------------------------------------------------------------------- featurizer input

@@ -255,7 +255,6 @@ class ModelAdmin:
             raise ConfigError(f"--share must be between 0 and 1, got {share}")
         event = msgspec.structs.replace(
             current,
-            previous_version=current.previous_version,
             reason=f"canary {version} at {share:.1%}" if version else "canary off",
             changed_at=utc_now(),
             changed_by=self.actor,

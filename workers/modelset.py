@@ -36,12 +36,7 @@ def canary_routes(product_ids: Sequence[str], share: float) -> list[bool]:
         return [False] * len(product_ids)
     if share >= 1.0:
         return [True] * len(product_ids)
-    sha256 = hashlib.sha256
-    limit = int(share * _SCALE)
-    return [
-        int.from_bytes(sha256(pid.encode("utf-8")).digest()[:8], "big") < limit
-        for pid in product_ids
-    ]
+    return [canary_point(pid) < share for pid in product_ids]
 
 
 @dataclass(frozen=True, slots=True)

@@ -46,7 +46,7 @@ from workers.events import (
     CategorizedEvent,
     Codec,
     ProductEvent,
-    derive_event_id,
+    override_categorized,
     utc_now,
 )
 from workers.featurizer import PreparedText, ProductText
@@ -107,7 +107,6 @@ class Batch:
     sources: list[str] = field(default_factory=list)
     groups: list[Group] = field(default_factory=list)
     group_of: list[int] | None = None  # each event's group index; None: all in groups[0]
-    models: ModelSet | None = None
     model: Future[list[ModelResult]] | None = None
 
 
@@ -181,7 +180,7 @@ class BatchPipeline:
         if not events:
             return batch
 
-        models = batch.models = self.models
+        models = self.models
         self.recent = events
         live = models.live
         prepare = live.featurizer.prepare
@@ -382,26 +381,15 @@ class BatchPipeline:
         answer: Decision | CachedDecision | Override,
         source: str,
         now: datetime,
-        version: str | None = None,
+        version: str,
     ) -> None:
-        if version is None:
-            version = self.version
         if isinstance(answer, Override):
-            result = CategorizedEvent(
-                event_type=_EVENT_TYPE,
-                event_id=derive_event_id(
-                    _EVENT_TYPE, event.event_id, version, f"override:{answer.category_id}"
-                ),
+            result = override_categorized(
+                causation_id=event.event_id,
                 product_id=event.product_id,
                 category_id=answer.category_id,
-                category_path=list(answer.path),
-                confidence=1.0,
-                alternatives=[],
-                abstained=False,
-                needs_review=False,
+                category_path=answer.path,
                 model_version=version,
-                source="override",
-                causation_id=event.event_id,
                 input_hash=input_hash,
                 event_time=event.occurred_at,
                 classified_at=now,

@@ -49,7 +49,6 @@ def test_canary_share_is_close_on_10000_real_products(
     routes = canary_routes(ids, share)
     assert abs(sum(routes) / len(ids) - share) < 0.02
     assert routes == [canary_point(pid) < share for pid in ids]  # the documented rule
-    assert canary_routes(ids, share) == routes  # stable
 
 
 def test_raising_the_share_only_moves_products_to_the_canary(

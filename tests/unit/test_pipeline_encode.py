@@ -123,7 +123,15 @@ def test_override_is_not_reviewed_and_names_the_category_in_its_id() -> None:
     out = Outcome()
     event = _event("evt-9", "sku-9")
     override = Override("c-salt", SALT, "moderator")
-    pipe._encode(out, event, input_hash="0f" * 16, answer=override, source="override", now=NOW)
+    pipe._encode(
+        out,
+        event,
+        input_hash="0f" * 16,
+        answer=override,
+        source="override",
+        now=NOW,
+        version=VERSION,
+    )
     decoded = msgspec.json.decode(out.value or b"", type=CategorizedEvent)
     assert decoded.source == "override" and decoded.review_reason is None and out.review is None
     assert decoded.event_id == derive_event_id(

@@ -7,40 +7,28 @@ handled twice yields the same records (``schemas/README.md``, identity and causa
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Final
 
-import msgspec
-
-from workers.events import CategorizedEvent, FeedbackEvent, LabelEvent, derive_event_id
+from workers.cache import encode_override
+from workers.events import (
+    CategorizedEvent,
+    FeedbackEvent,
+    LabelEvent,
+    derive_event_id,
+    override_categorized,
+)
 from workers.feedback.state import OverrideState, StoredText
 from workers.taxonomy import category_id
 
 __all__ = ["label_event", "override_event", "override_value"]
 
 
-class _OverrideValue(msgspec.Struct, frozen=True, kw_only=True):
-    """The Redis value :func:`workers.cache.decode_override` reads (extra fields are for people)."""
-
-    category_path: list[str]
-    category_id: str
-    source: str
-    feedback_event_id: str
-    occurred_at: str
-
-
-_JSON: Final = msgspec.json.Encoder()
-
-
 def override_value(event: FeedbackEvent, override: OverrideState) -> bytes:
     """JSON for ``{prefix}:override:{product_id}``."""
-    return _JSON.encode(
-        _OverrideValue(
-            category_path=list(override.category_path),
-            category_id=category_id(override.category_path),
-            source=override.source,
-            feedback_event_id=event.event_id,
-            occurred_at=event.occurred_at.isoformat(),
-        )
+    return encode_override(
+        override.category_path,
+        source=override.source,
+        feedback_event_id=event.event_id,
+        occurred_at=event.occurred_at.isoformat(),
     )
 
 
@@ -54,22 +42,12 @@ def override_event(
 ) -> CategorizedEvent:
     """The corrected ``product.categorized`` event (``source: override``), caused by the
     feedback event; its id follows the classify worker's rule for overrides."""
-    cid = category_id(override.category_path)
-    return CategorizedEvent(
-        event_type="product.categorized",
-        event_id=derive_event_id(
-            "product.categorized", event.event_id, model_version, f"override:{cid}"
-        ),
-        product_id=event.product_id,
-        category_id=cid,
-        category_path=list(override.category_path),
-        confidence=1.0,
-        alternatives=[],
-        abstained=False,
-        needs_review=False,
-        model_version=model_version,
-        source="override",
+    return override_categorized(
         causation_id=event.event_id,
+        product_id=event.product_id,
+        category_id=category_id(override.category_path),
+        category_path=override.category_path,
+        model_version=model_version,
         input_hash=input_hash,
         event_time=event.occurred_at,
         classified_at=now,

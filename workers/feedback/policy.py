@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Collection
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Literal
 
 import msgspec
@@ -103,7 +103,6 @@ class Effect:
     corrected_to: tuple[str, ...] | None = None
     model_version: str | None = None
     accepted: tuple[str, ...] | None = None
-    notes: list[str] = field(default_factory=list)
 
 
 def taxonomy_nodes(taxonomy: Taxonomy) -> frozenset[tuple[str, ...]]:
@@ -242,7 +241,7 @@ def decide(state: ProductState, event: FeedbackEvent, policy: Policy) -> Effect:
     new_override: OverrideState | None = None
     if trusted:
         if current is not None and current.trusted and current.at > at:
-            return Effect("stale", state, notes=["a newer trusted override is in effect"])
+            return Effect("stale", state)  # a newer trusted override is in effect
         if current is not None and current.category_path == path:
             return Effect("confirmed", state)
         new_override = OverrideState(
