@@ -29,7 +29,7 @@ import sys
 import time
 import uuid
 from collections import Counter
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -79,6 +79,7 @@ class Result:
     offered_per_s: float = 0.0
     rss_mib: float = 0.0
     cpu_us_per_event: float = 0.0
+    cpu_split_us: dict[str, float] = field(default_factory=dict)  # per thread / service
 
 
 # --------------------------------------------------------------------------- data and kafka
@@ -199,6 +200,47 @@ def percentile(values: list[float], q: float) -> float:
 # --------------------------------------------------------------------------- workers
 
 
+def threads_cpu_s(pid: int) -> dict[str, float]:
+    """CPU seconds of each thread of ``pid``, summed by thread name."""
+    out: dict[str, float] = {}
+    tick = os.sysconf("SC_CLK_TCK")
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            stat = (task / "stat").read_text()
+        except OSError:
+            continue
+        name = stat[stat.index("(") + 1 : stat.rindex(")")]
+        name = "rdk:broker" if name.startswith("rdk:broker") else name
+        fields = stat.rsplit(")", 1)[1].split()
+        out[name] = out.get(name, 0.0) + (int(fields[11]) + int(fields[12])) / tick
+    return out
+
+
+def service_pids() -> dict[str, int]:
+    """The local Kafka broker's and Redis server's pids, if found (for their CPU share)."""
+    found: dict[str, int] = {}
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            cmd = (proc / "cmdline").read_bytes()
+        except OSError:
+            continue
+        if b"kafka.Kafka" in cmd:
+            found["kafka broker"] = int(proc.name)
+        elif cmd.startswith(b"redis-server") or b"/redis-server" in cmd.split(b"\0")[0]:
+            found["redis-server"] = int(proc.name)
+    return found
+
+
+def process_cpu_s(pid: int) -> float:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 class Worker:
     def __init__(self, kind: str, env: dict[str, str], log: Path) -> None:
         cmd = {
@@ -215,6 +257,10 @@ class Worker:
         """User + system CPU seconds of the worker so far (all its threads)."""
         fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
         return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def thread_cpu_s(self) -> dict[str, float]:
+        """CPU seconds per thread name (librdkafka's threads are ``rdk:*``)."""
+        return threads_cpu_s(self.proc.pid)
 
     def rss_mib(self) -> float:
         for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
@@ -248,6 +294,9 @@ def worker_env(args: argparse.Namespace, topics: dict[str, str], prefix: str) ->
             "PYTHONUNBUFFERED": "1",
         }
     )
+    for item in args.worker_env:  # e.g. PRODCAT_CLASSIFY_BATCH_MAX=2000, to compare settings
+        key, _, value = item.partition("=")
+        env[key] = value
     return env
 
 
@@ -290,21 +339,38 @@ def run_throughput(
         # or a fast worker is done before the first look.
         wait_outputs(args.bootstrap, topics["categorized"], 1, 120, poll_s=0.02)
         cpu0, out0 = w.cpu_s(), output_count(args.bootstrap, topics["categorized"])
+        threads0 = w.thread_cpu_s()
+        services = service_pids()
+        services0 = {name: process_cpu_s(pid) for name, pid in services.items()}
         if profile is not None:
             spy = subprocess.Popen(
                 [PY_SPY, "record", "--pid", str(w.proc.pid), "--rate", "250", "--format",
-                 "raw", "-o", str(profile), "--duration", str(args.profile_s)],
+                 "raw", "-o", str(profile), "--duration", str(args.profile_s),
+                 *(["--gil"] if args.profile_gil else [])],
                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
             )  # fmt: skip
         wait_outputs(args.bootstrap, topics["categorized"], len(records), args.timeout_s)
         rss = w.rss_mib()
-        cpu_us = (w.cpu_s() - cpu0) * 1e6 / max(1, len(records) - out0)
+        done = max(1, len(records) - out0)
+        cpu_us = (w.cpu_s() - cpu0) * 1e6 / done
+        split = {
+            f"worker {name}": (t - threads0.get(name, 0.0)) * 1e6 / done
+            for name, t in w.thread_cpu_s().items()
+        }
+        split.update(
+            {name: (process_cpu_s(pid) - services0[name]) * 1e6 / done
+             for name, pid in services.items()}
+        )  # fmt: skip
     finally:
         if spy is not None:
             spy.wait(args.profile_s + 30)
         w.stop()
     times = read_times(args.bootstrap, topics["categorized"], len(records))
-    return Result(tag, len(times), throughput(times), rss_mib=rss, cpu_us_per_event=cpu_us)
+    split = {k: round(v, 1) for k, v in sorted(split.items(), key=lambda kv: -kv[1]) if v >= 0.5}
+    return Result(
+        tag, len(times), throughput(times), rss_mib=rss, cpu_us_per_event=cpu_us,
+        cpu_split_us=split,
+    )  # fmt: skip
 
 
 def run_latency(
@@ -494,6 +560,16 @@ def main() -> int:
     ap.add_argument("--profile", action="store_true", help="py-spy profile of (b)")
     ap.add_argument("--profile-s", type=int, default=10)
     ap.add_argument(
+        "--worker-env",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="extra environment for the workers, e.g. PRODCAT_CLASSIFY_BATCH_MAX=2000",
+    )
+    ap.add_argument(
+        "--profile-gil", action="store_true", help="sample only the thread holding the GIL"
+    )
+    ap.add_argument(
         "--rate",
         type=float,
         default=0.0,
@@ -541,6 +617,7 @@ def run_all(args: argparse.Namespace, admin: AdminClient, start_load: float) -> 
         r = run_throughput(args, admin, kind, tag, records, prefix, prof)
         results[letter] = r
         print(f"    {r.events_per_s:,.0f} ev/s, {r.cpu_us_per_event:.0f} CPU µs/event", flush=True)
+        print(f"    CPU µs/event by thread and service: {r.cpu_split_us}", flush=True)
 
     # Latency at half of (b)'s maximum (or of the fastest scenario measured, without (b)).
     rate = (results["b"] if "b" in results else max(results.values(), key=_speed)).events_per_s / 2

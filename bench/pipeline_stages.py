@@ -30,6 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from classify_bench import distinct_rows, payload
 
 from workers.cache import encode_cached
+from workers.categorized import DecisionEncoder, EventWriter
 from workers.events import Codec
 from workers.featurizer import ProductText
 from workers.metrics import ClassifyMetrics
@@ -107,15 +108,18 @@ def main() -> int:
 
     probs = stage("onnxruntime run", run_model)
     decisions = stage("taxonomy decode", lambda: [tax.decode(p, th, clf.top_k) for p in probs])
-    stage(
-        "Redis values (encode_cached)", lambda: [[encode_cached(d) for d in b] for b in decisions]
+    encoder = DecisionEncoder()
+    encoded = stage(
+        "decision JSON (DecisionEncoder)",
+        lambda: [[encoder.encode(d) for d in b] for b in decisions],
     )
+    stage("Redis values (encode_cached)", lambda: [[encode_cached(d) for d in b] for b in encoded])
 
     def encode_outputs() -> None:
-        for b_events, b_hashes, b_dec in zip(events, hashes, decisions, strict=True):
-            t = datetime.now(UTC)
+        for b_events, b_hashes, b_dec in zip(events, hashes, encoded, strict=True):
+            writer = EventWriter(clf.version, datetime.now(UTC))
             for e, h, d in zip(b_events, b_hashes, b_dec, strict=True):
-                pipe._encode(Outcome(), e, input_hash=h, answer=d, source="model", now=t)
+                pipe._encode(Outcome(), e, h, d, "model", writer)
 
     stage("output events (build + encode)", encode_outputs)
     total = sum(results.values())

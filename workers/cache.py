@@ -33,12 +33,12 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
+from workers.categorized import DecisionJSON
 from workers.connectivity import redact_url
 from workers.settings import RedisSettings
-from workers.taxonomy import Alternative, Decision, category_id, parse_path
+from workers.taxonomy import category_id, parse_path
 
 __all__ = [
-    "CachedDecision",
     "CircuitBreaker",
     "Lookup",
     "Override",
@@ -111,55 +111,20 @@ def _read_replies(conn: Any, replies: int) -> list[Any]:
 # --------------------------------------------------------------------------- values
 
 
-class CachedDecision(msgspec.Struct, array_like=True, frozen=True, gc=False):
-    """A model :class:`~workers.taxonomy.Decision` as stored in Redis (MessagePack array)."""
-
-    category_id: str
-    path: tuple[str, ...]
-    confidence: float
-    alternatives: tuple[tuple[str, tuple[str, ...], float], ...]
-    abstained: bool
-    needs_review: bool
-
-    @classmethod
-    def from_decision(cls, d: Decision) -> CachedDecision:
-        return cls(
-            d.category_id,
-            d.path,
-            d.confidence,
-            tuple((a.category_id, a.path, a.score) for a in d.alternatives),
-            d.abstained,
-            d.needs_review,
-        )
-
-    def to_decision(self) -> Decision:
-        return Decision(
-            category_id=self.category_id,
-            path=self.path,
-            confidence=self.confidence,
-            alternatives=tuple(Alternative(i, p, s) for i, p, s in self.alternatives),
-            abstained=self.abstained,
-            needs_review=self.needs_review,
-            leaf_index=-1,
-        )
-
+# A cached model answer is a :class:`workers.categorized.DecisionJSON` as MessagePack. (The
+# earlier layout held the decision as nested arrays; such a value fails to decode and is a
+# miss, so during a rolling upgrade workers only re-classify what they read.)
 
 _ENCODER = msgspec.msgpack.Encoder()
-_DECODER = msgspec.msgpack.Decoder(CachedDecision)
+_DECODER = msgspec.msgpack.Decoder(DecisionJSON)
 
 
-def encode_cached(decision: Decision | CachedDecision) -> bytes:
-    """MessagePack of the decision, in :class:`CachedDecision`'s array layout."""
-    if isinstance(decision, CachedDecision):
-        return _ENCODER.encode(decision)
-    d = decision
-    # Alternatives are (category_id, path, score) NamedTuples: MessagePack arrays already.
-    return _ENCODER.encode(
-        (d.category_id, d.path, d.confidence, d.alternatives, d.abstained, d.needs_review)
-    )
+def encode_cached(decision: DecisionJSON) -> bytes:
+    """MessagePack of the decision, in :class:`~workers.categorized.DecisionJSON`'s layout."""
+    return _ENCODER.encode(decision)
 
 
-def decode_cached(raw: bytes) -> CachedDecision | None:
+def decode_cached(raw: bytes) -> DecisionJSON | None:
     """The cached decision, or None when the value is unreadable (treated as a miss)."""
     try:
         return _DECODER.decode(raw)
@@ -292,7 +257,7 @@ class Lookup:
     """One batch's Redis answers, aligned with the request (None: absent or unreadable)."""
 
     overrides: list[Override | None]
-    results: list[CachedDecision | None]
+    results: list[DecisionJSON | None]
 
 
 def _redis_client(settings: RedisSettings) -> redis.Redis:

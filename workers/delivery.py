@@ -1,11 +1,12 @@
 """Producing a batch's outputs and handling their delivery reports.
 
 For each consumed message, :meth:`OutputSender.send` produces its categorized
-event (keyed by ``product_id``) and review copy, or its dead-letter record, with a
-delivery callback that acknowledges the message's :class:`~workers.offsets.Pending`
-in the :class:`~workers.offsets.OffsetTracker` (at-least-once mode) and records
-metrics, including end-to-end latency from the input's ``occurred_at`` to the
-broker's acknowledgement of the categorized event.
+event (keyed by ``product_id``) and review copy, or its dead-letter record. The
+messages of one partition in a batch share one delivery callback, a :class:`_Run`,
+and one :class:`~workers.offsets.Pending` in the :class:`~workers.offsets.OffsetTracker`
+(at-least-once mode) covering all their outputs: the run's offsets become committable
+together when the broker has acknowledged every one of them, and only then are they
+counted, with each input's end-to-end latency from its ``occurred_at`` to that moment.
 
 A full local producer queue (``BufferError``) is backpressure, not an error: the
 sender serves delivery reports until there is room. A refused output (which, with
@@ -20,8 +21,7 @@ from __future__ import annotations
 import logging
 import time
 from bisect import bisect_left
-from collections.abc import Callable, Sequence
-from functools import partial
+from collections.abc import Sequence
 from typing import Any
 
 from confluent_kafka import KafkaException
@@ -94,43 +94,59 @@ class OutputSender:
 
     def send(self, messages: Sequence[Any], outcomes: Sequence[Outcome], *, track: bool) -> None:
         """Produce the outputs of ``messages`` (consumed, in order) from their ``outcomes``.
-        With ``track``, each message is registered in the tracker with its output count."""
+
+        The messages of one partition in this batch form a :class:`_Run`: with ``track``,
+        one tracker entry (its last offset, all its outputs) and, either way, the one
+        delivery callback of all its outputs. So a delivery report costs a counter
+        decrement, not a ``partial`` and a tracker entry per message, and the run's offsets
+        become committable together once the broker acknowledged all of its outputs."""
         self.publish_metrics()
         categorized, review = self.topics.categorized, self.topics.review
+        runs: dict[tuple[str, int], _Run] = {}
+        owner: list[_Run] = []
+        for m, o in zip(messages, outcomes, strict=True):
+            key = (m.topic(), m.partition())
+            run = runs.get(key)
+            if run is None:
+                run = runs[key] = _Run(self, key, m.offset())
+            run.last = m.offset()
+            run.members.append(m)
+            if o.error is not None:
+                run.dead += 1
+            else:
+                run.occurred.append(o.occurred_ms)
+                if o.review is not None:
+                    run.reviews += 1
+            owner.append(run)
         tracker_track = self.tracker.track if track else None
-        on_categorized, on_delivered = self._on_categorized, self._on_delivered
-        review_produced = self.metrics.topic(review).produced
+        for run in runs.values():
+            run.remaining = len(run.occurred) + run.reviews + run.dead
+            if tracker_track is not None:
+                run.pending = tracker_track(*run.key, run.last, run.remaining, first=run.first)
         produce = self.producer.produce
         sources: dict[str, int] = {}
         reviews = 0
-        for m, o in zip(messages, outcomes, strict=True):
-            pending = None
+        for m, o, run in zip(messages, outcomes, owner, strict=True):
             if o.error is not None:
-                if tracker_track is not None:
-                    pending = tracker_track(m.topic(), m.partition(), m.offset(), 1)
-                self.dead_letter(m, o.error, pending)
+                self.dead_letter(m, o.error, run)
                 continue
-            if tracker_track is not None:
-                pending = tracker_track(m.topic(), m.partition(), m.offset(), 2 if o.review else 1)
             sources[o.source] = sources.get(o.source, 0) + 1
-            callback = partial(on_categorized, pending, o.occurred_ms)
             try:
-                produce(categorized, o.value, o.key, on_delivery=callback)
+                produce(categorized, o.value, o.key, on_delivery=run)
             except BufferError:
-                self._produce(categorized, o.key, o.value, callback)
+                self._produce(categorized, o.key, o.value, run)
             if o.review is not None:
                 reviews += 1
-                callback = partial(on_delivered, pending, review_produced)
                 try:
-                    produce(review, o.review, o.key, on_delivery=callback)
+                    produce(review, o.review, o.key, on_delivery=run)
                 except BufferError:
-                    self._produce(review, o.key, o.review, callback)
+                    self._produce(review, o.key, o.review, run)
         for source, n in sources.items():
             self.metrics.categorized.labels(source).inc(n)
         if reviews:
             self.metrics.reviewed.labels(review).inc(reviews)
 
-    def dead_letter(self, m: Any, error: BaseException, pending: Pending | None) -> None:
+    def dead_letter(self, m: Any, error: BaseException, run: _Run) -> None:
         """Produce ``m`` unchanged to the dead-letter topic with the error headers."""
         topic, partition, offset = m.topic(), m.partition(), m.offset()
         record = dead_letter_record(
@@ -145,15 +161,7 @@ class OutputSender:
         )
         log_dead_letter(error, topic, partition, offset)
         self.metrics.dead_lettered.labels(topic, record.error_class).inc()
-        self._produce(
-            self.topics.dead_letter,
-            record.key,
-            record.value,
-            partial(
-                self._on_delivered, pending, self.metrics.topic(self.topics.dead_letter).produced
-            ),
-            record.headers,
-        )
+        self._produce(self.topics.dead_letter, record.key, record.value, run, record.headers)
 
     def flush(self, deadline: float) -> bool:
         """Serve delivery reports until the producer queue is empty or ``deadline``
@@ -173,7 +181,7 @@ class OutputSender:
         topic: str,
         key: bytes | None,
         value: bytes | None,
-        callback: Callable[[Any, Any], None],
+        callback: _Run,
         headers: list[tuple[str, bytes]] | None = None,
     ) -> None:
         producer = self.producer
@@ -194,34 +202,21 @@ class OutputSender:
 
     # ------------------------------------------------------------------ delivery reports
 
-    def _on_delivered(self, pending: Pending | None, produced: Counter, err: Any, msg: Any) -> None:
-        if err is not None:
-            self._failed(pending, err, msg)
-            return
+    def _completed(self, run: _Run) -> None:
+        """Every output of ``run`` was acknowledged: count them, and the end-to-end latency
+        of each of its inputs (to this moment, when its last output was acknowledged)."""
         counts = self._counts
-        counts[produced] = counts.get(produced, 0) + 1
-        if pending is None:
-            self.publish_metrics()
-            return
-        tracker = self.tracker
-        tracker.ack(pending)
-        if tracker.in_flight == 0:
-            self.publish_metrics()
-
-    def _on_categorized(
-        self, pending: Pending | None, occurred_ms: int, err: Any, msg: Any
-    ) -> None:
-        if err is not None:
-            self._failed(pending, err, msg)
-            return
-        latencies = self._latencies
-        latencies.append(time.time() - occurred_ms / 1000.0)
-        if pending is None:
-            self.publish_metrics()
-            return
-        tracker = self.tracker
-        tracker.ack(pending)
-        if len(latencies) >= METRICS_BATCH or tracker.in_flight == 0:
+        if run.reviews:
+            review = self.metrics.topic(self.topics.review).produced
+            counts[review] = counts.get(review, 0) + run.reviews
+        if run.dead:
+            dead = self.metrics.topic(self.topics.dead_letter).produced
+            counts[dead] = counts.get(dead, 0) + run.dead
+        if run.occurred:
+            now_ms = time.time() * 1000.0
+            self._latencies.extend([(now_ms - t) / 1000.0 for t in run.occurred])
+        latencies = len(self._latencies)
+        if run.pending is None or latencies >= METRICS_BATCH or self.tracker.in_flight == 0:
             self.publish_metrics()
 
     def publish_metrics(self) -> None:
@@ -243,25 +238,69 @@ class OutputSender:
         self._categorized_produced.inc(len(latencies))
         observe_all(self._end_to_end, [x if x > 0.0 else 0.0 for x in latencies])
 
-    def _failed(self, pending: Pending | None, err: Any, msg: Any) -> None:
+    def _failed(self, run: _Run, err: Any, msg: Any) -> None:
         self.metrics.delivery_errors.labels(msg.topic()).inc()
-        coords: dict[str, Any] = {}
-        if pending is not None:
-            coords = {
-                "topic": pending.topic,
-                "partition": pending.partition,
-                "offset": pending.offset,
-            }
+        topic, partition = run.key
+        offset = run.offset_of(msg.key())
         log.error(
             "output to %s for input %s[%s]@%s was refused: %s",
             msg.topic(),
-            coords.get("topic"),
-            coords.get("partition"),
-            coords.get("offset"),
+            topic,
+            partition,
+            offset,
             err,
-            extra=coords,
+            extra={"topic": topic, "partition": partition, "offset": offset},
         )
         if not self.exactly_once:
             # The input's offset is never committed; restart reprocesses it. (In exactly-once
             # mode the transaction commit fails instead, and the batch is retried.)
             self.fatal = KafkaException(err)
+
+
+class _Run:
+    """The messages of one partition in one batch: their tracker entry, and the delivery
+    callback (``run(err, msg)``) of every output they cause."""
+
+    __slots__ = (
+        "dead",
+        "first",
+        "key",
+        "last",
+        "members",
+        "occurred",
+        "pending",
+        "remaining",
+        "reviews",
+        "sender",
+    )
+
+    def __init__(self, sender: OutputSender, key: tuple[str, int], first: int) -> None:
+        self.sender = sender
+        self.key = key
+        self.first = first
+        self.last = first
+        self.members: list[Any] = []  # the consumed messages, to name one in an error
+        self.occurred: list[int] = []  # occurred_ms of each categorized output
+        self.reviews = 0
+        self.dead = 0
+        self.remaining = 0  # outputs not yet acknowledged
+        self.pending: Pending | None = None
+
+    def __call__(self, err: Any, msg: Any) -> None:
+        sender = self.sender
+        if err is not None:
+            sender._failed(self, err, msg)
+            return
+        if self.pending is not None:
+            sender.tracker.ack(self.pending)
+        self.remaining -= 1
+        if self.remaining == 0:
+            sender._completed(self)
+
+    def offset_of(self, key: bytes | None) -> int | str:
+        """The offset of the input whose output has ``key`` (outputs keep the product id,
+        dead letters the input's key), or the run's range when no single input matches."""
+        found: list[int] = [m.offset() for m in self.members if key is not None and m.key() == key]
+        if len(found) == 1:
+            return found[0]
+        return f"{self.first}..{self.last}"

@@ -101,8 +101,12 @@ class OffsetTracker:
     def partitions(self) -> list[TopicPartitionKey]:
         return list(self._parts)
 
-    def track(self, topic: str, partition: int, offset: int, outputs: int) -> Pending:
-        """Register a consumed message that will cause ``outputs`` produced messages.
+    def track(
+        self, topic: str, partition: int, offset: int, outputs: int, *, first: int | None = None
+    ) -> Pending:
+        """Register a consumed message that will cause ``outputs`` produced messages; with
+        ``first``, the consumed messages ``first..offset`` of the partition together (done
+        when all their ``outputs`` are acknowledged, committable as one).
 
         Offsets of a partition must be tracked in increasing order. ``outputs == 0``
         marks the message done at once (e.g. a message deliberately skipped).
@@ -113,10 +117,12 @@ class OffsetTracker:
         state = self._parts.get(key)
         if state is None:
             state = self._parts[key] = _PartitionState(key)
-        if offset <= state.last_tracked:
+        start = offset if first is None else first
+        if start <= state.last_tracked or start > offset:
             raise OffsetOrderError(
-                f"{topic}[{partition}] offset {offset} tracked after offset {state.last_tracked}; "
-                "offsets of a partition must be tracked in consumption order"
+                f"{topic}[{partition}] offsets {start}..{offset} tracked after offset "
+                f"{state.last_tracked}; offsets of a partition must be tracked in consumption "
+                "order"
             )
         state.last_tracked = offset
         pending = Pending(state, offset, outputs)

@@ -11,8 +11,9 @@ For a batch of raw ``product.created``/``product.updated`` payloads,
    texts classified once); if that call raises, the batch is bisected until the
    failing item(s) are isolated, and those become dead letters with the error;
 4. writes the new results back to Redis in one pipeline;
-5. builds and encodes a :class:`CategorizedEvent` per item, plus its review copy when
-   the model abstained or backed off.
+5. encodes a ``product.categorized`` event per item (:mod:`workers.categorized`: from
+   pre-encoded parts, byte for byte the :class:`~workers.events.CategorizedEvent`
+   msgspec would write), plus its review copy when the model abstained or backed off.
 
 The pipeline serves a :class:`workers.modelset.ModelSet`. Each batch keeps the set it
 began with (a swap between ``begin`` and ``finish`` does not touch it), and every
@@ -34,21 +35,17 @@ import time
 from collections.abc import Sequence
 from concurrent.futures import Executor, Future
 from dataclasses import dataclass, field
-from datetime import datetime
-from hashlib import sha256
-from typing import Final
 
-import msgspec
-
-from workers.cache import CachedDecision, Lookup, Override, ResultCache, encode_cached
-from workers.events import (
-    Alternative,
-    CategorizedEvent,
-    Codec,
-    ProductEvent,
-    override_categorized,
-    utc_now,
+from workers.cache import Lookup, Override, ResultCache, encode_cached
+from workers.categorized import (
+    DecisionEncoder,
+    DecisionJSON,
+    EventWriter,
+    review_reason,
+    review_reason_json,
+    with_review_reason,
 )
+from workers.events import Codec, ProductEvent, override_categorized, utc_now
 from workers.featurizer import PreparedText, ProductText
 from workers.metrics import ClassifyMetrics
 from workers.model import Classifier
@@ -60,9 +57,7 @@ __all__ = ["Batch", "BatchPipeline", "Outcome", "review_reason"]
 
 log = logging.getLogger(__name__)
 
-_EVENT_TYPE: Final = "product.categorized"
-_ID_HEAD: Final = b'["product.categorized",'
-_json = msgspec.json.encode
+_MODEL, _CACHE = b"model", b"cache"
 
 
 @dataclass(slots=True)
@@ -81,8 +76,8 @@ class Outcome:
     occurred_ms: int = 0
 
 
-Answer = Decision | CachedDecision | Override
-ModelResult = tuple[list[Decision | None], dict[int, BaseException]]
+Answer = DecisionJSON | Override
+ModelResult = tuple[list[DecisionJSON | None], dict[int, BaseException]]
 
 
 @dataclass(slots=True)
@@ -116,21 +111,6 @@ def _done(result: list[ModelResult]) -> Future[list[ModelResult]]:
     return future
 
 
-def review_reason(decision: Decision | CachedDecision) -> str | None:
-    if decision.abstained:
-        return "abstained: no category level cleared its confidence threshold"
-    if decision.needs_review:
-        return (
-            f"backed off to a depth-{len(decision.path)} category: the best leaf scored "
-            "below the leaf threshold"
-        )
-    return None
-
-
-def _clamp(x: float) -> float:
-    return 0.0 if x < 0.0 else 1.0 if x > 1.0 else x
-
-
 class BatchPipeline:
     """Decode, look up, classify and encode one batch (no Kafka in here)."""
 
@@ -146,7 +126,7 @@ class BatchPipeline:
         self.metrics = metrics
         self.cache = cache
         self.recent: list[ProductEvent] = []  # the last batch's events (warm-up sample)
-        self._id_tails: dict[str, bytes] = {}  # by model version, see _event_id
+        self._decisions = DecisionEncoder()  # used on the model thread only
 
     @property
     def classifier(self) -> Classifier:
@@ -288,8 +268,9 @@ class BatchPipeline:
         now = utc_now()
         sources = batch.sources
         group_of = batch.group_of
-        versions = [g.classifier.version for g in groups]
+        writers = [EventWriter(g.classifier.version, now) for g in groups]
         served = [0] * len(groups)
+        encode = self._encode
         for j, event in enumerate(events):
             out = outcomes[where[j]]
             answer = answers[j]
@@ -297,15 +278,7 @@ class BatchPipeline:
                 continue
             g = 0 if group_of is None else group_of[j]
             served[g] += 1
-            self._encode(
-                out,
-                event,
-                input_hash=hashes[j],
-                answer=answer,
-                source=sources[j],
-                now=now,
-                version=versions[g],
-            )
+            encode(out, event, hashes[j], answer, sources[j], writers[g])
         lifecycle = self.metrics.lifecycle
         for group, count in zip(groups, served, strict=True):
             if count:
@@ -358,71 +331,46 @@ class BatchPipeline:
             self.metrics.featurize_seconds.observe(t.featurize_s)
             self.metrics.inference_seconds.observe(t.inference_s)
             decided[lo:hi] = result
-        return decided, failed
+        encode = self._decisions.encode
+        return [None if d is None else encode(d) for d in decided], failed
 
     # ------------------------------------------------------------------ outputs
-
-    def _event_id(self, causation_id: str, version: str) -> str:
-        """``derive_event_id(_EVENT_TYPE, causation_id, version)``, hashing the same bytes
-        (the JSON array) from a prefix and a suffix encoded once per version."""
-        tail = self._id_tails.get(version)
-        if tail is None:
-            if len(self._id_tails) >= 8:  # versions swapped out long ago
-                self._id_tails.clear()
-            tail = self._id_tails[version] = b"," + _json(version) + b"]"
-        return sha256(_ID_HEAD + _json(causation_id) + tail).hexdigest()[:32]
 
     def _encode(
         self,
         out: Outcome,
         event: ProductEvent,
-        *,
         input_hash: str,
-        answer: Decision | CachedDecision | Override,
+        answer: Answer,
         source: str,
-        now: datetime,
-        version: str,
+        writer: EventWriter,
     ) -> None:
-        if isinstance(answer, Override):
-            result = override_categorized(
-                causation_id=event.event_id,
-                product_id=event.product_id,
-                category_id=answer.category_id,
-                category_path=answer.path,
-                model_version=version,
-                input_hash=input_hash,
-                event_time=event.occurred_at,
-                classified_at=now,
-            )
-            reason = None
-        else:
-            # Paths stay tuples (encoded as the same JSON arrays as lists, without copies).
-            alts = [
-                Alternative(category_id=c, category_path=p, score=_clamp(s))  # type: ignore[arg-type]
-                for c, p, s in answer.alternatives
-            ]
-            result = CategorizedEvent(
-                event_type=_EVENT_TYPE,
-                event_id=self._event_id(event.event_id, version),
-                product_id=event.product_id,
-                category_id=answer.category_id,
-                category_path=answer.path,  # type: ignore[arg-type]
-                confidence=_clamp(answer.confidence),
-                alternatives=alts,
-                abstained=answer.abstained,
-                needs_review=answer.needs_review,
-                model_version=version,
-                source="cache" if source == "cache" else "model",
-                causation_id=event.event_id,
-                input_hash=input_hash,
-                event_time=event.occurred_at,
-                classified_at=now,
-            )
-            reason = review_reason(answer) if answer.needs_review or answer.abstained else None
-        encode = self.codec.encode
         out.key = event.product_id.encode()
-        out.value = encode(result)
         out.source = source
         out.occurred_ms = int(event.occurred_at.timestamp() * 1000)
-        if reason is not None:
-            out.review = self.codec.encode_review(out.value, reason)
+        if isinstance(answer, Override):
+            out.value = self.codec.encode(
+                override_categorized(
+                    causation_id=event.event_id,
+                    product_id=event.product_id,
+                    category_id=answer.category_id,
+                    category_path=answer.path,
+                    model_version=writer.version,
+                    input_hash=input_hash,
+                    event_time=event.occurred_at,
+                    classified_at=writer.classified_at,
+                )
+            )
+            return
+        out.value = value = writer.write(
+            product_id=event.product_id,
+            causation_id=event.event_id,
+            event_time=event.occurred_at,
+            input_hash=input_hash,
+            fields=answer.fields,
+            source=_CACHE if source == "cache" else _MODEL,
+        )
+        if answer.needs_review or answer.abstained:
+            reason = review_reason_json(answer)
+            if reason is not None:
+                out.review = with_review_reason(value, reason)

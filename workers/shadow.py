@@ -22,7 +22,8 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from workers.cache import CachedDecision, Override
+from workers.cache import Override
+from workers.categorized import DecisionJSON
 from workers.events import ProductEvent
 from workers.featurizer import PreparedText, ProductText
 from workers.metrics import LifecycleMetrics
@@ -46,7 +47,7 @@ class ShadowTally:
 
 
 def tally(
-    shadow: Sequence[Decision], live: Sequence[Decision | CachedDecision | None]
+    shadow: Sequence[Decision], live: Sequence[Decision | DecisionJSON | None]
 ) -> ShadowTally:
     """Compare answers pairwise; items without a live answer (the live model failed) are
     skipped."""
@@ -65,7 +66,7 @@ def compare_shadow(
     shadow: Classifier,
     live_version: str,
     texts: list[PreparedText],
-    live: Sequence[Decision | CachedDecision | None],
+    live: Sequence[Decision | DecisionJSON | None],
     metrics: LifecycleMetrics,
 ) -> ShadowTally | None:
     """Classify ``texts`` with the shadow and record how it compares with ``live``."""
@@ -101,7 +102,7 @@ class ShadowJob:
     classifier: Classifier
     live_version: str
     texts: list[PreparedText]
-    answers: list[Decision | CachedDecision | None]  # None: the live model answers it now
+    answers: list[Decision | DecisionJSON | None]  # None: the live model answers it now
     pending: list[tuple[int, int]]  # (slot, position among the live group's distinct misses)
 
     @classmethod
@@ -112,7 +113,7 @@ class ShadowJob:
         events: Sequence[ProductEvent],
         texts: Sequence[PreparedText],
         hashes: Sequence[str],
-        answers: Sequence[Decision | CachedDecision | Override | None],
+        answers: Sequence[Decision | DecisionJSON | Override | None],
         misses: Mapping[str, list[int]],
     ) -> ShadowJob | None:
         """From the live group's items (parallel sequences); ``misses`` is the group's
@@ -139,7 +140,7 @@ class ShadowJob:
             job.answers.append(answer)
         return job if job.texts else None
 
-    def run(self, live_decided: Sequence[Decision | None], metrics: LifecycleMetrics) -> None:
+    def run(self, live_decided: Sequence[DecisionJSON | None], metrics: LifecycleMetrics) -> None:
         """Fill in the live model's answers, then classify with the shadow and record."""
         answers = self.answers
         for slot, pos in self.pending:

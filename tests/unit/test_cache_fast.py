@@ -1,7 +1,7 @@
 """The result cache's fast paths: hand-packed ``SET`` commands equal hiredis's packing,
 replies are read in bulk (split anywhere, errors returned), the write-back does not wait
 for its replies but reads and judges them on the next call, and the MessagePack value of
-a decision is the :class:`CachedDecision` layout."""
+a decision is the :class:`DecisionJSON` layout."""
 
 from __future__ import annotations
 
@@ -10,7 +10,6 @@ import msgspec
 import pytest
 
 from workers.cache import (
-    CachedDecision,
     CircuitBreaker,
     ResultCache,
     _read_replies,
@@ -18,6 +17,7 @@ from workers.cache import (
     encode_cached,
     pack_sets,
 )
+from workers.categorized import DecisionEncoder, DecisionJSON
 from workers.settings import RedisSettings
 from workers.taxonomy import Alternative, Decision
 
@@ -134,10 +134,17 @@ def _decision() -> Decision:
     return Decision("a1", path, 0.61, alts, False, False, 17)
 
 
-def test_encode_cached_is_the_cached_decision_layout() -> None:
-    d = _decision()
-    raw = encode_cached(d)
-    assert raw == msgspec.msgpack.encode(CachedDecision.from_decision(d))
+def test_encode_cached_is_the_decision_json_layout() -> None:
+    encoded = DecisionEncoder().encode(_decision())
+    raw = encode_cached(encoded)
+    assert msgspec.msgpack.decode(raw) == [
+        encoded.category_id,
+        encoded.confidence,
+        encoded.depth,
+        encoded.abstained,
+        encoded.needs_review,
+        encoded.fields,
+    ]
     back = decode_cached(raw)
-    assert back is not None and back.to_decision() == d._replace(leaf_index=-1)
+    assert isinstance(back, DecisionJSON) and back == encoded
     assert encode_cached(back) == raw

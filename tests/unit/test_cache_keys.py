@@ -2,10 +2,10 @@ from __future__ import annotations
 
 import json
 
+import msgspec
 import pytest
 
 from workers.cache import (
-    CachedDecision,
     CircuitBreaker,
     Override,
     ResultCache,
@@ -15,6 +15,7 @@ from workers.cache import (
     override_key,
     result_key,
 )
+from workers.categorized import DecisionEncoder, DecisionJSON
 from workers.settings import RedisSettings
 from workers.taxonomy import Alternative, Decision, category_id
 
@@ -44,18 +45,26 @@ def _decision() -> Decision:
 
 def test_cached_decision_round_trip() -> None:
     d = _decision()
-    raw = encode_cached(d)
+    encoded = DecisionEncoder().encode(d)
+    raw = encode_cached(encoded)
     cached = decode_cached(raw)
-    assert cached == CachedDecision.from_decision(d)
-    back = cached.to_decision()
-    assert (back.category_id, back.path, back.confidence) == (d.category_id, d.path, d.confidence)
-    assert back.alternatives == d.alternatives
-    assert len(raw) < 200  # compact MessagePack array
+    assert isinstance(cached, DecisionJSON) and cached == encoded
+    assert (cached.category_id, cached.confidence, cached.depth) == (d.category_id, 0.91, 3)
+    assert (cached.abstained, cached.needs_review) == (False, False)
+    fields = json.loads(b"{" + cached.fields + b"}")
+    assert fields["category_path"] == list(d.path)
+    assert [a["category_id"] for a in fields["alternatives"]] == [
+        a.category_id for a in d.alternatives
+    ]
+    assert len(raw) < 400  # one MessagePack array: no per-alternative objects to decode
 
 
 def test_unreadable_cached_value_is_a_miss() -> None:
     assert decode_cached(b"\xff\x00garbage") is None
     assert decode_cached(b'{"a": 1}') is None
+    # the layout before DecisionJSON (nested arrays) reads as a miss, not as garbage
+    old = msgspec.msgpack.encode(["c1", ["A", "B"], 0.9, [["c1", ["A", "B"], 0.9]], False, False])
+    assert decode_cached(old) is None
 
 
 @pytest.mark.parametrize(

@@ -109,12 +109,47 @@ def test_sender_publishes_counts_and_latencies_when_nothing_is_in_flight() -> No
     assert below_one_s == 0
 
 
-def test_untracked_sends_publish_each_report() -> None:
+def test_untracked_sends_publish_when_a_partition_run_completes() -> None:
     metrics = ClassifyMetrics()
     producer = FakeProducer()
     sender = OutputSender(producer, TopicSettings(categorized="out"), metrics, OffsetTracker(), "w")
-    outcomes = [Outcome(key=b"k", value=b"v", occurred_ms=int(time.time() * 1000))] * 3
-    sender.send([FakeMessage(0, i) for i in range(3)], outcomes, track=False)
-    producer.callbacks[0][1](None, "out")
-    assert _value(metrics, "prodcat_produced_total", topic="out") == 1
-    assert _value(metrics, "prodcat_end_to_end_latency_seconds_count") == 1
+    outcomes = [Outcome(key=b"k", value=b"v", occurred_ms=int(time.time() * 1000))] * 4
+    sender.send([FakeMessage(i % 2, i) for i in range(4)], outcomes, track=False)
+    callbacks = [cb for _, cb in producer.callbacks]
+    callbacks[0](None, "out")  # partition 0: 1 of 2 outputs
+    assert _value(metrics, "prodcat_produced_total", topic="out") == 0
+    callbacks[2](None, "out")  # partition 0 complete
+    assert _value(metrics, "prodcat_produced_total", topic="out") == 2
+    assert _value(metrics, "prodcat_end_to_end_latency_seconds_count") == 2
+
+
+def test_a_partition_run_is_committable_only_when_all_its_outputs_are_acked() -> None:
+    """One callback per partition run: partition 1's offsets advance as soon as its own
+    outputs are in, partition 0's only when its last output (a review copy) is."""
+    tracker = OffsetTracker()
+    producer = FakeProducer()
+    sender = OutputSender(
+        producer, TopicSettings(categorized="out", review="rev"), ClassifyMetrics(), tracker, "w"
+    )
+    messages = [FakeMessage(0, 10), FakeMessage(1, 7), FakeMessage(0, 11), FakeMessage(1, 8)]
+    outcomes = [
+        Outcome(key=b"a", value=b"v", occurred_ms=1),
+        Outcome(key=b"b", value=b"v", occurred_ms=1),
+        Outcome(key=b"c", value=b"v", review=b"r", occurred_ms=1),
+        Outcome(key=b"d", value=b"v", occurred_ms=1),
+    ]
+    sender.send(messages, outcomes, track=True)
+    assert tracker.in_flight == 5
+    by_topic = [(t, cb) for t, cb in producer.callbacks]
+    assert len({id(cb) for _, cb in by_topic}) == 2  # one callback object per partition
+    partitions = [0, 1, 0, 0, 1]  # of each produce call, in order
+    p0 = [cb for (_, cb), p in zip(by_topic, partitions, strict=True) if p == 0]
+    p1 = [cb for (_, cb), p in zip(by_topic, partitions, strict=True) if p == 1]
+    for cb in p1:
+        cb(None, "out")
+    p0[0](None, "out")
+    p0[1](None, "out")
+    assert tracker.committable() == {("in", 1): 9}
+    p0[2](None, "rev")
+    assert tracker.committable() == {("in", 0): 12, ("in", 1): 9}
+    assert tracker.in_flight == 0

@@ -1,6 +1,7 @@
 """The categorized events the pipeline encodes are the schema's structs, byte for byte:
-the hot path's shortcuts (tuples for paths, the event id hashed from pre-encoded parts,
-review reasons only for reviewed answers) change nothing in the output."""
+the hot path's shortcuts (events assembled from pre-encoded parts, decisions encoded once
+and cached as such, the event id hashed from pre-encoded parts, review reasons from a
+table) change nothing in the output."""
 
 from __future__ import annotations
 
@@ -10,7 +11,8 @@ from typing import Any
 import msgspec
 import pytest
 
-from workers.cache import CachedDecision, Override
+from workers.cache import Override, decode_cached, encode_cached
+from workers.categorized import DecisionEncoder, EventWriter
 from workers.events import (
     Alternative,
     CategorizedEvent,
@@ -105,14 +107,12 @@ def test_model_and_cached_answers_encode_as_the_struct(
 ) -> None:
     pipe = _pipeline()
     event = _event(*ids)
-    cached = msgspec.msgpack.decode(
-        msgspec.msgpack.encode(CachedDecision.from_decision(decision)), type=CachedDecision
-    )
-    for answer, source in ((decision, "model"), (cached, "cache")):
+    encoded = DecisionEncoder().encode(decision)
+    cached = decode_cached(encode_cached(encoded))
+    assert cached == encoded
+    for answer, source in ((encoded, "model"), (cached, "cache")):
         out = Outcome()
-        pipe._encode(
-            out, event, input_hash="0f" * 16, answer=answer, source=source, now=NOW, version=version
-        )
+        pipe._encode(out, event, "0f" * 16, answer, source, EventWriter(version, NOW))
         assert (out.value, out.review) == _reference(event, decision, source, version)
         assert out.key == ids[1].encode()
         assert out.occurred_ms == 1_795_910_398_000
@@ -123,15 +123,7 @@ def test_override_is_not_reviewed_and_names_the_category_in_its_id() -> None:
     out = Outcome()
     event = _event("evt-9", "sku-9")
     override = Override("c-salt", SALT, "moderator")
-    pipe._encode(
-        out,
-        event,
-        input_hash="0f" * 16,
-        answer=override,
-        source="override",
-        now=NOW,
-        version=VERSION,
-    )
+    pipe._encode(out, event, "0f" * 16, override, "override", EventWriter(VERSION, NOW))
     decoded = msgspec.json.decode(out.value or b"", type=CategorizedEvent)
     assert decoded.source == "override" and decoded.review_reason is None and out.review is None
     assert decoded.event_id == derive_event_id(
