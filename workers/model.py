@@ -7,6 +7,7 @@ so that serving matches what was measured. It imports no TensorFlow.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -41,8 +42,12 @@ class BatchTimings:
     decode_s: float
 
 
+_NO_TIMINGS = BatchTimings(0.0, 0.0, 0.0)
+
+
 class Classifier:
-    """A loaded, warmed model ready to classify batches."""
+    """A loaded, warmed model ready to classify batches (from several threads at once:
+    onnxruntime sessions, the featurizer and the taxonomy hold no per-call state)."""
 
     def __init__(self, bundle: Bundle, *, intra_op_threads: int = 1, top_k: int = 3) -> None:
         self.bundle = bundle
@@ -71,7 +76,17 @@ class Classifier:
                 f"{bundle.model_path}: model has {n_out} outputs but metadata lists "
                 f"{len(bundle.taxonomy)} labels"
             )
-        self.last_timings = BatchTimings(0.0, 0.0, 0.0)
+        self._local = threading.local()  # timings per thread: two threads may classify at once
+
+    @property
+    def last_timings(self) -> BatchTimings:
+        """Timings of this thread's latest :meth:`classify_prepared` (or scores) call."""
+        timings: BatchTimings = getattr(self._local, "timings", _NO_TIMINGS)
+        return timings
+
+    @last_timings.setter
+    def last_timings(self, value: BatchTimings) -> None:
+        self._local.timings = value
 
     @classmethod
     def from_path(

@@ -31,6 +31,7 @@ causation_id, model_version)``; an override adds ``"override:<category_id>"``.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Sequence
 from concurrent.futures import Executor, Future
@@ -90,6 +91,64 @@ class Group:
     misses: dict[str, list[int]] = field(default_factory=dict)  # content hash -> event indexes
 
 
+MODEL_CHUNK = 256
+"""Items per unit of model work (featurize, onnxruntime, decode). The model thread takes
+a batch's chunks in order; when the loop thread is ready to finish the batch and chunks
+are left, it runs them itself instead of waiting (onnxruntime releases the GIL, so both
+threads then run the model at once). 256 is four onnxruntime slices
+(:data:`workers.model.RUN_SLICE`): big enough that the per-call costs of featurizing and
+decoding stay small, small enough that a batch of 1,000+ splits into several."""
+
+
+class ModelWork:
+    """One batch's model work, split into chunks that either thread may take."""
+
+    def __init__(self, jobs: list[tuple[Group, list[PreparedText]]]) -> None:
+        self.jobs = jobs
+        self.chunks = [
+            (g, lo, min(lo + MODEL_CHUNK, len(items)))
+            for g, (_, items) in enumerate(jobs)
+            for lo in range(0, len(items), MODEL_CHUNK)
+        ]
+        self.results: list[ModelResult | None] = [None] * len(self.chunks)
+        self.seconds = [0.0] * len(jobs)  # model time per group, over both threads
+        self._next = 0
+        self._left = len(self.chunks)
+        self._lock = threading.Lock()
+        self._done = threading.Event()
+        if not self.chunks:
+            self._done.set()
+
+    def take(self) -> int | None:
+        """The index of a chunk nobody has taken yet, or None."""
+        with self._lock:
+            i = self._next
+            if i >= len(self.chunks):
+                return None
+            self._next = i + 1
+            return i
+
+    def complete(self, i: int, result: ModelResult, seconds: float) -> None:
+        g = self.chunks[i][0]
+        self.results[i] = result
+        with self._lock:
+            self.seconds[g] += seconds
+            self._left -= 1
+            if self._left == 0:
+                self._done.set()
+
+    def wait(self) -> list[ModelResult]:
+        """Once every chunk is complete: each group's decisions and failures, in order."""
+        self._done.wait()
+        out: list[ModelResult] = [([], {}) for _ in self.jobs]
+        for (g, lo, _), result in zip(self.chunks, self.results, strict=True):
+            assert result is not None
+            decided, failed = out[g]
+            decided.extend(result[0])
+            failed.update({lo + pos: exc for pos, exc in result[1].items()})
+        return out
+
+
 @dataclass(slots=True)
 class Batch:
     """A batch between :meth:`BatchPipeline.begin` and :meth:`BatchPipeline.finish`."""
@@ -102,7 +161,8 @@ class Batch:
     sources: list[str] = field(default_factory=list)
     groups: list[Group] = field(default_factory=list)
     group_of: list[int] | None = None  # each event's group index; None: all in groups[0]
-    model: Future[list[ModelResult]] | None = None
+    model: Future[list[ModelResult]] | None = None  # with a shadow: the whole model job
+    work: ModelWork | None = None  # without: chunks either thread may run
 
 
 def _done(result: list[ModelResult]) -> Future[list[ModelResult]]:
@@ -235,11 +295,15 @@ class BatchPipeline:
                 [answers[j] for j in live_group.members],
                 live_group.misses,
             )
-        if any(items for _, items in jobs) or shadow is not None:
+        if shadow is not None:
             if executor is None:
                 batch.model = _done(self._run_models(jobs, shadow))
             else:
                 batch.model = executor.submit(self._run_models, jobs, shadow)
+        elif any(items for _, items in jobs):
+            batch.work = ModelWork(jobs)
+            if executor is not None:
+                executor.submit(self._work, batch.work)
         return batch
 
     def finish(self, batch: Batch) -> list[Outcome]:
@@ -247,8 +311,19 @@ class BatchPipeline:
         outcomes, events, where = batch.outcomes, batch.events, batch.where
         answers, hashes = batch.answers, batch.hashes
         groups = batch.groups
-        if batch.model is not None:
+        results: list[ModelResult] | None = None
+        if batch.work is not None:
+            self._work(batch.work)  # the chunks the model thread has not started, if any
+            results = batch.work.wait()
+            lifecycle = self.metrics.lifecycle
+            for group, seconds in zip(groups, batch.work.seconds, strict=True):
+                if seconds:
+                    lifecycle.model_seconds.labels(group.classifier.version, group.role).observe(
+                        seconds
+                    )
+        elif batch.model is not None:
             results = batch.model.result()
+        if results is not None:
             for group, (decided, failed) in zip(groups, results, strict=True):
                 to_store: list[tuple[str, bytes]] = []
                 for pos, js in enumerate(group.misses.values()):
@@ -287,10 +362,24 @@ class BatchPipeline:
 
     # ------------------------------------------------------------------ model
 
+    def _work(self, work: ModelWork) -> None:
+        """Run chunks of ``work`` until none is left to take (on either thread)."""
+        while (i := work.take()) is not None:
+            g, lo, hi = work.chunks[i]
+            group, items = work.jobs[g]
+            t0 = time.perf_counter()
+            try:
+                result = self._classify(items[lo:hi], group.classifier)
+            except Exception as exc:  # a bug, not a model failure: fail the chunk's items
+                log.exception("model work failed on %d items", hi - lo)
+                result = ([None] * (hi - lo), dict.fromkeys(range(hi - lo), exc))
+            work.complete(i, result, time.perf_counter() - t0)
+
     def _run_models(
         self, jobs: list[tuple[Group, list[PreparedText]]], shadow: ShadowJob | None
     ) -> list[ModelResult]:
-        """Each group's misses through its classifier, then the shadow comparison."""
+        """Each group's misses through its classifier, then the shadow comparison (with a
+        shadow, the batch's model work is one job: the shadow needs all live answers)."""
         lifecycle = self.metrics.lifecycle
         results: list[ModelResult] = []
         for group, items in jobs:

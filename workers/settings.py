@@ -125,12 +125,15 @@ class ClassifySettings(_Section):
     """The classify worker's loop."""
 
     group_id: str = Field("prodcat-classify", description="Consumer group of classify workers.")
-    batch_max: int = Field(1000, ge=1, description="Most messages per batch.")
+    batch_max: int = Field(3000, ge=1, description="Most messages per batch.")
     batch_timeout_ms: int = Field(20, ge=1, description="Longest wait to fill a batch, ms.")
     max_payload_bytes: int = Field(65536, ge=256, description="Larger messages are dead-lettered.")
     drain_timeout_s: float = Field(20.0, gt=0, description="SIGTERM drain budget, seconds.")
     exactly_once: bool = Field(False, description="Transactional producer, offsets in the txn.")
     max_in_flight: int = Field(20000, ge=1, description="Bound on unacknowledged outputs.")
+    switch_interval_ms: float = Field(
+        1.0, gt=0, le=100, description="Python's thread switch interval in the worker, ms."
+    )
 
 
 class FeedbackSettings(_Section):
