@@ -294,7 +294,7 @@ def worker_env(args: argparse.Namespace, topics: dict[str, str], prefix: str) ->
             "PYTHONUNBUFFERED": "1",
         }
     )
-    for item in args.worker_env:  # e.g. PRODCAT_CLASSIFY_BATCH_MAX=2000, to compare settings
+    for item in getattr(args, "worker_env", []):  # e.g. PRODCAT_CLASSIFY_BATCH_MAX=2000
         key, _, value = item.partition("=")
         env[key] = value
     return env
