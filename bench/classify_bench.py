@@ -426,10 +426,12 @@ STAGES = {
     "Redis MGET (ResultCache.lookup)": "ResultCache.lookup",
     "Redis write-back (ResultCache.store)": "ResultCache.store",
     "produce calls (OutputSender.send)": "OutputSender.send",
-    "delivery callbacks": "OutputSender._on_",
+    "delivery callbacks (_Run.__call__)": "_Run.__call__",
+    "model chunks run by the loop thread (work stealing)": "BatchPipeline._work",
     "consume() and poll() (C calls in the loop)": "ClassifyWorker.step ",
 }
 SELF_STAGES = {"consume() and poll() (C calls in the loop)"}  # matched on the leaf frame only
+LOOP_STAGES = {"model chunks run by the loop thread (work stealing)"}  # not the model thread
 
 
 def summarize_profile(raw: Path, top: int = 15) -> str:
@@ -446,9 +448,16 @@ def summarize_profile(raw: Path, top: int = 15) -> str:
         total += n
         frames = stack.split(";")
         self_s[frames[-1]] += n
-        model = "concurrent/futures/thread.py" in stack
-        thread["model thread" if model else "main thread"] += n
+        if "concurrent/futures/thread.py" in stack:
+            thread["model thread"] += n
+        elif "ModelSwitcher._follow" in stack:
+            thread["model follower (control topic; mostly blocked in poll)"] += n
+        else:
+            thread["loop thread"] += n
+        on_model_thread = "concurrent/futures/thread.py" in stack
         for name, needle in STAGES.items():
+            if name in LOOP_STAGES and on_model_thread:
+                continue
             if needle in (frames[-1] if name in SELF_STAGES else stack):
                 stage[name] += n
 
