@@ -12,7 +12,10 @@ Each loop iteration consumes up to ``batch_max`` messages, hands the payloads to
 valid input (plus a review copy when needed) or one dead-letter record per
 invalid one. The model runs on a helper thread (onnxruntime releases the GIL):
 while it classifies batch k, the loop produces batch k-1's outputs and consumes
-batch k+1, so at most one batch is between consume and produce.
+batch k+1, so at most one batch is between consume and produce. A batch's model
+work is split into chunks, and when the loop is ready to finish the batch it runs
+the chunks the helper has not started instead of waiting (both cores then run the
+model; see :class:`workers.modelwork.ModelWork`).
 
 Offsets are committed only once the broker acknowledged every output of every
 earlier message of the partition (:class:`workers.offsets.OffsetTracker`):

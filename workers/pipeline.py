@@ -7,9 +7,12 @@ For a batch of raw ``product.created``/``product.updated`` payloads,
 1. decodes and validates each one (:class:`workers.events.Codec`); a failure is the
    item's outcome (the worker dead-letters it);
 2. asks Redis, in one ``MGET``, for every item's override and cached result;
-3. runs one :meth:`Classifier.classify` call over the remaining items (identical
-   texts classified once); if that call raises, the batch is bisected until the
-   failing item(s) are isolated, and those become dead letters with the error;
+3. classifies the remaining items (identical texts once) in chunks of
+   :data:`~workers.modelwork.MODEL_CHUNK`, which the model thread and, once it
+   reaches ``finish``, the calling thread take in turn
+   (:class:`~workers.modelwork.ModelWork`); if a classify call raises, its chunk is
+   bisected until the failing item(s) are isolated, and those become dead letters
+   with the error;
 4. writes the new results back to Redis in one pipeline;
 5. encodes a ``product.categorized`` event per item (:mod:`workers.categorized`: from
    pre-encoded parts, byte for byte the :class:`~workers.events.CategorizedEvent`
@@ -31,7 +34,6 @@ causation_id, model_version)``; an override adds ``"override:<category_id>"``.
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections.abc import Sequence
 from concurrent.futures import Executor, Future
@@ -51,6 +53,7 @@ from workers.featurizer import PreparedText, ProductText
 from workers.metrics import ClassifyMetrics
 from workers.model import Classifier
 from workers.modelset import ModelSet, canary_routes
+from workers.modelwork import ModelResult, ModelWork
 from workers.shadow import ShadowJob
 from workers.taxonomy import Decision
 
@@ -78,7 +81,6 @@ class Outcome:
 
 
 Answer = DecisionJSON | Override
-ModelResult = tuple[list[DecisionJSON | None], dict[int, BaseException]]
 
 
 @dataclass(slots=True)
@@ -89,66 +91,6 @@ class Group:
     role: str  # "live" or "canary"
     members: list[int]  # event indexes
     misses: dict[str, list[int]] = field(default_factory=dict)  # content hash -> event indexes
-
-
-MODEL_CHUNK = 512
-"""Items per unit of model work (featurize, onnxruntime, decode). The model thread takes
-a batch's chunks in order; when the loop thread is ready to finish the batch and chunks
-are left, it runs them itself instead of waiting (onnxruntime releases the GIL, so both
-threads then run the model at once). 512 is eight onnxruntime slices
-(:data:`workers.model.RUN_SLICE`): big enough that the per-call costs of featurizing and
-decoding stay small (in process, chunks of 256 cost ~3.5 µs/item more than 1,024), small
-enough that a full batch (3,000) splits into six. Measured in the worker, two interleaved
-rounds: 256 gave 21.3/20.5k, 512 24.7/23.1k, 1,024 22.7/24.2k events/s."""
-
-
-class ModelWork:
-    """One batch's model work, split into chunks that either thread may take."""
-
-    def __init__(self, jobs: list[tuple[Group, list[PreparedText]]]) -> None:
-        self.jobs = jobs
-        self.chunks = [
-            (g, lo, min(lo + MODEL_CHUNK, len(items)))
-            for g, (_, items) in enumerate(jobs)
-            for lo in range(0, len(items), MODEL_CHUNK)
-        ]
-        self.results: list[ModelResult | None] = [None] * len(self.chunks)
-        self.seconds = [0.0] * len(jobs)  # model time per group, over both threads
-        self._next = 0
-        self._left = len(self.chunks)
-        self._lock = threading.Lock()
-        self._done = threading.Event()
-        if not self.chunks:
-            self._done.set()
-
-    def take(self) -> int | None:
-        """The index of a chunk nobody has taken yet, or None."""
-        with self._lock:
-            i = self._next
-            if i >= len(self.chunks):
-                return None
-            self._next = i + 1
-            return i
-
-    def complete(self, i: int, result: ModelResult, seconds: float) -> None:
-        g = self.chunks[i][0]
-        self.results[i] = result
-        with self._lock:
-            self.seconds[g] += seconds
-            self._left -= 1
-            if self._left == 0:
-                self._done.set()
-
-    def wait(self) -> list[ModelResult]:
-        """Once every chunk is complete: each group's decisions and failures, in order."""
-        self._done.wait()
-        out: list[ModelResult] = [([], {}) for _ in self.jobs]
-        for (g, lo, _), result in zip(self.chunks, self.results, strict=True):
-            assert result is not None
-            decided, failed = out[g]
-            decided.extend(result[0])
-            failed.update({lo + pos: exc for pos, exc in result[1].items()})
-        return out
 
 
 @dataclass(slots=True)
@@ -164,7 +106,8 @@ class Batch:
     groups: list[Group] = field(default_factory=list)
     group_of: list[int] | None = None  # each event's group index; None: all in groups[0]
     model: Future[list[ModelResult]] | None = None  # with a shadow: the whole model job
-    work: ModelWork | None = None  # without: chunks either thread may run
+    work: ModelWork | None = None  # without: chunks either thread may run ...
+    jobs: list[tuple[Group, list[PreparedText]]] = field(default_factory=list)  # ... of these
 
 
 def _done(result: list[ModelResult]) -> Future[list[ModelResult]]:
@@ -303,9 +246,9 @@ class BatchPipeline:
             else:
                 batch.model = executor.submit(self._run_models, jobs, shadow)
         elif any(items for _, items in jobs):
-            batch.work = ModelWork(jobs)
+            batch.work, batch.jobs = ModelWork([len(items) for _, items in jobs]), jobs
             if executor is not None:
-                executor.submit(self._work, batch.work)
+                executor.submit(self._work, batch.work, jobs)
         return batch
 
     def finish(self, batch: Batch) -> list[Outcome]:
@@ -315,7 +258,7 @@ class BatchPipeline:
         groups = batch.groups
         results: list[ModelResult] | None = None
         if batch.work is not None:
-            self._work(batch.work)  # the chunks the model thread has not started, if any
+            self._work(batch.work, batch.jobs)  # chunks the model thread has not started
             results = batch.work.wait()
             lifecycle = self.metrics.lifecycle
             for group, seconds in zip(groups, batch.work.seconds, strict=True):
@@ -364,11 +307,11 @@ class BatchPipeline:
 
     # ------------------------------------------------------------------ model
 
-    def _work(self, work: ModelWork) -> None:
+    def _work(self, work: ModelWork, jobs: list[tuple[Group, list[PreparedText]]]) -> None:
         """Run chunks of ``work`` until none is left to take (on either thread)."""
         while (i := work.take()) is not None:
             g, lo, hi = work.chunks[i]
-            group, items = work.jobs[g]
+            group, items = jobs[g]
             t0 = time.perf_counter()
             try:
                 result = self._classify(items[lo:hi], group.classifier)

@@ -23,7 +23,8 @@ from workers.events import Codec, ProductEvent
 from workers.featurizer import Featurizer, FeaturizerSpec, PreparedText, ProductText
 from workers.metrics import ClassifyMetrics
 from workers.model import BatchTimings
-from workers.pipeline import MODEL_CHUNK, BatchPipeline, Outcome
+from workers.modelwork import MODEL_CHUNK
+from workers.pipeline import BatchPipeline, Outcome
 from workers.taxonomy import Alternative, Decision, category_id
 
 N = 2 * MODEL_CHUNK + 177  # three chunks, the last one partial
