@@ -131,7 +131,7 @@ class BatchPipeline:
         self.metrics = metrics
         self.cache = cache
         self.recent: list[ProductEvent] = []  # the last batch's events (warm-up sample)
-        self._decisions = DecisionEncoder()  # used on the model thread only
+        self._decisions = DecisionEncoder()  # both threads: its tables only grow (or clear)
 
     @property
     def classifier(self) -> Classifier:
