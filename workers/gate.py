@@ -17,10 +17,8 @@ refusal says by how much.
 
 from __future__ import annotations
 
-import csv
-import json
 from collections import Counter
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,12 +27,12 @@ from workers.bundle import Bundle
 from workers.errors import ProdcatError
 from workers.featurizer import ProductText
 from workers.model import Classifier
-from workers.predict import InputFileError
-from workers.predict import _row as product_from_record  # one definition of a product row
+from workers.predict import InputFileError, product_row, read_records
 
 __all__ = [
     "GateRefusedError",
     "GateResult",
+    "Holdout",
     "HoldoutScore",
     "judge",
     "read_holdout",
@@ -97,25 +95,6 @@ def weighted_f1(truth: list[Path_], pred: list[Path_]) -> float:
     return total / len(truth)
 
 
-def _records(path: Path) -> Iterator[tuple[str, dict[str, Any]]]:
-    if not path.is_file():
-        raise InputFileError(f"{path}: no such holdout file")
-    with path.open(encoding="utf-8-sig", newline="") as fh:
-        if path.suffix.lower() in (".jsonl", ".ndjson", ".json"):
-            for n, line in enumerate(fh, start=1):
-                if line.strip():
-                    try:
-                        record = json.loads(line)
-                    except ValueError as exc:
-                        raise InputFileError(f"{path} line {n}: not valid JSON ({exc})") from exc
-                    if not isinstance(record, dict):
-                        raise InputFileError(f"{path} line {n}: expected a JSON object")
-                    yield f"{path} line {n}", record
-        else:
-            for n, record in enumerate(csv.DictReader(fh), start=2):
-                yield f"{path} line {n}", dict(record)
-
-
 def _path(value: Any, where: str) -> Path_:
     if isinstance(value, list):
         parts = [str(x).strip() for x in value]
@@ -127,16 +106,25 @@ def _path(value: Any, where: str) -> Path_:
     return tuple(parts)
 
 
-def read_holdout(path: Path) -> tuple[list[ProductText], list[Path_]]:
+@dataclass(frozen=True)
+class Holdout:
+    """Labelled held-out rows, read once (publish smoke-tests on them and gates with them)."""
+
+    path: Path
+    items: list[ProductText]
+    truth: list[Path_]
+
+
+def read_holdout(path: Path) -> Holdout:
     """Products and their true category paths from a labelled CSV/JSONL file."""
     items: list[ProductText] = []
     truth: list[Path_] = []
-    for where, record in _records(path):
-        items.append(product_from_record(record, where)[1])
+    for where, record in read_records(path):
+        items.append(product_row(record, where)[1])
         truth.append(_path(record.get("category_path"), where))
     if not items:
         raise InputFileError(f"{path}: no rows")
-    return items, truth
+    return Holdout(path, items, truth)
 
 
 def score_holdout(
@@ -174,17 +162,20 @@ def judge(
     *,
     tolerance: float,
     metric: str = "weighted_f1",
-    holdout: Path | None = None,
+    holdout: Holdout | None = None,
 ) -> GateResult:
     """Score both bundles on the same held-out rows (see the module docstring)."""
     if holdout is not None:
-        items, truth = read_holdout(holdout)
         scores = [
-            score_holdout(Classifier(b, top_k=1), items, truth).weighted_f1
+            score_holdout(Classifier(b, top_k=1), holdout.items, holdout.truth).weighted_f1
             for b in (candidate, live)
         ]
         return GateResult(
-            "weighted_f1", scores[0], scores[1], f"{len(items)} rows of {holdout}", tolerance
+            "weighted_f1",
+            scores[0],
+            scores[1],
+            f"{len(holdout.items)} rows of {holdout.path}",
+            tolerance,
         )
     split_c, split_l = _split_of(candidate), _split_of(live)
     if split_c is None or split_c != split_l:

@@ -31,7 +31,7 @@ from workers.control import ControlState, ControlWriter, read_control
 from workers.errors import BundleError, ConfigError, ProdcatError
 from workers.events import ModelLiveEvent, ModelPublishedEvent, utc_now
 from workers.featurizer import ProductText
-from workers.gate import GateRefusedError, GateResult, judge, read_holdout
+from workers.gate import GateRefusedError, GateResult, Holdout, judge, read_holdout
 from workers.model import Classifier
 from workers.modelstore import ModelStore, open_store
 from workers.settings import Settings
@@ -199,12 +199,12 @@ class ModelAdmin:
         force: bool = False,
         tolerance: float | None = None,
     ) -> str:
-        smoke = read_holdout(holdout)[0][:256] if holdout is not None else None
-        bundle = check_bundle(path, smoke)
+        rows = read_holdout(holdout) if holdout is not None else None
+        bundle = check_bundle(path, rows.items[:256] if rows is not None else None)
         state = self.state()
         gate: GateResult | None = None
         if live and state.live is not None and state.live.version != bundle.version:
-            gate = self._gate(bundle, state, holdout, force, tolerance)
+            gate = self._gate(bundle, state, rows, force, tolerance)
         stored = self.store.put(bundle.root)
         existing = state.published.get(stored.version)
         if existing is None or existing.sha256 != stored.sha256:
@@ -228,7 +228,8 @@ class ModelAdmin:
             return f"{version} is already live"
         gate = None
         if state.live is not None:
-            gate = self._gate(candidate, state, holdout, force, tolerance)
+            rows = read_holdout(holdout) if holdout is not None else None
+            gate = self._gate(candidate, state, rows, force, tolerance)
         return self._set_live(state, version, "promote", gate)
 
     def rollback(self, to: str | None = None) -> str:
@@ -287,7 +288,7 @@ class ModelAdmin:
         self,
         candidate: Bundle,
         state: ControlState,
-        holdout: Path | None,
+        holdout: Holdout | None,
         force: bool,
         tolerance: float | None,
     ) -> GateResult | None:

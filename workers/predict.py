@@ -39,7 +39,8 @@ def _attributes(value: Any, where: str) -> dict[str, str]:
     return {k.strip(): v.strip() for k, v in pairs}
 
 
-def _row(record: dict[str, Any], where: str) -> tuple[str, ProductText]:
+def product_row(record: dict[str, Any], where: str) -> tuple[str, ProductText]:
+    """``(product_id, text)`` of one record of a products file (``where`` names it)."""
     title = str(record.get("title") or "").strip()
     if not title:
         raise InputFileError(f"{where}: 'title' is missing or empty")
@@ -52,8 +53,9 @@ def _row(record: dict[str, Any], where: str) -> tuple[str, ProductText]:
     return str(record.get("product_id") or ""), product
 
 
-def read_products(path: Path) -> Iterator[tuple[str, ProductText]]:
-    """Yield (product_id, text) from a CSV (with header) or JSONL file."""
+def read_records(path: Path) -> Iterator[tuple[str, dict[str, Any]]]:
+    """Yield ``(where, record)`` from a CSV (with a ``title`` column) or JSONL file;
+    ``where`` is ``"<path> line <n>"`` for messages."""
     if not path.is_file():
         raise InputFileError(f"{path}: no such file")
     with path.open(encoding="utf-8-sig", newline="") as fh:
@@ -67,13 +69,19 @@ def read_products(path: Path) -> Iterator[tuple[str, ProductText]]:
                     raise InputFileError(f"{path} line {n}: not valid JSON ({exc})") from exc
                 if not isinstance(record, dict):
                     raise InputFileError(f"{path} line {n}: expected a JSON object")
-                yield _row(record, f"{path} line {n}")
+                yield f"{path} line {n}", record
         else:
             reader = csv.DictReader(fh)
             if not reader.fieldnames or "title" not in reader.fieldnames:
                 raise InputFileError(f"{path} line 1: the header needs a 'title' column")
             for n, record in enumerate(reader, start=2):
-                yield _row(dict(record), f"{path} line {n}")
+                yield f"{path} line {n}", dict(record)
+
+
+def read_products(path: Path) -> Iterator[tuple[str, ProductText]]:
+    """Yield (product_id, text) from a CSV (with header) or JSONL file."""
+    for where, record in read_records(path):
+        yield product_row(record, where)
 
 
 def decision_record(product_id: str, decision: Decision, version: str) -> dict[str, Any]:
