@@ -31,6 +31,7 @@ from classify_bench import (
     RESULTS,
     RUN_ID,
     Worker,
+    add_service_args,
     cleanup,
     distinct_rows,
     make_topics,
@@ -102,14 +103,7 @@ def status(pid: int) -> dict[str, int]:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    ap.add_argument("--bundle", type=Path, required=True, help="model bundle directory")
-    ap.add_argument("--data-dir", type=Path, default=REPO.parent / "shared" / "data")
-    ap.add_argument(
-        "--bootstrap", default=os.environ.get("PRODCAT_KAFKA_BOOTSTRAP", "127.0.0.1:9092")
-    )
-    ap.add_argument(
-        "--redis-url", default=os.environ.get("PRODCAT_REDIS_URL", "redis://127.0.0.1:6379/0")
-    )
+    add_service_args(ap)
     ap.add_argument("--messages", type=int, default=1_000_000)
     ap.add_argument("--timeout-s", type=float, default=900.0, help="longest wait for the drain")
     args = ap.parse_args()

@@ -136,7 +136,7 @@ def faust_agent() -> int:
                 event = codec.decode_product(value)
             except Exception:
                 continue
-            item = ProductText(event.title, event.brand, event.description, event.attributes)
+            item = ProductText.of(event)
             (decision,) = classifier.classify([item])
             out = _event(event, decision, version, featurizer.content_hash(item))
             await dst.send(key=event.product_id.encode(), value=codec.encode(out))

@@ -559,8 +559,9 @@ def plot(results: list[Result]) -> None:
     fig.savefig(RESULTS / "classify_bench.png", dpi=120)
 
 
-def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+def add_service_args(ap: argparse.ArgumentParser) -> None:
+    """``--bundle``, ``--data-dir``, ``--bootstrap`` and ``--redis-url``, as every Kafka
+    benchmark here takes them (the services default to the local stack's, or the env's)."""
     ap.add_argument("--bundle", type=Path, required=True, help="model bundle directory")
     ap.add_argument("--data-dir", type=Path, default=REPO.parent / "shared" / "data")
     ap.add_argument(
@@ -569,6 +570,11 @@ def main() -> int:
     ap.add_argument(
         "--redis-url", default=os.environ.get("PRODCAT_REDIS_URL", "redis://127.0.0.1:6379/0")
     )
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    add_service_args(ap)
     ap.add_argument("--events", type=int, default=100_000, help="events per throughput run")
     ap.add_argument("--faust-events", type=int, default=5_000, help="events for (d)")
     ap.add_argument("--latency-s", type=float, default=10.0, help="paced run length")

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import os
 import shutil
 import statistics
 import subprocess
@@ -40,6 +39,10 @@ import redis
 from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
 from confluent_kafka.cimpl import NewTopic
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from classify_bench import add_service_args, worker_env
 
 from export.datasets import load_dataset
 from workers.bundle import load_bundle
@@ -83,15 +86,8 @@ def _wait(predicate: Any, timeout_s: float, what: str) -> None:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--bundle", type=Path, required=True, help="bundle (its taxonomy)")
+    add_service_args(parser)
     parser.add_argument("--corrections", type=int, default=300)
-    parser.add_argument(
-        "--bootstrap", default=os.environ.get("PRODCAT_KAFKA_BOOTSTRAP", "127.0.0.1:9092")
-    )
-    parser.add_argument(
-        "--redis-url", default=os.environ.get("PRODCAT_REDIS_URL", "redis://127.0.0.1:6379/0")
-    )
-    parser.add_argument("--data-dir", type=Path, default=REPO.parent / "shared" / "data")
     args = parser.parse_args()
 
     leaves = list(load_bundle(args.bundle).taxonomy.leaves)
@@ -117,15 +113,9 @@ def main() -> int:
         future.result(30)
     port = 19000 + int(tag[:4], 16) % 1000
     state_dir = tempfile.mkdtemp(prefix="prodcat-feedback-bench-")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PRODCAT_")}
-    env.update({f"PRODCAT_TOPICS_{k.upper()}": v for k, v in names.items()})
+    env = worker_env(args, names, prefix)
     env.update(
         {
-            "PRODCAT_KAFKA_BOOTSTRAP": args.bootstrap,
-            "PRODCAT_KAFKA_PARTITIONS": str(PARTITIONS),
-            "PRODCAT_REDIS_URL": args.redis_url,
-            "PRODCAT_REDIS_KEY_PREFIX": prefix,
-            "PRODCAT_MODEL_BUNDLE": str(args.bundle),
             "PRODCAT_METRICS_PORT": str(port),
             "PRODCAT_FEEDBACK_APP_ID": app_id,
             "PRODCAT_FEEDBACK_STATE_DIR": state_dir,

@@ -85,10 +85,7 @@ def main() -> int:
     )
     texts = stage(
         "normalize (prepare)",
-        lambda: [
-            [fz.prepare(ProductText(e.title, e.brand, e.description, e.attributes)) for e in b]
-            for b in events
-        ],
+        lambda: [[fz.prepare(ProductText.of(e)) for e in b] for b in events],
     )
     hashes = stage("content hashes", lambda: [[t.content_hash() for t in b] for b in texts])
     feats = stage("featurize", lambda: [fz.transform_prepared(b) for b in texts])

@@ -376,10 +376,7 @@ class ClassifyWorker:
     def _warm_up_sample(self) -> list[ProductText]:
         """Real inputs of the latest batch, to warm a new model on (called off the loop)."""
         events = self.pipeline.recent if self.pipeline is not None else []
-        return [
-            ProductText(e.title, e.brand, e.description, e.attributes)
-            for e in events[:WARM_UP_ITEMS]
-        ]
+        return [ProductText.of(e) for e in events[:WARM_UP_ITEMS]]
 
     def _mark_revoked(self, keys: list[TopicPartitionKey]) -> None:
         """Partitions leave us: the batch in flight must not produce or track them."""

@@ -83,7 +83,7 @@ import unicodedata
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Any, Final, NamedTuple
+from typing import Any, Final, NamedTuple, Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -354,6 +354,19 @@ def _unsupported(kind: object, version: object) -> str:
 _EMPTY: Final[Mapping[str, str]] = MappingProxyType({})
 
 
+class _HasText(Protocol):
+    """Anything with a product's text fields (a product event, a label, a catalog row)."""
+
+    @property
+    def title(self) -> str: ...
+    @property
+    def brand(self) -> str: ...
+    @property
+    def description(self) -> str: ...
+    @property
+    def attributes(self) -> Mapping[str, str]: ...
+
+
 class ProductText(NamedTuple):
     """The raw text fields of one product, as they arrive in an event."""
 
@@ -361,6 +374,11 @@ class ProductText(NamedTuple):
     brand: str = ""
     description: str = ""
     attributes: Mapping[str, str] = _EMPTY
+
+    @classmethod
+    def of(cls, source: _HasText) -> ProductText:
+        """The text fields of ``source`` (e.g. a ``ProductEvent``)."""
+        return cls(source.title, source.brand, source.description, source.attributes)
 
 
 class PreparedText(NamedTuple):

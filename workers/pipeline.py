@@ -169,9 +169,7 @@ class BatchPipeline:
         self.recent = events
         live = models.live
         prepare = live.featurizer.prepare
-        texts = [
-            prepare(ProductText(e.title, e.brand, e.description, e.attributes)) for e in events
-        ]
+        texts = [prepare(ProductText.of(e)) for e in events]
         hashes = batch.hashes = [t.content_hash() for t in texts]
         n = len(events)
         groups = batch.groups
@@ -185,9 +183,7 @@ class BatchPipeline:
                 canary_prepare = models.canary.featurizer.prepare
                 for j in canary_members:
                     e = events[j]
-                    texts[j] = canary_prepare(
-                        ProductText(e.title, e.brand, e.description, e.attributes)
-                    )
+                    texts[j] = canary_prepare(ProductText.of(e))
                     hashes[j] = texts[j].content_hash()
         else:
             groups.append(Group(live, "live", list(range(n))))

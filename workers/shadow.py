@@ -132,9 +132,7 @@ class ShadowJob:
                 job.texts.append(texts[k])
             else:
                 e = events[k]
-                job.texts.append(
-                    prepare(ProductText(e.title, e.brand, e.description, e.attributes))
-                )
+                job.texts.append(prepare(ProductText.of(e)))
             if answer is None:
                 job.pending.append((len(job.answers), miss_pos[h]))
             job.answers.append(answer)

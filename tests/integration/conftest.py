@@ -14,6 +14,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 import redis
@@ -23,6 +24,9 @@ from confluent_kafka.admin import AdminClient, NewTopic
 from export.catalog import Example
 from workers.connectivity import check_kafka, check_redis
 from workers.errors import ServiceUnavailableError
+
+if TYPE_CHECKING:
+    from tests.integration.classify_support import Setup
 
 DEFAULT_KAFKA_BOOTSTRAP = "127.0.0.1:9092"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
@@ -187,3 +191,15 @@ def catalog_rows(data_dir: Path) -> list[Example]:
     from tests.integration.classify_support import load_rows
 
     return load_rows(data_dir)
+
+
+@pytest.fixture
+def setup(
+    topic_factory: TopicFactory, kafka_bootstrap: str, redis_url: str, classify_bundle: Path
+) -> Iterator[Setup]:
+    """Fresh topics and a Redis key prefix for one classify test; the keys go afterwards."""
+    from tests.integration.classify_support import Setup, delete_keys
+
+    s = Setup.create(topic_factory, kafka_bootstrap, redis_url, classify_bundle)
+    yield s
+    delete_keys(redis_url, s.prefix)

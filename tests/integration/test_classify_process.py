@@ -6,7 +6,6 @@ from __future__ import annotations
 import signal
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -18,29 +17,18 @@ from tests.integration.classify_support import (
     categorized,
     causation_counts,
     committed,
-    delete_keys,
     end_offsets,
     produce_events,
     product_events,
     read_all,
     wait_for,
 )
-from tests.integration.conftest import TopicFactory
 from workers.events import ProductEvent
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
 COPIES = 2  # 2 x 4000 catalog rows = 8000 events per test, fed at about 1700/s
-
-
-@pytest.fixture
-def setup(
-    topic_factory: TopicFactory, kafka_bootstrap: str, redis_url: str, classify_bundle: Path
-) -> Iterator[Setup]:
-    s = Setup.create(topic_factory, kafka_bootstrap, redis_url, classify_bundle)
-    yield s
-    delete_keys(redis_url, s.prefix)
 
 
 def _events(rows: list[Example], tag: str) -> list[ProductEvent]:

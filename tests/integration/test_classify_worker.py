@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +18,6 @@ from tests.integration.classify_support import (
     categorized,
     causation_counts,
     committed,
-    delete_keys,
     end_offsets,
     free_port,
     offline_categories,
@@ -30,7 +28,6 @@ from tests.integration.classify_support import (
     running_worker,
     wait_for,
 )
-from tests.integration.conftest import TopicFactory
 from workers.cache import override_key
 from workers.events import (
     DLQ_ERROR_CLASS,
@@ -50,15 +47,6 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
 N_ROWS = 2500
-
-
-@pytest.fixture
-def setup(
-    topic_factory: TopicFactory, kafka_bootstrap: str, redis_url: str, classify_bundle: Path
-) -> Iterator[Setup]:
-    s = Setup.create(topic_factory, kafka_bootstrap, redis_url, classify_bundle)
-    yield s
-    delete_keys(redis_url, s.prefix)
 
 
 def _fully_committed(s: Setup, topic: str) -> bool:

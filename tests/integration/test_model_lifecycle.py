@@ -15,7 +15,6 @@ import json
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Iterator
 from pathlib import Path
 
 import msgspec
@@ -28,7 +27,6 @@ from tests.integration.classify_support import (
     WorkerThread,
     categorized,
     causation_counts,
-    delete_keys,
     produce_events,
     product_events,
     read_all,
@@ -36,7 +34,6 @@ from tests.integration.classify_support import (
     text_of,
     wait_for,
 )
-from tests.integration.conftest import TopicFactory
 from tests.integration.model_lifecycle_support import corrupt_bundle, derive_bundle
 from workers.bundle import load_bundle, verify_manifest
 from workers.classify import ClassifyWorker
@@ -66,21 +63,31 @@ def model_pair(
 
 
 @pytest.fixture
-def setup(
-    topic_factory: TopicFactory,
-    kafka_bootstrap: str,
-    redis_url: str,
-    classify_bundle: Path,
-    tmp_path: Path,
-) -> Iterator[Setup]:
-    s = Setup.create(topic_factory, kafka_bootstrap, redis_url, classify_bundle)
-    s.extra["model"] = {"bundle": None, "store": str(tmp_path / "store")}
-    yield s
-    delete_keys(redis_url, s.prefix)
+def setup(setup: Setup, tmp_path: Path) -> Setup:
+    """The integration setup, serving from a model store instead of a local bundle."""
+    setup.extra["model"] = {"bundle": None, "store": str(tmp_path / "store")}
+    return setup
 
 
 def _admin(s: Setup) -> ModelAdmin:
     return ModelAdmin(s.settings(), actor="lifecycle-test")
+
+
+def _admin_with_pair(s: Setup, live: Path, other: Path) -> ModelAdmin:
+    """An admin for ``s`` with ``live`` published as the live version and ``other`` published."""
+    admin = _admin(s)
+    admin.publish(live, live=True)
+    admin.publish(other)
+    return admin
+
+
+def _distinct(rows: list[Example], bundle: Path) -> list[Example]:
+    """``rows`` without repeated model inputs (the first row of each content hash)."""
+    featurizer = Featurizer(load_bundle(bundle).featurizer)
+    by_hash: dict[str, Example] = {}
+    for e in rows:
+        by_hash.setdefault(featurizer.content_hash(text_of(e)), e)
+    return list(by_hash.values())
 
 
 @functools.cache
@@ -272,12 +279,8 @@ def test_rollback_reaches_both_running_workers_and_cached_answers_stay_per_versi
 ) -> None:
     a, b = model_pair
     s = setup
-    admin = _admin(s)
-    admin.publish(a, live=True)
-    admin.publish(b)
-    featurizer = Featurizer(load_bundle(a).featurizer)
-    distinct = {featurizer.content_hash(text_of(e)): e for e in reversed(catalog_rows[:450])}
-    rows = list(distinct.values())  # distinct model inputs: no cache hits within a round
+    admin = _admin_with_pair(s, a, b)
+    rows = _distinct(catalog_rows[:450], a)  # no cache hits within a round
     topic = s.topics["product_created"]
     outputs: list[list[CategorizedEvent]] = []
 
@@ -317,18 +320,9 @@ def test_shadow_counts_agreement_of_a_known_pair(
 ) -> None:
     a, b = model_pair
     s = setup
-    admin = _admin(s)
-    admin.publish(a, live=True)
-    admin.publish(b)
-    # Distinct model inputs only, so that "compared" counts each text exactly once.
+    admin = _admin_with_pair(s, a, b)
+    rows = _distinct(catalog_rows[:1500], a)  # so that "compared" counts each text once
     model_a, model_b = Classifier.from_path(a), Classifier.from_path(b)
-    seen: set[str] = set()
-    rows = []
-    for e in catalog_rows[:1500]:
-        h = model_a.featurizer.content_hash(text_of(e))
-        if h not in seen:
-            seen.add(h)
-            rows.append(e)
     items = [text_of(e) for e in rows]
     expected = sum(
         x.category_id == y.category_id

@@ -8,7 +8,6 @@ tests/integration/test_model_lifecycle.py.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +15,8 @@ import msgspec
 import pytest
 
 from export.datasets import load_dataset
-from workers.events import CategorizedEvent, Codec, ProductEvent
+from tests.unit.payloads import product_payloads
+from workers.events import CategorizedEvent, Codec
 from workers.featurizer import Featurizer, FeaturizerSpec, PreparedText
 from workers.metrics import ClassifyMetrics
 from workers.model import BatchTimings
@@ -81,22 +81,6 @@ class _Fixed:
         ]
 
 
-def _payloads(products: list[tuple[str, str]], codec: Codec) -> list[bytes]:
-    now = datetime.now(UTC)
-    return [
-        codec.encode(
-            ProductEvent(
-                event_type="product.created",
-                event_id=f"e-{i}",
-                product_id=pid,
-                title=title,
-                occurred_at=now,
-            )
-        )
-        for i, (pid, title) in enumerate(products)
-    ]
-
-
 def test_pipeline_serves_the_canary_share_and_names_the_version(
     products: list[tuple[str, str]],
 ) -> None:
@@ -106,7 +90,7 @@ def test_pipeline_serves_the_canary_share_and_names_the_version(
     metrics = ClassifyMetrics()
     pipeline = BatchPipeline(models, codec, metrics)
     sample = products[:2000]
-    outcomes = pipeline.run(_payloads(sample, codec))
+    outcomes = pipeline.run(product_payloads(sample, codec))
     decoder = msgspec.json.Decoder(CategorizedEvent)
     events = [decoder.decode(o.value) for o in outcomes if o.value is not None]
     assert len(events) == len(sample)
@@ -125,12 +109,12 @@ def test_a_batch_keeps_the_model_set_it_began_with() -> None:
     codec = Codec()
     old, new = _Fixed("v1", "Tea", 0.9), _Fixed("v2", "Coffee", 0.8)
     pipeline = BatchPipeline(old, codec, ClassifyMetrics())  # type: ignore[arg-type]
-    batch = pipeline.begin(_payloads([("p1", "Green tea 100 bags")], codec))
+    batch = pipeline.begin(product_payloads([("p1", "Green tea 100 bags")], codec))
     pipeline.models = ModelSet(new)  # type: ignore[arg-type]  # a swap between begin and finish
     (out,) = pipeline.finish(batch)
     assert out.value is not None
     assert msgspec.json.decode(out.value)["model_version"] == "v1"
-    (out,) = pipeline.run(_payloads([("p2", "Instant coffee 200 g")], codec))
+    (out,) = pipeline.run(product_payloads([("p2", "Instant coffee 200 g")], codec))
     assert out.value is not None
     assert msgspec.json.decode(out.value)["model_version"] == "v2"
 
@@ -144,7 +128,7 @@ def test_shadow_is_compared_on_distinct_texts_and_never_published(
     pipeline = BatchPipeline(ModelSet(live, shadow=shadow), codec, metrics)  # type: ignore[arg-type]
     sample = products[:300]
     doubled = sample + [(f"{pid}-again", title) for pid, title in sample[:50]]  # same texts
-    outcomes = pipeline.run(_payloads(doubled, codec))
+    outcomes = pipeline.run(product_payloads(doubled, codec))
     assert all(msgspec.json.decode(o.value)["model_version"] == "v1" for o in outcomes if o.value)
     distinct = len(live.seen)  # the live model classified each distinct text once
     assert distinct < len(doubled)

@@ -71,7 +71,7 @@ def rows(data_dir: Path) -> list[ProductText]:
     out: list[ProductText] = []
     for name in ("bigbasket", "cn_ecommerce_products"):
         examples, _ = load_dataset(name, data_dir, limit=400)
-        out += [ProductText(e.title, e.brand, e.description, e.attributes) for e in examples]
+        out += [ProductText.of(e) for e in examples]
     return out[::2] + out[1::2]  # mixed
 
 

@@ -12,14 +12,14 @@ from __future__ import annotations
 import threading
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime
 from pathlib import Path
 
 import msgspec
 import pytest
 
 from export.datasets import load_dataset
-from workers.events import Codec, ProductEvent
+from tests.unit.payloads import product_payloads
+from workers.events import Codec
 from workers.featurizer import Featurizer, FeaturizerSpec, PreparedText, ProductText
 from workers.metrics import ClassifyMetrics
 from workers.model import BatchTimings
@@ -60,20 +60,8 @@ class _Echo:
         return out
 
 
-def _payloads(titles: list[str], codec: Codec) -> list[bytes]:
-    now = datetime.now(UTC)
-    return [
-        codec.encode(
-            ProductEvent(
-                event_type="product.created",
-                event_id=f"e-{i}",
-                product_id=f"p-{i}",
-                title=title,
-                occurred_at=now,
-            )
-        )
-        for i, title in enumerate(titles)
-    ]
+def _payloads(titles: list[str]) -> list[bytes]:
+    return product_payloads([(f"p-{i}", t) for i, t in enumerate(titles)], Codec())
 
 
 def _answered_titles(outcomes: list[Outcome]) -> list[str | None]:
@@ -94,7 +82,7 @@ def test_answers_stay_aligned_across_chunks_and_a_poison_item_is_isolated(
     clf.poison = prepared[bad].title
     pipeline = BatchPipeline(clf, codec, ClassifyMetrics())  # type: ignore[arg-type]
     with ThreadPoolExecutor(1) as pool:
-        outcomes = pipeline.finish(pipeline.begin(_payloads(titles, codec), pool))
+        outcomes = pipeline.finish(pipeline.begin(_payloads(titles), pool))
     answered = _answered_titles(outcomes)
     for i, (p, a) in enumerate(zip(prepared, answered, strict=True)):
         if i == bad:
@@ -112,7 +100,7 @@ def test_the_loop_thread_runs_the_chunks_the_model_thread_has_not_started(
     release = threading.Event()
     with ThreadPoolExecutor(1, thread_name_prefix="model") as pool:
         pool.submit(release.wait, 30)  # the model thread is busy with something else
-        batch = pipeline.begin(_payloads(titles, codec), pool)
+        batch = pipeline.begin(_payloads(titles), pool)
         outcomes = pipeline.finish(batch)  # must not wait for the model thread
         release.set()
     assert set(clf.threads) == {threading.current_thread().name}
@@ -127,6 +115,6 @@ def test_without_an_executor_the_batch_is_classified_on_the_calling_thread(
     codec = Codec()
     clf = _Echo()
     pipeline = BatchPipeline(clf, codec, ClassifyMetrics())  # type: ignore[arg-type]
-    outcomes = pipeline.run(_payloads(titles[:10], codec))
+    outcomes = pipeline.run(_payloads(titles[:10]))
     assert all(o.value is not None for o in outcomes)
     assert clf.threads == [threading.current_thread().name]
