@@ -13,8 +13,10 @@ One run on the local broker (``deploy/local/stack up``) with real catalog rows
 Throughput: N events are preloaded, the worker started, and events/s taken from the
 output topic's broker append times (``LogAppendTime``; the 1st to 99th percentile).
 Latency: a fresh worker, then a paced producer at half of (b)'s measured maximum for
-``--latency-s`` seconds, each event's ``occurred_at`` set when sent; end-to-end is the
-output's append time minus ``occurred_at``. (d) cannot sustain that rate, so it is
+``--warmup-s`` plus ``--latency-s`` seconds, each event's ``occurred_at`` set when sent;
+end-to-end is the output's append time minus ``occurred_at``, over the events sent after
+the warm-up (steady state at that load: the first second of a new worker on new topics is
+slower). (d) cannot sustain that rate, so it is
 offered half of its own maximum (the table says which). Peak RSS is the worker's VmHWM.
 ``--profile`` samples (b) with py-spy. Results: ``bench/results/`` (Markdown, PNG, JSON).
 """
@@ -24,6 +26,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import random
 import subprocess
 import sys
 import time
@@ -80,24 +83,27 @@ class Result:
     rss_mib: float = 0.0
     cpu_us_per_event: float = 0.0
     cpu_split_us: dict[str, float] = field(default_factory=dict)  # per thread / service
+    latency_cpu_split_us: dict[str, float] = field(default_factory=dict)  # the paced run's
 
 
 # --------------------------------------------------------------------------- data and kafka
 
 
 def distinct_rows(data_dir: Path) -> list[Example]:
+    """Every distinct product text of the five catalogs, in a seeded random order.
+
+    Shuffled so that any slice has the mix of the whole (about a third Chinese titles):
+    (b)'s maximum and its latency at half of it are then measured on the same kind of
+    text, whichever slice each run takes."""
     seen: set[tuple[Any, ...]] = set()
     rows: list[Example] = []
-    per = {name: load_dataset(name, data_dir)[0] for name in DATASETS}
-    # interleave datasets so every slice has a mix of languages and catalogs
-    for i in range(max(len(v) for v in per.values())):
-        for examples in per.values():
-            if i < len(examples):
-                e = examples[i]
-                key = (e.title, e.brand, e.description, tuple(sorted(e.attributes.items())))
-                if key not in seen:
-                    seen.add(key)
-                    rows.append(e)
+    for name in DATASETS:
+        for e in load_dataset(name, data_dir)[0]:
+            key = (e.title, e.brand, e.description, tuple(sorted(e.attributes.items())))
+            if key not in seen:
+                seen.add(key)
+                rows.append(e)
+    random.Random(0).shuffle(rows)
     return rows
 
 
@@ -241,6 +247,58 @@ def process_cpu_s(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def steal_s() -> float:
+    """CPU seconds the hypervisor took from this machine's CPUs so far (``/proc/stat``): on
+    a shared host, a run that lost a lot of them is slow for reasons outside the worker."""
+    try:
+        fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()
+    except OSError:
+        return 0.0
+    return int(fields[8]) / os.sysconf("SC_CLK_TCK") if len(fields) > 8 else 0.0
+
+
+class CpuMeter:
+    """CPU seconds of a worker's threads, the broker, Redis and this process, between
+    :meth:`start` and :meth:`split` (µs per event, by thread and service), and the CPU
+    time stolen by the hypervisor meanwhile."""
+
+    def __init__(self, worker: Worker) -> None:
+        self.worker = worker
+        self.services = service_pids()
+        self._threads: dict[str, float] = {}
+        self._services: dict[str, float] = {}
+        self._self = 0.0
+        self._steal = 0.0
+
+    @staticmethod
+    def _own_cpu_s() -> float:
+        t = os.times()
+        return t.user + t.system
+
+    def start(self) -> None:
+        self._threads = self.worker.thread_cpu_s()
+        self._services = {name: process_cpu_s(pid) for name, pid in self.services.items()}
+        self._self = self._own_cpu_s()
+        self._steal = steal_s()
+
+    def split(self, events: int, *, load_generator: bool = False) -> dict[str, float]:
+        """µs per event since :meth:`start`, largest first (shares under 0.5 µs left out);
+        with ``load_generator``, this process's own CPU too (it sends the paced events)."""
+        done = max(1, events)
+        out = {
+            f"worker {name}": (t - self._threads.get(name, 0.0)) * 1e6 / done
+            for name, t in self.worker.thread_cpu_s().items()
+        }
+        out.update(
+            {name: (process_cpu_s(pid) - self._services[name]) * 1e6 / done
+             for name, pid in self.services.items()}
+        )  # fmt: skip
+        if load_generator:
+            out["load generator (this process)"] = (self._own_cpu_s() - self._self) * 1e6 / done
+        out["stolen by the hypervisor"] = (steal_s() - self._steal) * 1e6 / done
+        return {k: round(v, 1) for k, v in sorted(out.items(), key=lambda kv: -kv[1]) if v >= 0.5}
+
+
 class Worker:
     def __init__(self, kind: str, env: dict[str, str], log: Path) -> None:
         cmd = {
@@ -339,9 +397,8 @@ def run_throughput(
         # or a fast worker is done before the first look.
         wait_outputs(args.bootstrap, topics["categorized"], 1, 120, poll_s=0.02)
         cpu0, out0 = w.cpu_s(), output_count(args.bootstrap, topics["categorized"])
-        threads0 = w.thread_cpu_s()
-        services = service_pids()
-        services0 = {name: process_cpu_s(pid) for name, pid in services.items()}
+        meter = CpuMeter(w)
+        meter.start()
         if profile is not None:
             spy = subprocess.Popen(
                 [PY_SPY, "record", "--pid", str(w.proc.pid), "--rate", "250", "--format",
@@ -353,20 +410,12 @@ def run_throughput(
         rss = w.rss_mib()
         done = max(1, len(records) - out0)
         cpu_us = (w.cpu_s() - cpu0) * 1e6 / done
-        split = {
-            f"worker {name}": (t - threads0.get(name, 0.0)) * 1e6 / done
-            for name, t in w.thread_cpu_s().items()
-        }
-        split.update(
-            {name: (process_cpu_s(pid) - services0[name]) * 1e6 / done
-             for name, pid in services.items()}
-        )  # fmt: skip
+        split = meter.split(done)
     finally:
         if spy is not None:
             spy.wait(args.profile_s + 30)
         w.stop()
     times = read_times(args.bootstrap, topics["categorized"], len(records))
-    split = {k: round(v, 1) for k, v in sorted(split.items(), key=lambda kv: -kv[1]) if v >= 0.5}
     return Result(
         tag, len(times), throughput(times), rss_mib=rss, cpu_us_per_event=cpu_us,
         cpu_split_us=split,
@@ -376,7 +425,9 @@ def run_throughput(
 def run_latency(
     args: argparse.Namespace, admin: AdminClient, kind: str, tag: str, rows: list[Example],
     prefix: str, rate: float,
-) -> tuple[float, float]:  # fmt: skip
+) -> tuple[float, float, dict[str, float]]:  # fmt: skip
+    """p50 and p99 end-to-end ms of a paced run, and its CPU µs/event by thread and service
+    (the broker's includes ingesting the paced input, which a preloaded run does not pay)."""
     topics = make_topics(admin, f"{tag}-lat")
     w = Worker(kind, worker_env(args, topics, prefix), RESULTS / f"{tag}-lat.log")
     try:
@@ -384,7 +435,7 @@ def run_latency(
         p.produce(topics["product_created"], payload(rows[0], f"{tag}-probe", 0)[1])
         p.flush(10)
         wait_outputs(args.bootstrap, topics["categorized"], 1, 180)  # the worker is up
-        total = int(rate * args.latency_s)
+        total = int(rate * (args.warmup_s + args.latency_s))
         # Encoded before the clock starts, with a placeholder event time spliced at send
         # time: the load generator shares the 2 cores, so it should cost little per event.
         placeholder = datetime(2000, 1, 1, 0, 0, 0, 1, tzinfo=UTC)
@@ -392,6 +443,8 @@ def run_latency(
         templates = [
             payload(rows[j % len(rows)], f"{tag}-lat", j, placeholder) for j in range(1, total + 1)
         ]
+        meter = CpuMeter(w)
+        meter.start()
         start_ms = int(time.time() * 1000)
         start, sent = time.monotonic(), 0
         while sent < total:
@@ -405,11 +458,13 @@ def run_latency(
             time.sleep(0.002)
         p.flush(30)
         wait_outputs(args.bootstrap, topics["categorized"], total + 1, args.timeout_s)
+        split = meter.split(total, load_generator=True)
     finally:
         w.stop()
     times = read_times(args.bootstrap, topics["categorized"], total + 1)
-    lat = [float(a - e) for a, e in times if e >= start_ms]  # not the start-up probe
-    return percentile(lat, 0.5), percentile(lat, 0.99)
+    counted_from = start_ms + int(args.warmup_s * 1000)  # not the probe, not the warm-up
+    lat = [float(a - e) for a, e in times if e >= counted_from]
+    return percentile(lat, 0.5), percentile(lat, 0.99), split
 
 
 # --------------------------------------------------------------------------- report
@@ -530,6 +585,10 @@ def report(
         *rows,
         "",
         *checks,
+        "",
+        "CPU µs per event, by thread and service (preloaded throughput run; paced run):",
+        "",
+        *[f"- {r.name}: {r.cpu_split_us}; paced: {r.latency_cpu_split_us or '-'}" for r in results],
     ]
     if profile_md:
         md += ["", "## Profile of (b)", "", profile_md]
@@ -577,7 +636,13 @@ def main() -> int:
     add_service_args(ap)
     ap.add_argument("--events", type=int, default=100_000, help="events per throughput run")
     ap.add_argument("--faust-events", type=int, default=5_000, help="events for (d)")
-    ap.add_argument("--latency-s", type=float, default=10.0, help="paced run length")
+    ap.add_argument("--latency-s", type=float, default=10.0, help="paced run length (measured)")
+    ap.add_argument(
+        "--warmup-s",
+        type=float,
+        default=2.0,
+        help="paced seconds before the measured ones (sent at the same rate, not counted)",
+    )
     ap.add_argument("--timeout-s", type=float, default=600.0)
     ap.add_argument("--profile", action="store_true", help="py-spy profile of (b)")
     ap.add_argument("--profile-s", type=int, default=10)
@@ -645,19 +710,25 @@ def run_all(args: argparse.Namespace, admin: AdminClient, start_load: float) -> 
     rate = (results["b"] if "b" in results else max(results.values(), key=_speed)).events_per_s / 2
     if args.rate:
         rate = args.rate
-    lat_rows = fresh[n - hits :]  # never classified: misses for (a), (b), (d)
+    lat_rows = fresh[n - hits :]  # never classified: the misses of (c)'s paced run
+    # (b)'s paced run has a Redis namespace of its own, so every distinct text is a miss
+    misses = seen + lat_rows
     sources = {
-        "a": ("passthrough", lat_rows, prefix),
-        "b": ("classify", lat_rows, f"{prefix}-lat"),
+        "a": ("passthrough", misses, prefix),
+        "b": ("classify", misses, f"{prefix}-lat"),
         "c": ("classify", mix(seen, lat_rows), prefix),
-        "d": ("faust", lat_rows, prefix),
+        "d": ("faust", misses, prefix),
     }
     for letter, r in results.items() if args.latency_s > 0 else ():
         kind, source, pfx = sources[letter]
         offered = min(rate, r.events_per_s / 2) if letter == "d" else rate
         print(f"latency {r.name} at {offered:,.0f} ev/s ...", flush=True)
         r.offered_per_s = offered
-        r.p50_ms, r.p99_ms = run_latency(args, admin, kind, r.name, source, pfx, offered)
+        r.p50_ms, r.p99_ms, r.latency_cpu_split_us = run_latency(
+            args, admin, kind, r.name, source, pfx, offered
+        )
+        print(f"    p50 {r.p50_ms:.0f} ms, p99 {r.p99_ms:.0f} ms", flush=True)
+        print(f"    CPU µs/event by thread and service: {r.latency_cpu_split_us}", flush=True)
     load = [start_load, os.getloadavg()[0]]
     profile_md = summarize_profile(profile) if profile and profile.exists() else None
     report(list(results.values()), args, profile_md, load)

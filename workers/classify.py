@@ -7,14 +7,16 @@
     worker.run()     # until request_stop()/stop(); then drain and close
     # from another thread: worker.stop() (drain, wait for run() to finish)
 
-Each loop iteration consumes up to ``batch_max`` messages, hands the payloads to
-:class:`workers.pipeline.BatchPipeline`, and produces one categorized event per
-valid input (plus a review copy when needed) or one dead-letter record per
-invalid one. The model runs on a helper thread (onnxruntime releases the GIL):
-while it classifies batch k, the loop produces batch k-1's outputs and consumes
-batch k+1, so at most one batch is between consume and produce. A batch's model
-work is split into chunks, and when the loop is ready to finish the batch it runs
-the chunks the helper has not started instead of waiting (both cores then run the
+Each loop iteration consumes up to ``batch_max`` messages (what is fetched, or the
+first message to arrive and what follows within ``batch_timeout_ms``), hands the
+payloads to :class:`workers.pipeline.BatchPipeline`, and produces one categorized
+event per valid input (plus a review copy when needed) or one dead-letter record per
+invalid one. A worker that keeps up does all of that in one iteration. A batch of
+``overlap_min_batch`` or more (a backlog) overlaps instead: the model runs on a helper
+thread (onnxruntime releases the GIL) while the loop produces the previous batch's
+outputs and consumes the next, so at most one batch is between consume and produce.
+Its model work is split into chunks, and when the loop is ready to finish the batch it
+runs the chunks the helper has not started instead of waiting (both cores then run the
 model; see :class:`workers.modelwork.ModelWork`).
 
 Offsets are committed only once the broker acknowledged every output of every
@@ -60,6 +62,7 @@ from workers.metrics import ClassifyMetrics
 from workers.modelset import ModelSet
 from workers.modelstore import StoreUnavailableError
 from workers.offsets import OffsetTracker, TopicPartitionKey
+from workers.osthreads import name_os_thread
 from workers.partitions import PartitionOwner
 from workers.pipeline import Batch, BatchPipeline
 from workers.settings import Settings
@@ -76,6 +79,9 @@ Message = Any
 they are not for a message without error)."""
 
 COMMIT_INTERVAL_S = 0.5
+IDLE_POLL_S = 0.05
+"""Longest wait of an idle loop for a first message (then it checks for a stop request,
+a model swap, delivery reports and the commit interval)."""
 CONTROL_READ_TIMEOUT_S = 15.0
 WARM_UP_ITEMS = 256
 
@@ -112,7 +118,12 @@ class ClassifyWorker:
         self.sender: OutputSender | None = None
         self._txn: TransactionalSender | None = None
         self._in_flight: _InFlight | None = None
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="prodcat-model")
+        self._executor = ThreadPoolExecutor(
+            max_workers=1,
+            thread_name_prefix="prodcat-model",
+            initializer=name_os_thread,
+            initargs=("prodcat-model",),
+        )
         self.owner = PartitionOwner(
             self.tracker,
             self.metrics,
@@ -276,12 +287,17 @@ class ClassifyWorker:
 
     def step(self) -> int:
         """One iteration: respect the in-flight bound, consume a batch and start it, finish
-        the batch started by the previous iteration. Returns the number of messages consumed.
+        the batch an earlier iteration left in flight, and finish this one too unless it
+        overlaps. Returns the number of messages consumed.
 
-        In at-least-once mode the model runs on a helper thread, so while it classifies
-        batch k this thread produces batch k-1's outputs and consumes batch k+1."""
+        A batch of at least ``overlap_min_batch`` messages (a backlog: the worker is
+        behind) overlaps in at-least-once mode: the model classifies it on a helper thread
+        while this thread produces the previous batch's outputs and consumes the next one,
+        so both cores work. A smaller batch (the worker keeps up) is classified and
+        produced in this iteration: handing it to another thread and back would only add
+        a loop iteration of latency and GIL hand-offs."""
         c = self.settings.classify
-        consumer, producer = self.consumer, self.producer
+        producer = self.producer
         if self.switcher is not None:
             pending = self.switcher.take()
             if pending is not None:
@@ -292,15 +308,13 @@ class ClassifyWorker:
                 producer.poll(0.05)
             elif self._paused:
                 self._set_paused(False)
-        # With a batch in flight, take only what is already fetched: do not wait.
-        wait = self._paused or self._in_flight is not None
-        messages = consumer.consume(c.batch_max, 0.0 if wait else c.batch_timeout_ms / 1000.0)
+        messages = self._consume(wait=not (self._paused or self._in_flight is not None))
         producer.poll(0)
         started = self._begin(messages) if messages else None
         if self._in_flight is not None:
             self._finish(self._in_flight)
         self._in_flight = started
-        if started is not None and self.exactly_once:
+        if started is not None and not started.overlap:
             self._in_flight = None
             self._finish(started)
         now = time.monotonic()
@@ -308,6 +322,22 @@ class ClassifyWorker:
             self._last_commit = now
             self.commit(asynchronous=True)
         return len(messages)
+
+    def _consume(self, *, wait: bool) -> list[Message]:
+        """The next batch. Without ``wait`` (a batch is in flight, or consumption is
+        paused), only what is already fetched. Otherwise what is fetched, or, if nothing is,
+        the first message to arrive within :data:`IDLE_POLL_S` and whatever else arrives
+        within ``batch_timeout_ms`` after it: an idle worker answers a lone event at once,
+        a busy one gathers what came in while it worked."""
+        c = self.settings.classify
+        consume = self.consumer.consume
+        messages: list[Message] = consume(c.batch_max, 0.0)
+        if messages or not wait:
+            return messages
+        messages = consume(1, IDLE_POLL_S)
+        if messages and c.batch_max > 1:
+            messages += consume(c.batch_max - 1, c.batch_timeout_ms / 1000.0)
+        return messages
 
     def _begin(self, messages: list[Message]) -> _InFlight | None:
         assert self.pipeline is not None
@@ -336,9 +366,10 @@ class ClassifyWorker:
         self.metrics.batch_size.observe(len(messages))
         if not kept:
             return None
-        executor = None if self.exactly_once else self._executor
-        batch = self.pipeline.begin([m.value() for m in kept], executor)
-        return _InFlight(kept, batch, started)
+        overlap = not self.exactly_once and len(kept) >= self.settings.classify.overlap_min_batch
+        self.metrics.batches.labels("overlap" if overlap else "inline").inc()
+        batch = self.pipeline.begin([m.value() for m in kept], self._executor if overlap else None)
+        return _InFlight(kept, batch, started, overlap)
 
     def _finish(self, flight: _InFlight) -> None:
         assert self.pipeline is not None and self.sender is not None
@@ -451,4 +482,5 @@ class _InFlight:
     messages: list[Message]
     batch: Batch
     started: float
+    overlap: bool  # the model runs on the helper thread while the loop consumes the next batch
     revoked: set[TopicPartitionKey] = field(default_factory=set)

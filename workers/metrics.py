@@ -82,6 +82,16 @@ class ClassifyMetrics:
         self.batch_size = Histogram(
             "prodcat_batch_size", "Messages per consumed batch.", buckets=_BATCH_BUCKETS, registry=r
         )
+        self.batches = Counter(
+            "prodcat_batches",
+            "Batches processed, by mode: inline (classified and produced in one loop "
+            "iteration: the worker keeps up) or overlap (a backlog: the model runs beside the "
+            "next batch).",
+            ["mode"],
+            registry=r,
+        )
+        for mode in ("inline", "overlap"):
+            self.batches.labels(mode)  # both series exist from the start, at 0
         self.featurize_seconds = Histogram(
             "prodcat_featurize_seconds",
             "Featurizer time per model batch.",

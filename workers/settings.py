@@ -126,7 +126,14 @@ class ClassifySettings(_Section):
 
     group_id: str = Field("prodcat-classify", description="Consumer group of classify workers.")
     batch_max: int = Field(3000, ge=1, description="Most messages per batch.")
-    batch_timeout_ms: int = Field(20, ge=1, description="Longest wait to fill a batch, ms.")
+    batch_timeout_ms: int = Field(
+        5, ge=1, description="After a batch's first message, the longest wait for more, ms."
+    )
+    overlap_min_batch: int = Field(
+        1000,
+        ge=1,
+        description="Batches this large overlap their model run with the next batch.",
+    )
     max_payload_bytes: int = Field(65536, ge=256, description="Larger messages are dead-lettered.")
     drain_timeout_s: float = Field(20.0, gt=0, description="SIGTERM drain budget, seconds.")
     exactly_once: bool = Field(False, description="Transactional producer, offsets in the txn.")

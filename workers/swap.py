@@ -36,6 +36,7 @@ from workers.metrics import LifecycleMetrics
 from workers.model import Classifier
 from workers.modelset import ModelSet
 from workers.modelstore import ModelStore, StoreUnavailableError, open_store
+from workers.osthreads import name_os_thread
 from workers.settings import Settings
 
 __all__ = ["ModelLoader", "ModelRejectedError", "ModelSwitcher", "Wanted"]
@@ -238,6 +239,7 @@ class ModelSwitcher:
         return pending
 
     def _follow(self) -> None:
+        name_os_thread("prodcat-follow")
         while not self._stop.is_set():
             try:
                 self.reader.poll(FOLLOW_POLL_S)

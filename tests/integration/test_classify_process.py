@@ -96,11 +96,24 @@ def _stop(p: WorkerProcess) -> None:
     assert rc == 0, p.logs()
 
 
+# Smallest batch that overlaps its model run with the next one: every batch, or the default
+# (the feeder's pace gives batches of a few hundred, classified and produced inline).
+OVERLAP_MIN = {"overlap": 1, "inline": None}
+
+
+def _mode(s: Setup, mode: str) -> None:
+    value = OVERLAP_MIN[mode]
+    if value is not None:
+        s.extra.setdefault("classify", {})["overlap_min_batch"] = value
+
+
+@pytest.mark.parametrize("mode", sorted(OVERLAP_MIN))
 def test_sigterm_drains_then_restart_misses_nothing(
-    setup: Setup, catalog_rows: list[Example], tmp_path: Path
+    setup: Setup, catalog_rows: list[Example], tmp_path: Path, mode: str
 ) -> None:
     s = setup
-    events = _events(catalog_rows, "term")
+    _mode(s, mode)
+    events = _events(catalog_rows, f"term-{mode}")
     feeder = Feeder(s, events)
     first = _start(s, tmp_path, "w1")
     try:
@@ -154,11 +167,13 @@ def test_kill9_then_restart_every_input_has_an_output(
     assert set(counts) == {e.event_id for e in events}  # at least once
 
 
+@pytest.mark.parametrize("mode", sorted(OVERLAP_MIN))
 def test_second_worker_joins_mid_stream(
-    setup: Setup, catalog_rows: list[Example], tmp_path: Path
+    setup: Setup, catalog_rows: list[Example], tmp_path: Path, mode: str
 ) -> None:
     s = setup
-    events = _events(catalog_rows, "join")
+    _mode(s, mode)
+    events = _events(catalog_rows, f"join-{mode}")
     feeder = Feeder(s, events, hold_at=len(events) // 2)  # the rest once the second has joined
     a = _start(s, tmp_path, "a")
     b: WorkerProcess | None = None

@@ -55,15 +55,26 @@ def _fully_committed(s: Setup, topic: str) -> bool:
     return all(done.get(p, -1) >= end for p, end in ends.items() if end > 0)
 
 
+# Smallest batch that overlaps its model run with the next batch: every batch, or none.
+OVERLAP_MIN = {"overlap": 1, "inline": 10**9}
+
+
+@pytest.mark.parametrize("mode", sorted(OVERLAP_MIN))
 def test_outputs_match_offline_then_replay_hits_cache(
-    setup: Setup, catalog_rows: list[Example], classify_bundle: Path, redis_client: redis.Redis
+    setup: Setup,
+    catalog_rows: list[Example],
+    classify_bundle: Path,
+    redis_client: redis.Redis,
+    mode: str,
 ) -> None:
     rows = catalog_rows[:N_ROWS]
     expected = offline_categories(classify_bundle, rows)
-    events = product_events(rows, "match")
+    events = product_events(rows, f"match-{mode}")
     by_event = {e.event_id: (i, e) for i, e in enumerate(events)}
     s = setup
-    settings = s.settings().with_overrides(metrics={"port": free_port()})
+    settings = s.settings().with_overrides(
+        metrics={"port": free_port()}, classify={"overlap_min_batch": OVERLAP_MIN[mode]}
+    )
     with running_worker(settings) as w:
         produce_events(s.bootstrap, s.topics["product_created"], events)
         out = categorized(read_all(s.bootstrap, s.topics["categorized"], expect=N_ROWS))
@@ -106,6 +117,8 @@ def test_outputs_match_offline_then_replay_hits_cache(
             assert ev.category_id == first[ev.causation_id].category_id
             assert ev.event_id == first[ev.causation_id].event_id  # deterministic ids
         assert w.worker.metrics.cache_hits._value.get() == hits_first + N_ROWS
+        batches = {m: w.worker.metrics.batches.labels(m)._value.get() for m in OVERLAP_MIN}
+        assert batches[mode] > 0 and sum(batches.values()) == batches[mode], batches
 
 
 def _poison() -> list[tuple[str, bytes | None, bytes]]:
