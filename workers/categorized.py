@@ -26,8 +26,9 @@ from hashlib import sha256
 from typing import Final
 
 import msgspec
+import numpy as np
 
-from workers.taxonomy import Decision
+from workers.taxonomy import Decided, Decision
 
 __all__ = [
     "DecisionEncoder",
@@ -95,6 +96,11 @@ def review_reason_json(decision: DecisionJSON) -> bytes | None:
     return reason
 
 
+def _floats_json(values: list[float]) -> list[bytes]:
+    """``[_json(v) for v in values]``, from one encoder call (a float's JSON has no comma)."""
+    return _json(values)[1:-1].split(b",") if values else []
+
+
 class DecisionEncoder:
     """Model decisions to :class:`DecisionJSON`, with each category's JSON encoded once."""
 
@@ -102,11 +108,66 @@ class DecisionEncoder:
         self._heads: dict[str, bytes] = {}  # category id -> '"category_id":…,"confidence":'
         self._alts: dict[str, bytes] = {}  # category id -> '{"category_id":…,"score":'
 
-    def encode(self, d: Decision) -> DecisionJSON:
+    def _tables(self) -> tuple[dict[str, bytes], dict[str, bytes]]:
         heads, alts = self._heads, self._alts
         if len(heads) > _HEADS_MAX or len(alts) > _HEADS_MAX:
             heads.clear()
             alts.clear()
+        return heads, alts
+
+    def encode_decided(self, decided: Decided) -> list[DecisionJSON]:
+        """``[self.encode(d) for d in decided.decisions()]``, byte for byte, from the arrays
+        (no :class:`Decision` tuples, and every float of the batch encoded in one call)."""
+        n = len(decided)
+        if not n:
+            return []
+        heads, alts = self._tables()
+        leaves, leaf_ids = decided.taxonomy.leaves, decided.taxonomy.leaf_ids
+        ids: list[str] = decided.answer_id.tolist()
+        confidence: list[float] = np.clip(decided.confidence, 0.0, 1.0).tolist()
+        confidence_json = _floats_json(confidence)
+        k = decided.top.shape[1]
+        top: list[int] = decided.top.ravel().tolist()
+        scores_json = _floats_json(np.clip(decided.top_scores, 0.0, 1.0).ravel().tolist())
+        parts: list[bytes] = []
+        for leaf, score in zip(top, scores_json, strict=True):
+            alt_id = leaf_ids[leaf]
+            alt = alts.get(alt_id)
+            if alt is None:
+                alt = alts[alt_id] = b'{"category_id":%s,"category_path":%s,"score":' % (
+                    _json(alt_id),
+                    _json(leaves[leaf]),
+                )
+            parts.append(alt + score + b"}")
+        paths = decided.answer_path
+        out: list[DecisionJSON] = []
+        for i, (cid, depth, abstained, review) in enumerate(
+            zip(
+                ids,
+                decided.depth.tolist(),
+                decided.abstained.tolist(),
+                decided.review.tolist(),
+                strict=True,
+            )
+        ):
+            head = heads.get(cid)
+            if head is None:
+                head = heads[cid] = b'"category_id":%s,"category_path":%s,"confidence":' % (
+                    _json(cid),
+                    _json(paths[i]),
+                )
+            fields = b'%s%s,"alternatives":[%s],"abstained":%s,"needs_review":%s' % (
+                head,
+                confidence_json[i],
+                b",".join(parts[i * k : i * k + k]),
+                b"true" if abstained else b"false",
+                b"true" if review else b"false",
+            )
+            out.append(DecisionJSON(cid, confidence[i], depth, abstained, review, fields))
+        return out
+
+    def encode(self, d: Decision) -> DecisionJSON:
+        heads, alts = self._tables()
         head = heads.get(d.category_id)
         if head is None:
             head = heads[d.category_id] = b'"category_id":%s,"category_path":%s,"confidence":' % (

@@ -20,7 +20,7 @@ import onnxruntime as ort
 from workers.bundle import Bundle, load_bundle
 from workers.errors import BundleError
 from workers.featurizer import Featurizer, PreparedText, ProductText
-from workers.taxonomy import Decision
+from workers.taxonomy import Decided, Decision
 
 FloatArray = npt.NDArray[np.float32]
 
@@ -158,14 +158,19 @@ class Classifier:
     def classify_prepared(self, prepared: Sequence[PreparedText]) -> list[Decision]:
         if not prepared:
             return []
+        return self.decide_prepared(prepared).decisions()
+
+    def decide_prepared(self, prepared: Sequence[PreparedText]) -> Decided:
+        """:meth:`classify_prepared` as arrays (:class:`~workers.taxonomy.Decided`), which
+        the worker encodes into events without building a tuple per decision."""
         probs = self.scores_prepared(prepared)
         t0 = time.perf_counter()
-        decisions = self.bundle.taxonomy.decode(probs, self.bundle.thresholds, self.top_k)
+        decided = self.bundle.taxonomy.decide(probs, self.bundle.thresholds, self.top_k)
         timings = self.last_timings
         self.last_timings = BatchTimings(
             timings.featurize_s, timings.inference_s, time.perf_counter() - t0
         )
-        return decisions
+        return decided
 
     def warm_up(self, sample: Sequence[ProductText] | None = None) -> None:
         """Run once so the first real batch does not pay for lazy initialisation."""

@@ -55,7 +55,6 @@ from workers.model import Classifier
 from workers.modelset import ModelSet, canary_routes
 from workers.modelwork import ModelResult, ModelWork
 from workers.shadow import ShadowJob
-from workers.taxonomy import Decision
 
 __all__ = ["Batch", "BatchPipeline", "Outcome", "review_reason"]
 
@@ -337,13 +336,14 @@ class BatchPipeline:
 
     def _classify(self, items: list[PreparedText], classifier: Classifier) -> ModelResult:
         """Decisions for ``items``; items the model fails on are bisected out as errors."""
-        decided: list[Decision | None] = [None] * len(items)
+        decided: list[DecisionJSON | None] = [None] * len(items)
         failed: dict[int, BaseException] = {}
+        encode = self._decisions.encode_decided
         stack = [(0, len(items))]
         while stack:
             lo, hi = stack.pop()
             try:
-                result = classifier.classify_prepared(items[lo:hi])
+                result = encode(classifier.decide_prepared(items[lo:hi]))
             except Exception as exc:
                 if hi - lo == 1:
                     failed[lo] = exc
@@ -361,8 +361,7 @@ class BatchPipeline:
             self.metrics.featurize_seconds.observe(t.featurize_s)
             self.metrics.inference_seconds.observe(t.inference_s)
             decided[lo:hi] = result
-        encode = self._decisions.encode
-        return [None if d is None else encode(d) for d in decided], failed
+        return decided, failed
 
     # ------------------------------------------------------------------ outputs
 

@@ -171,16 +171,19 @@ class Taxonomy:
         return np.add.reduceat(scores, starts, axis=1)
 
     def decode(self, scores: FloatArray, thresholds: Thresholds, top_k: int) -> list[Decision]:
-        """Decode a batch of leaf scores [B, leaves] (probabilities) into decisions.
+        """Decode a batch of leaf scores [B, leaves] (probabilities) into decisions: the
+        arrays of :meth:`decide`, as :class:`Decision` tuples."""
+        return self.decide(scores, thresholds, top_k).decisions()
+
+    def decide(self, scores: FloatArray, thresholds: Thresholds, top_k: int) -> Decided:
+        """The decisions of a batch of leaf scores [B, leaves], as arrays.
 
         Vectorized over the batch: the top-k come from ``k`` arg-max passes (ties go to
         the lower leaf index), every ancestor level is summed once with ``reduceat`` for
-        the items below the leaf threshold, answers are picked from precomputed ids and
-        paths by array indexing, and the result tuples are built by C-level iteration.
+        the items below the leaf threshold, and answers are picked from precomputed ids
+        and paths by array indexing.
         """
         batch, n = scores.shape
-        if batch == 0:
-            return []
         k = min(top_k, n)
         rows = np.arange(batch)
         top = np.empty((batch, k), dtype=np.intp)
@@ -225,23 +228,58 @@ class Taxonomy:
         backed[backed] = self._node_leaf_arr[node[backed]] != best[backed]
         answer_id = self._leaf_id_arr[best]
         answer_path = self._leaf_path_arr[best]
+        depth = self._leaf_len_arr[best]
         review = abstained.copy()
         if backed.any():
             nodes = node[backed]
             answer_id[backed] = self._node_id_arr[nodes]
             answer_path[backed] = self._node_path_arr[nodes]
+            depth[backed] = self._node_len_arr[nodes]
             review[backed] |= self._node_len_arr[nodes] < self._leaf_len_arr[best[backed]]
+        return Decided(
+            self, answer_id, answer_path, depth, chosen_score, abstained, review, best, top,
+            top_scores,
+        )  # fmt: skip
 
-        # Build the tuples with C-level iteration only (map/zip over lists).
+
+@dataclass(frozen=True, slots=True)
+class Decided:
+    """A batch's decisions as arrays (:meth:`Taxonomy.decide`), item ``i`` at index ``i``:
+    its answer's id, path and depth, confidence, flags, best leaf, and the top-k leaves
+    with their scores. :meth:`decisions` turns them into :class:`Decision` tuples; the
+    classify worker encodes its events from the arrays directly
+    (:meth:`workers.categorized.DecisionEncoder.encode_decided`)."""
+
+    taxonomy: Taxonomy
+    answer_id: npt.NDArray[np.object_]  # str
+    answer_path: npt.NDArray[np.object_]  # tuple[str, ...]
+    depth: npt.NDArray[np.intp]
+    confidence: npt.NDArray[np.float64]
+    abstained: npt.NDArray[np.bool_]
+    review: npt.NDArray[np.bool_]
+    best: npt.NDArray[np.intp]  # leaf index
+    top: npt.NDArray[np.intp]  # [B, k] leaf indexes, best first
+    top_scores: FloatArray  # [B, k]
+
+    def __len__(self) -> int:
+        return len(self.best)
+
+    def decisions(self) -> list[Decision]:
+        """One :class:`Decision` per item, built with C-level iteration only (map/zip over
+        lists)."""
+        if not len(self):
+            return []
+        tax = self.taxonomy
+        k = self.top.shape[1]
         new = tuple.__new__
         flat = list(
             map(
                 new,
                 repeat(Alternative),
                 zip(
-                    self._leaf_id_arr[top].ravel().tolist(),
-                    self._leaf_path_arr[top].ravel().tolist(),
-                    top_scores.ravel().tolist(),
+                    tax._leaf_id_arr[self.top].ravel().tolist(),
+                    tax._leaf_path_arr[self.top].ravel().tolist(),
+                    self.top_scores.ravel().tolist(),
                     strict=True,
                 ),
             )
@@ -252,13 +290,13 @@ class Taxonomy:
                 new,
                 repeat(Decision),
                 zip(
-                    answer_id.tolist(),
-                    answer_path.tolist(),
-                    chosen_score.tolist(),
+                    self.answer_id.tolist(),
+                    self.answer_path.tolist(),
+                    self.confidence.tolist(),
                     alternatives,
-                    abstained.tolist(),
-                    review.tolist(),
-                    best.tolist(),
+                    self.abstained.tolist(),
+                    self.review.tolist(),
+                    self.best.tolist(),
                     strict=True,
                 ),
             )

@@ -223,13 +223,13 @@ class _Flaky:
     def last_timings(self) -> Any:
         return self.inner.last_timings
 
-    def classify_prepared(self, items: list[Any]) -> list[Any]:
+    def decide_prepared(self, items: list[Any]) -> Any:
         """The worker hands prepared (normalized) texts to the model."""
         self.calls += 1
         bad = self.featurizer.prepare(ProductText(title=self.bad_title)).title
         if any(i.title == bad for i in items):
             raise FloatingPointError("model blew up")
-        return self.inner.classify_prepared(items)
+        return self.inner.decide_prepared(items)
 
 
 def test_model_failure_is_bisected_to_the_poison_item(

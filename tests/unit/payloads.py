@@ -1,10 +1,15 @@
-"""Encoded ``product.created`` payloads for the pipeline's unit tests."""
+"""Encoded ``product.created`` payloads and stand-in model answers for the pipeline's
+unit tests."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime
 
+import numpy as np
+
 from workers.events import Codec, ProductEvent
+from workers.taxonomy import Decided, Taxonomy, Thresholds
 
 
 def product_payloads(products: list[tuple[str, str]], codec: Codec) -> list[bytes]:
@@ -22,3 +27,13 @@ def product_payloads(products: list[tuple[str, str]], codec: Codec) -> list[byte
         )
         for i, (pid, title) in enumerate(products)
     ]
+
+
+def decided_as(paths: Sequence[tuple[str, ...]], confidence: float) -> Decided:
+    """What a stand-in model decides: item ``i`` is the leaf ``paths[i]`` with
+    ``confidence`` (a taxonomy of just those leaves; no back-off)."""
+    taxonomy = Taxonomy.from_unsorted(paths)
+    index = taxonomy.index()
+    scores = np.zeros((len(paths), len(taxonomy)), dtype=np.float32)
+    scores[np.arange(len(paths)), [index[p] for p in paths]] = confidence
+    return taxonomy.decide(scores, Thresholds(), top_k=1)

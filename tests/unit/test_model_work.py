@@ -18,14 +18,14 @@ import msgspec
 import pytest
 
 from export.datasets import load_dataset
-from tests.unit.payloads import product_payloads
+from tests.unit.payloads import decided_as, product_payloads
 from workers.events import Codec
 from workers.featurizer import Featurizer, FeaturizerSpec, PreparedText, ProductText
 from workers.metrics import ClassifyMetrics
 from workers.model import BatchTimings
 from workers.modelwork import MODEL_CHUNK
 from workers.pipeline import BatchPipeline, Outcome
-from workers.taxonomy import Alternative, Decision, category_id
+from workers.taxonomy import Decided
 
 N = 2 * MODEL_CHUNK + 177  # three chunks, the last one partial
 
@@ -48,16 +48,11 @@ class _Echo:
         self.poison = poison
         self.threads: list[str] = []
 
-    def classify_prepared(self, items: Sequence[PreparedText]) -> list[Decision]:
+    def decide_prepared(self, items: Sequence[PreparedText]) -> Decided:
         self.threads.append(threading.current_thread().name)
         if self.poison is not None and any(i.title == self.poison for i in items):
             raise FloatingPointError("model blew up")
-        out = []
-        for item in items:
-            path = ("Echo", item.title)
-            alt = Alternative(category_id(path), path, 0.9)
-            out.append(Decision(alt.category_id, path, 0.9, (alt,), False, False, 0))
-        return out
+        return decided_as([("Echo", item.title) for item in items], 0.9)
 
 
 def _payloads(titles: list[str]) -> list[bytes]:

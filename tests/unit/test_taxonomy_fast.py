@@ -12,6 +12,7 @@ import numpy.typing as npt
 import pytest
 
 from export.datasets import load_dataset
+from workers.categorized import DecisionEncoder
 from workers.taxonomy import Alternative, Decision, Taxonomy, Thresholds, category_id
 
 FloatArray = npt.NDArray[np.float32]
@@ -135,3 +136,23 @@ def test_top_k_ties_go_to_the_lower_leaf_index() -> None:
     (d,) = tax.decode(scores, Thresholds(leaf=0.3), top_k=3)
     assert [a.path for a in d.alternatives] == [("a", "y"), ("b", "z"), ("a", "x")]
     assert d.path == ("a", "y") and d.leaf_index == 1
+
+
+@pytest.mark.parametrize("thresholds", THRESHOLDS)
+@pytest.mark.parametrize("top_k", [1, 3])
+def test_encoding_from_the_arrays_is_byte_identical_to_encoding_each_decision(
+    bigbasket: Taxonomy, ragged: Taxonomy, thresholds: Thresholds, top_k: int
+) -> None:
+    """The worker encodes its events straight from :meth:`Taxonomy.decide`'s arrays; that
+    must give exactly what encoding each :class:`Decision` gives (ids, paths, every float's
+    text, flags), for leaf answers, back-offs and abstentions alike."""
+    for tax, seed in ((bigbasket, 11), (ragged, 12)):
+        scores = model_like_scores(400, len(tax), seed)
+        scores[:5] = 0.0  # no probability mass at all: everything abstains
+        scores[5, 0] = 1.0  # clamped at exactly 1.0
+        decided = tax.decide(scores, thresholds, top_k)
+        encoder, reference = DecisionEncoder(), DecisionEncoder()
+        assert encoder.encode_decided(decided) == [
+            reference.encode(d) for d in decided.decisions()
+        ]
+        assert encoder.encode_decided(tax.decide(scores[:0], thresholds, top_k)) == []
