@@ -16,6 +16,7 @@ from collections import Counter
 from pathlib import Path
 
 import numpy as np
+import onnx
 import pytest
 
 from export.train import Prepared, TrainConfig, prepare, run, to_text
@@ -77,6 +78,10 @@ def test_bundle_is_complete_and_verified(trained: tuple[str, Path]) -> None:
     assert (root / "report" / "coverage_precision.png").stat().st_size > 1000
     report = json.loads((root / "report" / "report.json").read_text())
     assert report["per_class"] and "baseline" in report
+    # Every embedding lookup reads its ids input directly (no negative-index arithmetic).
+    graph = onnx.load(str(bundle.model_path), load_external_data=False).graph
+    gathers = [n for n in graph.node if n.op_type == "Gather"]
+    assert gathers and {n.input[1] for n in gathers} == {"word_ids", "char_ids"}
 
 
 def test_scores_well_above_chance(trained: tuple[str, Path], prepared: Prepared) -> None:

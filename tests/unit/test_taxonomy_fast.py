@@ -152,7 +152,5 @@ def test_encoding_from_the_arrays_is_byte_identical_to_encoding_each_decision(
         scores[5, 0] = 1.0  # clamped at exactly 1.0
         decided = tax.decide(scores, thresholds, top_k)
         encoder, reference = DecisionEncoder(), DecisionEncoder()
-        assert encoder.encode_decided(decided) == [
-            reference.encode(d) for d in decided.decisions()
-        ]
+        assert encoder.encode_decided(decided) == [reference.encode(d) for d in decided.decisions()]
         assert encoder.encode_decided(tax.decide(scores[:0], thresholds, top_k)) == []
