@@ -478,16 +478,21 @@ def _ragged_arange(lengths: I64) -> I64:
     return np.arange(total, dtype=np.int64) - np.repeat(starts, lengths)
 
 
-def _scatter(items: I64, ids: I64, batch: int, width: int) -> I32:
+def _scatter(items: I64, ids: I32, batch: int, width: int) -> I32:
     """Rows of ``width`` ids per item (items sorted), in order, zero padded, truncated."""
     out = np.zeros((batch, width), dtype=np.int32)
     if len(ids) == 0:
         return out
     counts = np.bincount(items, minlength=batch)
     first = np.cumsum(counts) - counts
-    rank = np.arange(len(ids), dtype=np.int64) - first[items]
-    keep = rank < width
-    out.reshape(-1)[items[keep] * width + rank[keep]] = ids[keep]
+    at = np.arange(len(ids), dtype=np.int64)
+    at -= first[items]  # rank of each id within its item
+    if int(counts.max()) <= width:  # nothing to truncate (almost always)
+        at += items * width
+        out.reshape(-1)[at] = ids
+        return out
+    keep = at < width
+    out.reshape(-1)[items[keep] * width + at[keep]] = ids[keep]
     return out
 
 
@@ -606,7 +611,7 @@ class Featurizer:
             "char_ids": _scatter(char_items, char_ids, batch, spec.max_char_ids),
         }
 
-    def _word_ids(self, cps: npt.NDArray[np.uint32], tokens: _Tokens) -> tuple[I64, I64]:
+    def _word_ids(self, cps: npt.NDArray[np.uint32], tokens: _Tokens) -> tuple[I64, I32]:
         """(item, id) of every word n-gram, in priority order."""
         spec = self.spec
         n_tok = len(tokens.start)
@@ -633,9 +638,9 @@ class Featurizer:
             ids[:, spec.word_ngrams.index(n)] = column
         flat = ids.reshape(-1)
         nonzero = np.flatnonzero(flat)
-        return tokens.item[nonzero // ids.shape[1]], flat[nonzero].astype(np.int64)
+        return tokens.item[nonzero // ids.shape[1]], flat[nonzero]
 
-    def _char_ids(self, cps: npt.NDArray[np.uint32], tokens: _Tokens) -> tuple[I64, I64]:
+    def _char_ids(self, cps: npt.NDArray[np.uint32], tokens: _Tokens) -> tuple[I64, I32]:
         """(item, id) of every char n-gram, in priority order."""
         spec = self.spec
         keep = np.zeros(len(tokens.start), dtype=np.bool_)
@@ -644,8 +649,7 @@ class Featurizer:
         if spec.run_char_ngrams:
             keep |= tokens.cls == _RUN
         if not keep.any():
-            empty = np.zeros(0, dtype=np.int64)
-            return empty, empty
+            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int32)
         # Windows: word tokens padded with a space on each side, run tokens as they are.
         is_word_win = tokens.cls[keep] == _WORD
         pads = is_word_win.astype(np.int64)
@@ -690,7 +694,7 @@ class Featurizer:
         flat = ids.reshape(-1)
         nonzero = np.flatnonzero(flat)
         item = tokens.item[keep]
-        return item[win_of[nonzero // len(sizes)]], flat[nonzero].astype(np.int64)
+        return item[win_of[nonzero // len(sizes)]], flat[nonzero]
 
 
 def _prefix_hashes(values: U64) -> tuple[U64, U64]:
