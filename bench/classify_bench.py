@@ -472,7 +472,8 @@ def run_latency(
 
 STAGES = {
     "onnxruntime inference": "Session.run",
-    "taxonomy decode (Taxonomy.decode)": "Taxonomy.decode ",
+    "taxonomy decide (Taxonomy.decide)": "Taxonomy.decide ",
+    "decision JSON (DecisionEncoder.encode_decided)": "DecisionEncoder.encode_decided ",
     "featurize (Featurizer.transform_prepared)": "Featurizer.transform_prepared ",
     "normalize once per item (Featurizer.prepare)": "Featurizer.prepare ",
     "content hashes (cache keys)": "PreparedText.content_hash",

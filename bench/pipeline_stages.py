@@ -104,11 +104,11 @@ def main() -> int:
         return out
 
     probs = stage("onnxruntime run", run_model)
-    decisions = stage("taxonomy decode", lambda: [tax.decode(p, th, clf.top_k) for p in probs])
+    decided = stage("taxonomy decide", lambda: [tax.decide(p, th, clf.top_k) for p in probs])
     encoder = DecisionEncoder()
     encoded = stage(
-        "decision JSON (DecisionEncoder)",
-        lambda: [[encoder.encode(d) for d in b] for b in decisions],
+        "decision JSON (DecisionEncoder.encode_decided)",
+        lambda: [encoder.encode_decided(d) for d in decided],
     )
     stage("Redis values (encode_cached)", lambda: [[encode_cached(d) for d in b] for b in encoded])
 
@@ -128,7 +128,7 @@ def main() -> int:
         share = f"{100 * us / total:.0f}%" if "end to end" not in name else ""
         print(f"| {name} | {us:.2f} | {share} |")
     print(f"| sum of stages | {total:.2f} | |")
-    review = sum(d.needs_review for b in decisions for d in b)
+    review = sum(int(d.review.sum()) for d in decided)
     print(f"\nneeds_review: {review}/{n}")
     return 0
 
