@@ -2,7 +2,7 @@
 
 Consumer: manual commits of explicit offsets (no auto-commit, no offset store),
 ``cooperative-sticky`` assignment, bounded prefetch. Producer: idempotent,
-``acks=all``, lz4, a few ms of linger, bounded queue, and ``message.timeout.ms=0``
+``acks=all``, lz4, 1 ms of linger, bounded queue, and ``message.timeout.ms=0``
 so an unreachable broker means "keep retrying", never "drop". In exactly-once mode
 the producer is transactional with a ``transactional.id`` that is stable per worker
 instance, so a restarted worker fences its predecessor and aborts its open
@@ -35,6 +35,10 @@ CONSUMER_QUEUE_KBYTES = 32 * 1024
 """librdkafka prefetch queue bound (``queued.max.messages.kbytes``), for all partitions."""
 FETCH_MAX_BYTES = 16 * 1024 * 1024
 PRODUCER_QUEUE_KBYTES = 128 * 1024
+PRODUCER_LINGER_MS = 1
+"""The worker produces a batch's outputs in one burst, so waiting longer for more adds
+latency and batches nothing: 1 ms instead of 5 took 2-5 ms off p50 and p99 at 9,500
+events/s (four interleaved pairs of paced runs) at the same throughput and CPU."""
 SESSION_TIMEOUT_MS = 10_000
 STATS_INTERVAL_MS = 2_000
 TRANSACTION_TIMEOUT_MS = 30_000
@@ -100,7 +104,7 @@ def producer_config(
             "client.id": f"{settings.kafka.client_id}-classify-{instance}",
             "enable.idempotence": True,
             "acks": "all",
-            "linger.ms": 5,
+            "linger.ms": PRODUCER_LINGER_MS,
             "compression.type": "lz4",
             "batch.num.messages": 10_000,
             "batch.size": 1_000_000,
