@@ -78,7 +78,7 @@ def direct_gathers(proto: Any) -> Any:
         if source is None:
             continue
         rows = int(tables[node.input[0]].dims[0])
-        if _is_identity(proto, node.input[1], source, rows):
+        if _is_identity(proto, producer, node.input[1], source, rows):
             node.input[1] = source
             rewired = True
     if rewired:
@@ -102,13 +102,12 @@ def _index_source(name: str, producer: dict[str, Any], inputs: dict[str, Any]) -
     return found.pop() if len(found) == 1 else None
 
 
-def _is_identity(proto: Any, output: str, source: str, rows: int) -> bool:
+def _is_identity(proto: Any, producer: dict[str, Any], output: str, source: str, rows: int) -> bool:
     """Whether the subgraph from ``source`` to ``output`` maps every probe id to itself."""
     import onnxruntime as ort
     from onnx import TensorProto, helper
 
     graph = proto.graph
-    producer = {out: node for node in graph.node for out in node.output}
     initializers = {t.name: t for t in graph.initializer}
     nodes, used, stack = [], set(), [output]
     while stack:  # the nodes between source and output, backwards

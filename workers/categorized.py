@@ -43,6 +43,11 @@ _json = msgspec.json.encode
 _ID_HEAD: Final = b'["product.categorized",'
 _NULL_CLOSE: Final = b"null}"
 _HEADS_MAX: Final = 1 << 16
+# A decision's JSON fields, from per-category parts encoded once (DecisionEncoder).
+_HEAD: Final = b'"category_id":%s,"category_path":%s,"confidence":'
+_ALT: Final = b'{"category_id":%s,"category_path":%s,"score":'
+_FIELDS: Final = b'%s%s,"alternatives":[%s],"abstained":%s,"needs_review":%s'
+_FLAG: Final = (b"false", b"true")
 """Pre-encoded category heads kept (one per category seen; taxonomies are far smaller)."""
 
 
@@ -134,12 +139,9 @@ class DecisionEncoder:
             alt_id = leaf_ids[leaf]
             alt = alts.get(alt_id)
             if alt is None:
-                alt = alts[alt_id] = b'{"category_id":%s,"category_path":%s,"score":' % (
-                    _json(alt_id),
-                    _json(leaves[leaf]),
-                )
+                alt = alts[alt_id] = _ALT % (_json(alt_id), _json(leaves[leaf]))
             parts.append(alt + score + b"}")
-        paths = decided.answer_path
+        paths, head_t, fields_t, flag = decided.answer_path, _HEAD, _FIELDS, _FLAG
         out: list[DecisionJSON] = []
         for i, (cid, depth, abstained, review) in enumerate(
             zip(
@@ -152,16 +154,13 @@ class DecisionEncoder:
         ):
             head = heads.get(cid)
             if head is None:
-                head = heads[cid] = b'"category_id":%s,"category_path":%s,"confidence":' % (
-                    _json(cid),
-                    _json(paths[i]),
-                )
-            fields = b'%s%s,"alternatives":[%s],"abstained":%s,"needs_review":%s' % (
+                head = heads[cid] = head_t % (_json(cid), _json(paths[i]))
+            fields = fields_t % (
                 head,
                 confidence_json[i],
                 b",".join(parts[i * k : i * k + k]),
-                b"true" if abstained else b"false",
-                b"true" if review else b"false",
+                flag[abstained],
+                flag[review],
             )
             out.append(DecisionJSON(cid, confidence[i], depth, abstained, review, fields))
         return out
@@ -170,26 +169,20 @@ class DecisionEncoder:
         heads, alts = self._tables()
         head = heads.get(d.category_id)
         if head is None:
-            head = heads[d.category_id] = b'"category_id":%s,"category_path":%s,"confidence":' % (
-                _json(d.category_id),
-                _json(d.path),
-            )
+            head = heads[d.category_id] = _HEAD % (_json(d.category_id), _json(d.path))
         parts = []
         for a in d.alternatives:
             alt = alts.get(a.category_id)
             if alt is None:
-                alt = alts[a.category_id] = b'{"category_id":%s,"category_path":%s,"score":' % (
-                    _json(a.category_id),
-                    _json(a.path),
-                )
+                alt = alts[a.category_id] = _ALT % (_json(a.category_id), _json(a.path))
             parts.append(alt + _json(_clamp(a.score)) + b"}")
         confidence = _clamp(d.confidence)
-        fields = b'%s%s,"alternatives":[%s],"abstained":%s,"needs_review":%s' % (
+        fields = _FIELDS % (
             head,
             _json(confidence),
             b",".join(parts),
-            b"true" if d.abstained else b"false",
-            b"true" if d.needs_review else b"false",
+            _FLAG[d.abstained],
+            _FLAG[d.needs_review],
         )
         return DecisionJSON(
             d.category_id, confidence, len(d.path), d.abstained, d.needs_review, fields
