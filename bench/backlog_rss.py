@@ -39,7 +39,7 @@ from classify_bench import (
     worker_env,
 )
 
-from workers.events import ProductEvent
+from workers.core.events import ProductEvent
 
 REPO = Path(__file__).resolve().parents[1]
 

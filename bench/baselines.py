@@ -25,12 +25,12 @@ from typing import Any
 
 from confluent_kafka import Consumer, Producer, TopicPartition
 
-from workers.events import CategorizedEvent, Codec, derive_event_id
-from workers.featurizer import ProductText
-from workers.kafka_clients import consumer_config, producer_config
-from workers.model import Classifier
-from workers.settings import load_settings
-from workers.taxonomy import Decision
+from workers.core.events import CategorizedEvent, Codec, derive_event_id
+from workers.core.settings import load_settings
+from workers.inference.featurizer import ProductText
+from workers.inference.model import Classifier
+from workers.inference.taxonomy import Decision
+from workers.kafka.clients import consumer_config, producer_config
 
 
 def _event(product: Any, decision: Decision | None, version: str, h: str) -> CategorizedEvent:

@@ -44,9 +44,9 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
 from confluent_kafka.cimpl import NewTopic  # where it is typed; admin re-exports it
 
-from export.catalog import Example
-from export.datasets import load_dataset
-from workers.events import Codec, ProductEvent
+from export.data.catalog import Example
+from export.data.datasets import load_dataset
+from workers.core.events import Codec, ProductEvent
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt

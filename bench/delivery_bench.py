@@ -2,10 +2,10 @@
 
     python bench/delivery_bench.py --bundle DIR [--events 20000] [--repeat 3]
 
-Real catalog rows go through :class:`workers.pipeline.BatchPipeline` once (outside the
-timing); then :class:`workers.delivery.OutputSender` produces every outcome (categorized
+Real catalog rows go through :class:`workers.classify.pipeline.BatchPipeline` once (outside the
+timing); then :class:`workers.classify.delivery.OutputSender` produces every outcome (categorized
 event plus review copy) with the worker's producer configuration to throwaway topics on
-the local broker, tracked in an :class:`workers.offsets.OffsetTracker`, and serves the
+the local broker, tracked in an :class:`workers.kafka.offsets.OffsetTracker`, and serves the
 delivery reports until all are acknowledged. Figures are CPU µs per input event of the
 calling thread (``time.thread_time``: the ``produce`` calls, the delivery callbacks and
 the tracker, not librdkafka's own threads), best of ``--repeat``, so other jobs on the
@@ -32,14 +32,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from classify_bench import distinct_rows, payload
 
-from workers.delivery import OutputSender
-from workers.events import Codec
-from workers.kafka_clients import producer_config
-from workers.metrics import ClassifyMetrics
-from workers.model import Classifier
-from workers.offsets import OffsetTracker
-from workers.pipeline import BatchPipeline
-from workers.settings import Settings, TopicSettings
+from workers.classify.delivery import OutputSender
+from workers.classify.metrics import ClassifyMetrics
+from workers.classify.pipeline import BatchPipeline
+from workers.core.events import Codec
+from workers.core.settings import Settings, TopicSettings
+from workers.inference.model import Classifier
+from workers.kafka.clients import producer_config
+from workers.kafka.offsets import OffsetTracker
 
 REPO = Path(__file__).resolve().parents[1]
 

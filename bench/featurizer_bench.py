@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from workers.featurizer import Featurizer, ProductText
+from workers.inference.featurizer import Featurizer, ProductText
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -44,10 +44,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from classify_bench import add_service_args, worker_env
 
-from export.datasets import load_dataset
-from workers.bundle import load_bundle
-from workers.cache import decode_override, override_key
-from workers.events import CategorizedEvent, Codec, FeedbackEvent, ProductEvent, derive_event_id
+from export.data.datasets import load_dataset
+from workers.classify.cache import decode_override, override_key
+from workers.core.events import (
+    CategorizedEvent,
+    Codec,
+    FeedbackEvent,
+    ProductEvent,
+    derive_event_id,
+)
+from workers.inference.bundle import load_bundle
 
 REPO = Path(__file__).resolve().parents[1]
 PARTITIONS = 6

@@ -3,7 +3,7 @@
     python bench/pipeline_stages.py --bundle DIR [--events 20000] [--batch 1000] [--repeat 3]
 
 Real catalog rows (the same distinct rows as ``bench/classify_bench.py``) are encoded as
-``product.created`` payloads, then each stage of :class:`workers.pipeline.BatchPipeline`
+``product.created`` payloads, then each stage of :class:`workers.classify.pipeline.BatchPipeline`
 is timed separately over batches of ``--batch``, best of ``--repeat``, on one thread:
 JSON decode, normalization (``Featurizer.prepare``), content hashes, featurization,
 the onnxruntime run, taxonomy decoding, the Redis value encoding, and building plus
@@ -29,13 +29,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from classify_bench import distinct_rows, payload
 
-from workers.cache import encode_cached
-from workers.categorized import DecisionEncoder, EventWriter
-from workers.events import Codec
-from workers.featurizer import ProductText
-from workers.metrics import ClassifyMetrics
-from workers.model import Classifier
-from workers.pipeline import BatchPipeline, Outcome
+from workers.classify.cache import encode_cached
+from workers.classify.categorized import DecisionEncoder, EventWriter
+from workers.classify.metrics import ClassifyMetrics
+from workers.classify.pipeline import BatchPipeline, Outcome
+from workers.core.events import Codec
+from workers.inference.featurizer import ProductText
+from workers.inference.model import Classifier
 
 REPO = Path(__file__).resolve().parents[1]
 

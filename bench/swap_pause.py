@@ -41,12 +41,12 @@ from confluent_kafka.cimpl import NewTopic
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from export.datasets import load_dataset  # noqa: E402
-from workers.bundle import write_manifest  # noqa: E402
-from workers.classify import ClassifyWorker  # noqa: E402
-from workers.events import CategorizedEvent, Codec, ProductEvent  # noqa: E402
-from workers.models_admin import ModelAdmin  # noqa: E402
-from workers.settings import Settings  # noqa: E402
+from export.data.datasets import load_dataset  # noqa: E402
+from workers.classify.worker import ClassifyWorker  # noqa: E402
+from workers.core.events import CategorizedEvent, Codec, ProductEvent  # noqa: E402
+from workers.core.settings import Settings  # noqa: E402
+from workers.inference.bundle import write_manifest  # noqa: E402
+from workers.lifecycle.admin import ModelAdmin  # noqa: E402
 
 PARTITIONS = 3
 CODEC = Codec(1 << 20)

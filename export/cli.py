@@ -9,13 +9,13 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
-from export.datasets import train_defaults
+from export.data.datasets import train_defaults
 from export.errors import ExportError
-from export.hyper import ARCHITECTURES, DEFAULT_CANDIDATES, Hyper, parse_candidate
-from export.train import TrainConfig, run
-from workers.bundle import load_bundle, pack_bundle
-from workers.featurizer import FeaturizerSpec
-from workers.settings import Settings
+from export.training.hyper import ARCHITECTURES, DEFAULT_CANDIDATES, Hyper, parse_candidate
+from export.training.train import TrainConfig, run
+from workers.core.settings import Settings
+from workers.inference.bundle import load_bundle, pack_bundle
+from workers.inference.featurizer import FeaturizerSpec
 
 log = logging.getLogger("prodcat.train")
 
@@ -30,7 +30,7 @@ def _known_candidate(name: str) -> bool:
 
 def train_config(args: argparse.Namespace, settings: Settings) -> TrainConfig:
     """The ``prodcat train`` flags as a config; a registry dataset's
-    :class:`~export.datasets.TrainDefaults` fill the flags not given."""
+    :class:`~export.data.datasets.TrainDefaults` fill the flags not given."""
     defaults = train_defaults(args.data)
     if defaults.describe():
         log.info(

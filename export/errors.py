@@ -1,6 +1,6 @@
 """The exception tree of the ``export`` (offline training) package.
 
-:class:`ExportError` derives from :class:`workers.errors.ProdcatError`, so one
+:class:`ExportError` derives from :class:`workers.core.errors.ProdcatError`, so one
 ``except ProdcatError`` still catches everything prodcat raises on purpose.
 """
 
@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from workers.errors import ProdcatError
+from workers.core.errors import ProdcatError
 
 
 class ExportError(ProdcatError):

@@ -30,14 +30,14 @@ import pytest
 import redis
 from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
 
-from export.catalog import Example
-from export.datasets import load_dataset
+from export.data.catalog import Example
+from export.data.datasets import load_dataset
 from tests.integration.conftest import TopicFactory
-from workers.classify import ClassifyWorker
-from workers.events import CategorizedEvent, Codec, ProductEvent
-from workers.featurizer import ProductText
-from workers.model import Classifier
-from workers.settings import Settings
+from workers.classify.worker import ClassifyWorker
+from workers.core.events import CategorizedEvent, Codec, ProductEvent
+from workers.core.settings import Settings
+from workers.inference.featurizer import ProductText
+from workers.inference.model import Classifier
 
 REPO = Path(__file__).resolve().parents[2]
 TRAIN_ROWS = 4000

@@ -21,9 +21,9 @@ import redis
 from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from export.catalog import Example
-from workers.connectivity import check_kafka, check_redis
-from workers.errors import ServiceUnavailableError
+from export.data.catalog import Example
+from workers.core.errors import ServiceUnavailableError
+from workers.process.connectivity import check_kafka, check_redis
 
 if TYPE_CHECKING:
     from tests.integration.classify_support import Setup

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from workers.bundle import MODEL_FILE, write_manifest
+from workers.inference.bundle import MODEL_FILE, write_manifest
 
 OUTPUT_WEIGHTS_SUFFIX = "probs_1/Cast/ReadVariableOp:0"  # the fasttext output layer [2*dim, leaves]
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from export.catalog import Example
+from export.data.catalog import Example
 from tests.integration.classify_support import (
     Setup,
     WorkerProcess,
@@ -23,7 +23,7 @@ from tests.integration.classify_support import (
     read_all,
     wait_for,
 )
-from workers.events import ProductEvent
+from workers.core.events import ProductEvent
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from export.catalog import Example
+from export.data.catalog import Example
 from tests.integration.classify_support import (
     Setup,
     categorized,

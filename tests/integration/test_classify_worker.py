@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import redis
 
-from export.catalog import Example
+from export.data.catalog import Example
 from tests.integration.classify_support import (
     PARTITIONS,
     Record,
@@ -28,8 +28,10 @@ from tests.integration.classify_support import (
     running_worker,
     wait_for,
 )
-from workers.cache import override_key
-from workers.events import (
+from workers.classify.cache import override_key
+from workers.classify.metrics import ClassifyMetrics
+from workers.classify.pipeline import BatchPipeline
+from workers.core.events import (
     DLQ_ERROR_CLASS,
     DLQ_ERROR_FIELD,
     DLQ_SOURCE_OFFSET,
@@ -38,10 +40,8 @@ from workers.events import (
     DLQ_WORKER,
     Codec,
 )
-from workers.featurizer import ProductText
-from workers.metrics import ClassifyMetrics
-from workers.model import Classifier
-from workers.pipeline import BatchPipeline
+from workers.inference.featurizer import ProductText
+from workers.inference.model import Classifier
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

@@ -12,15 +12,15 @@ import pytest
 import redis
 from confluent_kafka.admin import AdminClient
 
-from export.datasets import load_dataset
+from export.data.datasets import load_dataset
 from tests.integration.classify_support import read_all
 from tests.integration.conftest import TopicFactory
-from workers import cli
-from workers.cache import override_key
-from workers.demo import execute, print_summary
-from workers.demo_feedback import Correction, CorrectionPath
-from workers.events import Codec, FeedbackEvent
-from workers.settings import load_settings
+from workers.classify.cache import override_key
+from workers.cli import main as cli
+from workers.core.events import Codec, FeedbackEvent
+from workers.core.settings import load_settings
+from workers.demo.feedback import Correction, CorrectionPath
+from workers.demo.run import execute, print_summary
 
 COUNT = 60
 CORRECTIONS = 2

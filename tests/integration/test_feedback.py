@@ -27,7 +27,7 @@ import pytest
 import redis
 from prometheus_client.parser import text_string_to_metric_families
 
-from export.catalog import Example
+from export.data.catalog import Example
 from tests.integration.classify_support import (
     CODEC,
     PARTITIONS,
@@ -42,9 +42,8 @@ from tests.integration.classify_support import (
     wait_for,
 )
 from tests.integration.conftest import TopicFactory
-from workers.bundle import load_bundle
-from workers.cache import decode_override, override_key
-from workers.events import (
+from workers.classify.cache import decode_override, override_key
+from workers.core.events import (
     DLQ_ERROR_CLASS,
     DLQ_ERROR_FIELD,
     DLQ_SOURCE_OFFSET,
@@ -56,10 +55,11 @@ from workers.events import (
     ProductEvent,
     derive_event_id,
 )
-from workers.featurizer import ProductText
+from workers.core.settings import Settings
 from workers.feedback.app import FeedbackApp
-from workers.model import Classifier
-from workers.settings import Settings
+from workers.inference.bundle import load_bundle
+from workers.inference.featurizer import ProductText
+from workers.inference.model import Classifier
 
 pytestmark = [pytest.mark.integration]
 

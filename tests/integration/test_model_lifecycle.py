@@ -20,7 +20,7 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from export.catalog import Example
+from export.data.catalog import Example
 from tests.integration.classify_support import (
     CATEGORIZED,
     Setup,
@@ -35,16 +35,16 @@ from tests.integration.classify_support import (
     wait_for,
 )
 from tests.integration.model_lifecycle_support import corrupt_bundle, derive_bundle
-from workers.bundle import load_bundle, verify_manifest
-from workers.classify import ClassifyWorker
-from workers.control import ControlWriter
-from workers.errors import BundleError, ConfigError
-from workers.events import CategorizedEvent, ModelLiveEvent, utc_now
-from workers.featurizer import Featurizer
-from workers.gate import GateRefusedError
-from workers.model import Classifier
-from workers.models_admin import ModelAdmin, check_bundle, published_event
-from workers.modelset import canary_point
+from workers.classify.worker import ClassifyWorker
+from workers.core.errors import BundleError, ConfigError
+from workers.core.events import CategorizedEvent, ModelLiveEvent, utc_now
+from workers.inference.bundle import load_bundle, verify_manifest
+from workers.inference.featurizer import Featurizer
+from workers.inference.model import Classifier
+from workers.lifecycle.admin import ModelAdmin, check_bundle, published_event
+from workers.lifecycle.control import ControlWriter
+from workers.lifecycle.gate import GateRefusedError
+from workers.lifecycle.modelset import canary_point
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

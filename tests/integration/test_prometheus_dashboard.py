@@ -29,7 +29,7 @@ import pytest
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
-from export.catalog import Example
+from export.data.catalog import Example
 from tests.integration.classify_support import (
     PARTITIONS,
     Setup,

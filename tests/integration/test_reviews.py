@@ -4,7 +4,7 @@ One small bundle is trained on a seeded slice of ``online_shopping_10_cats``
 (the same ``prodcat train`` pipeline as for catalogs: featurizer, TensorFlow,
 two candidates and their ensemble, ONNX bundle), then held-out real reviews
 are classified through the serving code and judged by
-:func:`workers.reviews.check_review`. No Kafka here.
+:func:`workers.inference.reviews.check_review`. No Kafka here.
 """
 
 from __future__ import annotations
@@ -13,13 +13,13 @@ from pathlib import Path
 
 import pytest
 
-from export.catalog import Example
-from export.hyper import Hyper
-from export.train import TrainConfig, prepare, run, to_text
-from workers.bundle import load_bundle
-from workers.featurizer import FeaturizerSpec
-from workers.model import Classifier
-from workers.reviews import ReviewCheck, check_review
+from export.data.catalog import Example
+from export.training.hyper import Hyper
+from export.training.train import TrainConfig, prepare, run, to_text
+from workers.inference.bundle import load_bundle
+from workers.inference.featurizer import FeaturizerSpec
+from workers.inference.model import Classifier
+from workers.inference.reviews import ReviewCheck, check_review
 
 pytestmark = pytest.mark.slow
 

@@ -24,7 +24,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from export.catalog import Example
+from export.data.catalog import Example
 from tests.integration.classify_support import (
     Setup,
     WorkerProcess,
@@ -36,10 +36,10 @@ from tests.integration.classify_support import (
     wait_for,
 )
 from tests.integration.conftest import TopicFactory
-from workers.cache import ResultCache
-from workers.connectivity import check_kafka, check_redis
-from workers.errors import ServiceUnavailableError
-from workers.settings import RedisSettings, Settings
+from workers.classify.cache import ResultCache
+from workers.core.errors import ServiceUnavailableError
+from workers.core.settings import RedisSettings, Settings
+from workers.process.connectivity import check_kafka, check_redis
 
 REDIS_USER = "prodcat-worker"
 REDIS_PASSWORD = f"redis-pw-{uuid.uuid4().hex}"
@@ -236,8 +236,8 @@ BUNDLE_SUFFIXES = {".onnx", ".json", ".md", ".png"}  # model, metadata/manifest,
 
 def test_bundles_are_onnx_and_json_and_verified(classify_bundle: Path, tmp_path: Path) -> None:
     """A trained bundle holds no pickles, and a file slipped into it is refused at load."""
-    from workers.bundle import load_bundle
-    from workers.errors import BundleError
+    from workers.core.errors import BundleError
+    from workers.inference.bundle import load_bundle
 
     files = [p for p in classify_bundle.rglob("*") if p.is_file()]
     assert {p.suffix for p in files} <= BUNDLE_SUFFIXES, sorted({p.suffix for p in files})

@@ -21,8 +21,8 @@ import redis
 from confluent_kafka import Consumer, Producer
 
 from tests.integration.conftest import TopicFactory
-from workers.connectivity import check_kafka, check_redis
-from workers.errors import ServiceUnavailableError
+from workers.core.errors import ServiceUnavailableError
+from workers.process.connectivity import check_kafka, check_redis
 
 pytestmark = pytest.mark.integration
 

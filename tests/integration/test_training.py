@@ -19,11 +19,11 @@ import numpy as np
 import onnx
 import pytest
 
-from export.train import Prepared, TrainConfig, prepare, run, to_text
-from workers.bundle import load_bundle
-from workers.errors import BundleError
-from workers.featurizer import FeaturizerSpec
-from workers.model import Classifier
+from export.training.train import Prepared, TrainConfig, prepare, run, to_text
+from workers.core.errors import BundleError
+from workers.inference.bundle import load_bundle
+from workers.inference.featurizer import FeaturizerSpec
+from workers.inference.model import Classifier
 
 pytestmark = pytest.mark.slow
 
@@ -32,7 +32,7 @@ ROWS = 6000
 
 
 def _train(data_dir: Path, out: Path, dataset: str, rows: int) -> Path:
-    from export.networks import Hyper
+    from export.training.networks import Hyper
 
     config = TrainConfig(
         data=(dataset,),
@@ -124,8 +124,8 @@ def test_serving_process_never_imports_tensorflow(
     _, root = trained
     code = (
         "import sys, json\n"
-        "from workers.model import Classifier\n"
-        "from workers.featurizer import ProductText\n"
+        "from workers.inference.model import Classifier\n"
+        "from workers.inference.featurizer import ProductText\n"
         f"c = Classifier.from_path(__import__('pathlib').Path({str(root)!r}))\n"
         "d = c.classify([ProductText(title='Aashirvaad Whole Wheat Atta 5 kg', brand='Aashirvaad'),"
         " ProductText(title='Apple iPhone 6 (A1586) 16GB 金色 移动联通电信4G手机')])\n"
@@ -206,7 +206,7 @@ def test_tampered_bundle_is_refused(trained: tuple[str, Path], tmp_path: Path) -
 def test_unsupported_featurizer_spec_is_refused(trained: tuple[str, Path], tmp_path: Path) -> None:
     import shutil
 
-    from workers.bundle import write_manifest
+    from workers.inference.bundle import write_manifest
 
     _, root = trained
     copy = tmp_path / "copy"

@@ -13,10 +13,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from export.datasets import load_dataset
-from export.hyper import Hyper
-from export.train import to_text
-from workers.featurizer import Featurizer, FeaturizerSpec
+from export.data.datasets import load_dataset
+from export.training.hyper import Hyper
+from export.training.train import to_text
+from workers.inference.featurizer import Featurizer, FeaturizerSpec
 
 pytestmark = pytest.mark.slow
 
@@ -42,9 +42,9 @@ def _onnx_probs(path: Path, feeds: dict[str, np.ndarray]) -> np.ndarray:
 def test_charcnn_and_ensemble_keep_parity_after_serving_prep_and_onnx(
     data_dir: Path, tmp_path: Path
 ) -> None:
-    from export.fit import fit
-    from export.networks import average, build, for_serving
-    from export.onnx_export import parity, to_onnx
+    from export.training.fit import fit
+    from export.training.networks import average, build, for_serving
+    from export.training.onnx_export import parity, to_onnx
 
     rows, _ = load_dataset("myntra_styles", data_dir, limit=700)
     labels = sorted({e.path for e in rows})

@@ -8,8 +8,8 @@ from datetime import UTC, datetime
 
 import numpy as np
 
-from workers.events import Codec, ProductEvent
-from workers.taxonomy import Decided, Taxonomy, Thresholds
+from workers.core.events import Codec, ProductEvent
+from workers.inference.taxonomy import Decided, Taxonomy, Thresholds
 
 
 def product_payloads(products: list[tuple[str, str]], codec: Codec) -> list[bytes]:

@@ -9,7 +9,7 @@ import hiredis
 import msgspec
 import pytest
 
-from workers.cache import (
+from workers.classify.cache import (
     CircuitBreaker,
     ResultCache,
     _read_replies,
@@ -17,9 +17,9 @@ from workers.cache import (
     encode_cached,
     pack_sets,
 )
-from workers.categorized import DecisionEncoder, DecisionJSON
-from workers.settings import RedisSettings
-from workers.taxonomy import Alternative, Decision
+from workers.classify.categorized import DecisionEncoder, DecisionJSON
+from workers.core.settings import RedisSettings
+from workers.inference.taxonomy import Alternative, Decision
 
 ENTRIES = [
     ("9f2c" * 8, b"\x96\xb0plain value"),

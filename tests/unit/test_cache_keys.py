@@ -5,7 +5,7 @@ import json
 import msgspec
 import pytest
 
-from workers.cache import (
+from workers.classify.cache import (
     CircuitBreaker,
     Override,
     ResultCache,
@@ -15,9 +15,9 @@ from workers.cache import (
     override_key,
     result_key,
 )
-from workers.categorized import DecisionEncoder, DecisionJSON
-from workers.settings import RedisSettings
-from workers.taxonomy import Alternative, Decision, category_id
+from workers.classify.categorized import DecisionEncoder, DecisionJSON
+from workers.core.settings import RedisSettings
+from workers.inference.taxonomy import Alternative, Decision, category_id
 
 
 def test_key_formats() -> None:

@@ -14,15 +14,15 @@ from typing import Any
 import msgspec
 import pytest
 
-from export.datasets import load_dataset
+from export.data.datasets import load_dataset
 from tests.unit.payloads import decided_as, product_payloads
-from workers.events import CategorizedEvent, Codec
-from workers.featurizer import Featurizer, FeaturizerSpec, PreparedText
-from workers.metrics import ClassifyMetrics
-from workers.model import BatchTimings
-from workers.modelset import ModelSet, canary_point, canary_routes
-from workers.pipeline import BatchPipeline
-from workers.taxonomy import Decided, Decision
+from workers.classify.metrics import ClassifyMetrics
+from workers.classify.pipeline import BatchPipeline
+from workers.core.events import CategorizedEvent, Codec
+from workers.inference.featurizer import Featurizer, FeaturizerSpec, PreparedText
+from workers.inference.model import BatchTimings
+from workers.inference.taxonomy import Decided, Decision
+from workers.lifecycle.modelset import ModelSet, canary_point, canary_routes
 
 N_PRODUCTS = 10_000
 

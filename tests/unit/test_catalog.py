@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from export.catalog import (
+from export.data.catalog import (
     Example,
     LoadReport,
     load_catalog_file,
@@ -19,7 +19,7 @@ from export.catalog import (
     split_path,
 )
 from export.errors import DataError, ExportError
-from workers.errors import ProdcatError
+from workers.core.errors import ProdcatError
 
 HEADER = "product_id,title,description,brand,attributes,category_path,updated_at\n"
 

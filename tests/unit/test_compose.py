@@ -13,7 +13,7 @@ import pytest
 import yaml
 from pydantic import BaseModel
 
-from workers.settings import Settings
+from workers.core.settings import Settings
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = REPO_ROOT / "docker-compose.yml"
@@ -113,7 +113,9 @@ def test_every_prodcat_variable_is_a_setting(services: dict[str, dict[str, Any]]
     for name, service in services.items():
         for var in _environment(service):
             if var.startswith("PRODCAT_"):
-                assert var in known, f"{name}: {var} is not a field of workers.settings.Settings"
+                assert var in known, (
+                    f"{name}: {var} is not a field of workers.core.settings.Settings"
+                )
 
 
 def test_workers_reach_the_compose_services(services: dict[str, dict[str, Any]]) -> None:

@@ -3,7 +3,7 @@
 ``EXPECTED_METRICS`` is the one list of metric names (as scraped, e.g. ``_total``,
 ``_bucket``) that the dashboard and the alert rules may use, by component:
 
-* ``classify``: exported by :class:`workers.metrics.ClassifyMetrics` today; checked here
+* ``classify``: exported by :class:`workers.classify.metrics.ClassifyMetrics` today; checked here
   against its registry and, in tests/integration/test_dashboard_live.py, against the
   /metrics of a running classify worker.
 * ``model_lifecycle`` (classify workers) and ``feedback`` (the feedback app): declared
@@ -24,7 +24,7 @@ from typing import Any
 
 from prometheus_client.metrics_core import Metric
 
-from workers.metrics import ClassifyMetrics
+from workers.classify.metrics import ClassifyMetrics
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 GRAFANA = REPO_ROOT / "deploy" / "grafana"
@@ -58,7 +58,7 @@ EXPECTED_METRICS: dict[str, tuple[str, ...]] = {
         "prodcat_commits_total",
         "prodcat_model_info",
     ),
-    # Classify worker, model lifecycle (workers/metrics.py LifecycleMetrics).
+    # Classify worker, model lifecycle (workers/classify/metrics.py LifecycleMetrics).
     "model_lifecycle": (
         "prodcat_model_served_total",  # counter {version, role}: outputs per version
         "prodcat_model_swaps_total",  # counter {version}: model set switched in

@@ -12,12 +12,12 @@ from pathlib import Path
 
 import pytest
 
-from export.catalog import Example, LoadReport
-from export.cn_lines import CnLineError, is_breadcrumb, parse_line
-from export.datasets import DATASETS, load_dataset, train_defaults
+from export.data.catalog import Example, LoadReport
+from export.data.cn_lines import CnLineError, is_breadcrumb, parse_line
+from export.data.datasets import DATASETS, load_dataset, train_defaults
+from export.data.sources import SOURCES, fingerprint, source_for, verify
 from export.errors import DataError, ExportError
-from export.sources import SOURCES, fingerprint, source_for, verify
-from export.train import TrainConfig
+from export.training.train import TrainConfig
 
 TAG = re.compile(r"<[^<>]*>")
 
@@ -241,10 +241,10 @@ def test_fingerprint_depends_on_content_and_order() -> None:
 
 def test_registry_defaults_fill_only_the_flags_not_given(tmp_path: Path) -> None:
     from export.cli import train_config
-    from export.hyper import DEFAULT_CANDIDATES, Hyper
-    from workers.cli import build_parser
-    from workers.featurizer import FeaturizerSpec
-    from workers.settings import Settings
+    from export.training.hyper import DEFAULT_CANDIDATES, Hyper
+    from workers.cli.main import build_parser
+    from workers.core.settings import Settings
+    from workers.inference.featurizer import FeaturizerSpec
 
     def config(*flags: str) -> TrainConfig:
         args = build_parser().parse_args(["train", *flags, "--out", str(tmp_path)])
@@ -274,7 +274,7 @@ def test_registry_defaults_fill_only_the_flags_not_given(tmp_path: Path) -> None
 
 
 def test_candidate_names_carry_a_seed_offset() -> None:
-    from export.hyper import parse_candidate
+    from export.training.hyper import parse_candidate
 
     assert parse_candidate("twotower") == ("twotower", 0)
     assert parse_candidate("fasttext@2") == ("fasttext", 2)

@@ -9,11 +9,11 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, Histogram, generate_latest
 
-from workers.delivery import METRICS_BATCH, OutputSender, observe_all
-from workers.metrics import ClassifyMetrics
-from workers.offsets import OffsetTracker
-from workers.pipeline import Outcome
-from workers.settings import TopicSettings
+from workers.classify.delivery import METRICS_BATCH, OutputSender, observe_all
+from workers.classify.metrics import ClassifyMetrics
+from workers.classify.pipeline import Outcome
+from workers.core.settings import TopicSettings
+from workers.kafka.offsets import OffsetTracker
 
 BUCKETS = (0.001, 0.01, 0.1, 1.0, 10.0)
 

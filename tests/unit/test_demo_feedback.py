@@ -8,9 +8,9 @@ from pathlib import Path
 
 from jsonschema import Draft202012Validator
 
-from export.datasets import load_dataset
-from workers.demo_feedback import Correction, feedback_events
-from workers.events import Codec, FeedbackEvent
+from export.data.datasets import load_dataset
+from workers.core.events import Codec, FeedbackEvent
+from workers.demo.feedback import Correction, feedback_events
 
 SCHEMA = Path(__file__).resolve().parents[2] / "schemas" / "category.feedback.v1.schema.json"
 

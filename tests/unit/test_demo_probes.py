@@ -7,13 +7,13 @@ import math
 import numpy as np
 import pytest
 
-from workers.demo_probes import (
+from workers.classify.metrics import ClassifyMetrics
+from workers.demo.probes import (
     WorkerFigures,
     histogram_quantile,
     lag_by_partition,
     parse_worker_metrics,
 )
-from workers.metrics import ClassifyMetrics
 
 
 def test_quantile_interpolates_inside_the_bucket() -> None:

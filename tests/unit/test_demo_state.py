@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from export.datasets import load_dataset
-from workers.demo import Demo
-from workers.demo_data import Row
-from workers.events import CategorizedEvent
-from workers.settings import load_settings
+from export.data.datasets import load_dataset
+from workers.core.events import CategorizedEvent
+from workers.core.settings import load_settings
+from workers.demo.data import Row
+from workers.demo.run import Demo
 
 NOW = datetime(2026, 11, 29, 2, 30, tzinfo=UTC)
 

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from export.datasets import load_dataset
-from workers.demo_view import (
+from export.data.datasets import load_dataset
+from workers.demo.view import (
     ELLIPSIS,
     SampleRow,
     TerminalView,

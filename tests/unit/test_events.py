@@ -1,4 +1,5 @@
-"""The msgspec codec in workers/events.py: examples, round trips, and errors that name the field."""
+"""The msgspec codec in workers/core/events.py: examples, round trips, and errors that name
+the field."""
 
 from __future__ import annotations
 
@@ -10,8 +11,8 @@ from typing import Any
 import msgspec
 import pytest
 
-from workers.errors import InvalidEventError, PayloadTooLargeError
-from workers.events import (
+from workers.core.errors import InvalidEventError, PayloadTooLargeError
+from workers.core.events import (
     DLQ_ERROR_CLASS,
     DLQ_ERROR_FIELD,
     DLQ_ERROR_MESSAGE,

@@ -11,9 +11,9 @@ import jsonschema
 import msgspec
 import pytest
 
-from export.datasets import load_dataset
-from workers.events import Alternative, CategorizedEvent, Codec, derive_event_id
-from workers.taxonomy import category_id
+from export.data.datasets import load_dataset
+from workers.core.events import Alternative, CategorizedEvent, Codec, derive_event_id
+from workers.inference.taxonomy import category_id
 
 CODEC = Codec()
 REASONS = [

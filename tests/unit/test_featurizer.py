@@ -1,7 +1,7 @@
-"""workers.featurizer: spec, hashing, batch transform, content hash.
+"""workers.inference.featurizer: spec, hashing, batch transform, content hash.
 
 The golden vectors pin the exact ids. If one of them fails, the model input has
-changed: bump ``workers.featurizer.VERSION`` (old bundles must then be rejected)
+changed: bump ``workers.inference.featurizer.VERSION`` (old bundles must then be rejected)
 instead of editing the expected numbers.
 
 ``_reference_ids`` re-implements the algorithm of the module docstring in plain
@@ -24,8 +24,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from workers.errors import BundleError
-from workers.featurizer import (
+from workers.core.errors import BundleError
+from workers.inference.featurizer import (
     RUN_RANGES,
     SUPPORTED,
     Featurizer,
@@ -559,7 +559,7 @@ def _data_dir() -> Path:
 _CHILD = r"""
 import csv, hashlib, itertools, sys
 from pathlib import Path
-from workers.featurizer import Featurizer, FeaturizerSpec, FieldLimits, ProductText
+from workers.inference.featurizer import Featurizer, FeaturizerSpec, FieldLimits, ProductText
 items = [
     ProductText("Apple iPhone 13 (128GB) - Blue", brand="Apple", attributes={"colour": "blue"}),
     ProductText("小米 充电宝 10000mAh", description="<p>轻薄 &amp; 快充</p>"),
@@ -622,7 +622,7 @@ def test_same_ids_across_processes_on_real_rows() -> None:
 
 def test_imports_only_numpy_and_stdlib() -> None:
     code = (
-        "import sys, workers.featurizer\n"
+        "import sys, workers.inference.featurizer\n"
         "heavy = sorted(m for m in sys.modules if m.split('.')[0] in "
         "('tensorflow', 'keras', 'onnxruntime', 'pydantic', 'msgspec'))\n"
         "print(heavy)"

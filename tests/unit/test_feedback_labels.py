@@ -5,9 +5,9 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from pathlib import Path
 
-from export.catalog import load_catalog_file
-from export.train import merge_labels
-from workers.events import Codec, FeedbackEvent
+from export.data.catalog import load_catalog_file
+from export.training.train import merge_labels
+from workers.core.events import Codec, FeedbackEvent
 from workers.feedback.outputs import label_event
 from workers.feedback.state import OverrideState, StoredText
 

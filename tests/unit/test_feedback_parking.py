@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 import msgspec
 import pytest
 
-from workers.events import Codec, FeedbackEvent
+from workers.core.events import Codec, FeedbackEvent
 from workers.feedback.parking import ParkedIndex, expire, park
 from workers.feedback.policy import (
     UnknownCategoryError,
@@ -25,7 +25,7 @@ from workers.feedback.state import (
     decode_state,
     encode_state,
 )
-from workers.taxonomy import Taxonomy
+from workers.inference.taxonomy import Taxonomy
 
 ATTA = ("Grocery & Gourmet Foods", "Staples", "Atta & Flours")
 RICE = ("Grocery & Gourmet Foods", "Staples", "Rice & Rice Products")

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 import msgspec
 import pytest
 
-from workers.events import FeedbackEvent
+from workers.core.events import FeedbackEvent
 from workers.feedback.policy import (
     Policy,
     UnknownCategoryError,
@@ -25,7 +25,7 @@ from workers.feedback.state import (
     decode_state,
     encode_state,
 )
-from workers.taxonomy import Taxonomy
+from workers.inference.taxonomy import Taxonomy
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 ATTA = ("Grocery & Gourmet Foods", "Staples", "Atta & Flours")

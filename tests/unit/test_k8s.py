@@ -25,7 +25,7 @@ import yaml
 from pydantic import SecretStr
 
 from tests.unit.test_compose import _setting_env_names
-from workers.settings import Settings
+from workers.core.settings import Settings
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 K8S = REPO_ROOT / "deploy" / "k8s"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from export import metrics
+from export.evaluation import metrics
 
 
 def test_hierarchical_prf_hand_computed() -> None:

@@ -10,12 +10,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import workers.model as model_module
-from export.datasets import load_dataset
-from workers.bundle import Bundle
-from workers.featurizer import FeaturizerSpec, ProductText
-from workers.model import RUN_SLICE, Classifier
-from workers.taxonomy import Taxonomy, Thresholds
+import workers.inference.model as model_module
+from export.data.datasets import load_dataset
+from workers.inference.bundle import Bundle
+from workers.inference.featurizer import FeaturizerSpec, ProductText
+from workers.inference.model import RUN_SLICE, Classifier
+from workers.inference.taxonomy import Taxonomy, Thresholds
 
 onnx = pytest.importorskip("onnx")
 helper, TensorProto = onnx.helper, onnx.TensorProto

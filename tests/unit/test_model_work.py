@@ -17,15 +17,15 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from export.datasets import load_dataset
+from export.data.datasets import load_dataset
 from tests.unit.payloads import decided_as, product_payloads
-from workers.events import Codec
-from workers.featurizer import Featurizer, FeaturizerSpec, PreparedText, ProductText
-from workers.metrics import ClassifyMetrics
-from workers.model import BatchTimings
-from workers.modelwork import MODEL_CHUNK
-from workers.pipeline import BatchPipeline, Outcome
-from workers.taxonomy import Decided
+from workers.classify.metrics import ClassifyMetrics
+from workers.classify.modelwork import MODEL_CHUNK
+from workers.classify.pipeline import BatchPipeline, Outcome
+from workers.core.events import Codec
+from workers.inference.featurizer import Featurizer, FeaturizerSpec, PreparedText, ProductText
+from workers.inference.model import BatchTimings
+from workers.inference.taxonomy import Decided
 
 N = 2 * MODEL_CHUNK + 177  # three chunks, the last one partial
 

@@ -9,20 +9,20 @@ from pathlib import Path
 
 import pytest
 
-from workers.bundle import Bundle, verify_manifest, write_manifest
-from workers.control import ControlState
-from workers.errors import BundleError, ConfigError, InvalidEventError
-from workers.events import Codec, ModelLiveEvent, ModelPublishedEvent, model_version_key
-from workers.featurizer import FeaturizerSpec
-from workers.gate import GateRefusedError, GateResult, judge, weighted_f1
-from workers.modelstore import (
+from workers.core.errors import BundleError, ConfigError, InvalidEventError
+from workers.core.events import Codec, ModelLiveEvent, ModelPublishedEvent, model_version_key
+from workers.inference.bundle import Bundle, verify_manifest, write_manifest
+from workers.inference.featurizer import FeaturizerSpec
+from workers.inference.taxonomy import Taxonomy, Thresholds
+from workers.lifecycle.control import ControlState
+from workers.lifecycle.gate import GateRefusedError, GateResult, judge, weighted_f1
+from workers.lifecycle.store import (
     DirectoryStore,
     StoreUnavailableError,
     VersionConflictError,
     open_store,
 )
-from workers.swap import Wanted
-from workers.taxonomy import Taxonomy, Thresholds
+from workers.lifecycle.swap import Wanted
 
 NOW = datetime(2026, 11, 29, 3, 0, tzinfo=UTC)
 
@@ -192,7 +192,7 @@ def test_gate_result_boundary_is_inclusive() -> None:
 
 
 def test_cli_parses_the_lifecycle_commands() -> None:
-    from workers.cli import build_parser
+    from workers.cli.main import build_parser
 
     parser = build_parser()
     args = parser.parse_args(["publish", "var/bundles/v2", "--live", "--holdout", "h.jsonl"])

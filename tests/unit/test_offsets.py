@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from workers.offsets import OffsetOrderError, OffsetTracker, Pending
+from workers.kafka.offsets import OffsetOrderError, OffsetTracker, Pending
 
 T = "product.created"
 

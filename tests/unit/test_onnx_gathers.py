@@ -1,4 +1,4 @@
-"""``export.onnx_export.direct_gathers``: an embedding lookup reads its ids input directly
+"""``export.training.onnx_export.direct_gathers``: an embedding lookup reads its ids input directly
 only where the index arithmetic in between is the identity on every id the featurizer
 produces (tf2onnx's negative-index wrap), and the model's outputs do not change."""
 
@@ -8,7 +8,7 @@ import numpy as np
 import onnxruntime as ort
 from onnx import ModelProto, TensorProto, helper, numpy_helper
 
-from export.onnx_export import direct_gathers
+from export.training.onnx_export import direct_gathers
 
 ROWS, DIM = 50, 4
 

@@ -11,20 +11,20 @@ from typing import Any
 import msgspec
 import pytest
 
-from workers.cache import Override, decode_cached, encode_cached
-from workers.categorized import DecisionEncoder, EventWriter
-from workers.events import (
+from workers.classify.cache import Override, decode_cached, encode_cached
+from workers.classify.categorized import DecisionEncoder, EventWriter
+from workers.classify.metrics import ClassifyMetrics
+from workers.classify.pipeline import BatchPipeline, Outcome, review_reason
+from workers.core.events import (
     Alternative,
     CategorizedEvent,
     Codec,
     ProductEvent,
     derive_event_id,
 )
-from workers.metrics import ClassifyMetrics
-from workers.modelset import ModelSet
-from workers.pipeline import BatchPipeline, Outcome, review_reason
-from workers.taxonomy import Alternative as Scored
-from workers.taxonomy import Decision
+from workers.inference.taxonomy import Alternative as Scored
+from workers.inference.taxonomy import Decision
+from workers.lifecycle.modelset import ModelSet
 
 NOW = datetime(2026, 11, 29, 3, 4, 5, 678901, tzinfo=UTC)
 VERSION = "bigbasket-20261129013611-fdf4f956"

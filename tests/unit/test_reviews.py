@@ -1,4 +1,4 @@
-"""workers.reviews on real review rows and the real cn_ecommerce category tree.
+"""workers.inference.reviews on real review rows and the real cn_ecommerce category tree.
 
 The predictions are built by hand here (the integration test
 tests/integration/test_reviews.py gets them from a trained bundle), so each rule
@@ -12,11 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from export.catalog import Example
-from export.cn_lines import load_category_names
-from export.datasets import load_dataset
-from workers.reviews import CN_ECOMMERCE_MAP, check_review, product_review_category
-from workers.taxonomy import Alternative, Decision
+from export.data.catalog import Example
+from export.data.cn_lines import load_category_names
+from export.data.datasets import load_dataset
+from workers.inference.reviews import CN_ECOMMERCE_MAP, check_review, product_review_category
+from workers.inference.taxonomy import Alternative, Decision
 
 FRUIT = ("食品饮料、保健食品", "生鲜食品、熟食", "水果")
 PHONE = ("手机", "手机通讯", "手机")

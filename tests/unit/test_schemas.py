@@ -1,4 +1,5 @@
-"""The JSON Schema files in schemas/ are valid, documented, and cannot drift from workers/events.py.
+"""The JSON Schema files in schemas/ are valid, documented, and cannot drift from
+workers/core/events.py.
 
 Drift is checked two ways: structurally (msgspec's generated schema of each Struct against the file:
 property names, required sets, enum/const values, types, constraints, defaults) and behaviourally
@@ -22,8 +23,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from jsonschema import Draft202012Validator, FormatChecker
 
-from workers.errors import InvalidEventError
-from workers.events import (
+from workers.core.errors import InvalidEventError
+from workers.core.events import (
     DLQ_HEADERS,
     EVENT_SCHEMAS,
     CategorizedEvent,

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from workers.cache import _redis_client
-from workers.httpserver import HealthServer
-from workers.kafka_clients import consumer_config, producer_config
-from workers.settings import Settings
+from workers.classify.cache import _redis_client
+from workers.core.settings import Settings
+from workers.kafka.clients import consumer_config, producer_config
+from workers.process.httpserver import HealthServer
 
 SASL_PASSWORD = "sasl-Secret-4f1d9c"
 KEY_PASSWORD = "key-Secret-77ab20"

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from workers.cli import build_parser, settings_from
-from workers.settings import Settings, load_settings, settings_rows
+from workers.cli.main import build_parser, settings_from
+from workers.core.settings import Settings, load_settings, settings_rows
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 
@@ -63,5 +63,5 @@ def test_readme_documents_every_setting() -> None:
     text = README.read_text(encoding="utf-8")
     missing = [env for env, _, _ in settings_rows() if f"`{env}`" not in text]
     assert not missing, (
-        f"README.md configuration table lacks {missing}; run python -m workers.settings"
+        f"README.md configuration table lacks {missing}; run python -m workers.core.settings"
     )

@@ -13,9 +13,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from export.catalog import Example
-from export.datasets import load_dataset
-from export.splits import Split, bucket, deduplicate, group_key, grouped_split
+from export.data.catalog import Example
+from export.data.datasets import load_dataset
+from export.data.splits import Split, bucket, deduplicate, group_key, grouped_split
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -120,8 +120,8 @@ def test_describe_is_plain_json() -> None:
 
 _SCRIPT = """
 import hashlib, json, random
-from export.catalog import Example
-from export.splits import grouped_split
+from export.data.catalog import Example
+from export.data.splits import grouped_split
 rng = random.Random(3)
 rows = [Example(product_id=str(i), title=f"item {rng.randrange(400)} {'xyz'[i % 3]}",
                 path=("A",), source="t") for i in range(2000)]

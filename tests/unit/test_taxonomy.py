@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from export.thresholds import NEVER, choose_thresholds
-from workers.taxonomy import Taxonomy, Thresholds, category_id, parse_path
+from export.training.thresholds import NEVER, choose_thresholds
+from workers.inference.taxonomy import Taxonomy, Thresholds, category_id, parse_path
 
 LEAVES = [
     ("Beauty & Hygiene", "Hair Care", "Shampoo & Conditioner"),

@@ -11,9 +11,9 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 
-from export.datasets import load_dataset
-from workers.categorized import DecisionEncoder
-from workers.taxonomy import Alternative, Decision, Taxonomy, Thresholds, category_id
+from export.data.datasets import load_dataset
+from workers.classify.categorized import DecisionEncoder
+from workers.inference.taxonomy import Alternative, Decision, Taxonomy, Thresholds, category_id
 
 FloatArray = npt.NDArray[np.float32]
 

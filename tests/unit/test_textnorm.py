@@ -1,4 +1,4 @@
-"""workers.textnorm: normalize() and title_key()."""
+"""workers.inference.textnorm: normalize() and title_key()."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from workers.textnorm import normalize, title_key
+from workers.inference.textnorm import normalize, title_key
 
 
 @pytest.mark.parametrize(

@@ -1,4 +1,4 @@
-"""workers/topics.py: the README topic table, and ensure_topics against a fake admin."""
+"""workers/kafka/topics.py: the README topic table, and ensure_topics against a fake admin."""
 
 from __future__ import annotations
 
@@ -11,10 +11,10 @@ from typing import Any, ClassVar
 import pytest
 from confluent_kafka import KafkaError, KafkaException
 
-import workers.topics as topics_mod
-from workers.errors import ConfigError, ProdcatError, ServiceUnavailableError
-from workers.settings import Settings
-from workers.topics import DAY_MS, TopicSpec, ensure_topics, topic_specs
+import workers.kafka.topics as topics_mod
+from workers.core.errors import ConfigError, ProdcatError, ServiceUnavailableError
+from workers.core.settings import Settings
+from workers.kafka.topics import DAY_MS, TopicSpec, ensure_topics, topic_specs
 
 README = Path(__file__).resolve().parents[2] / "schemas" / "README.md"
 

@@ -15,9 +15,10 @@ from pathlib import Path
 import pytest
 from confluent_kafka import KafkaError, TopicPartition
 
-from workers.deadletter import dead_letter_record
-from workers.errors import InvalidEventError, PayloadTooLargeError
-from workers.events import (
+from workers.classify.metrics import ClassifyMetrics
+from workers.classify.partitions import PartitionOwner
+from workers.core.errors import InvalidEventError, PayloadTooLargeError
+from workers.core.events import (
     DLQ_ATTEMPT,
     DLQ_ERROR_CLASS,
     DLQ_ERROR_FIELD,
@@ -26,13 +27,12 @@ from workers.events import (
     DLQ_SOURCE_TOPIC,
     DLQ_WORKER,
 )
-from workers.httpserver import HealthServer
-from workers.kafka_clients import consumer_config, parse_stats, producer_config
-from workers.lifecycle import install_stop_signals
-from workers.metrics import ClassifyMetrics
-from workers.offsets import OffsetTracker
-from workers.partitions import PartitionOwner
-from workers.settings import Settings
+from workers.core.settings import Settings
+from workers.kafka.clients import consumer_config, parse_stats, producer_config
+from workers.kafka.deadletter import dead_letter_record
+from workers.kafka.offsets import OffsetTracker
+from workers.process.httpserver import HealthServer
+from workers.process.signals import install_stop_signals
 
 
 def test_dead_letter_record_keeps_original_and_adds_headers() -> None:
@@ -278,7 +278,7 @@ def test_periodic_commit_is_async_and_failed_commit_is_retried() -> None:
 def test_classify_without_bundle_fails_cleanly(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
-    from workers.cli import main
+    from workers.cli.main import main
 
     monkeypatch.delenv("PRODCAT_MODEL_BUNDLE", raising=False)
     monkeypatch.setenv("PRODCAT_MODEL_STORE", str(tmp_path / "no-store"))  # nothing to serve

@@ -43,19 +43,16 @@ import msgspec
 import redis
 import redis.asyncio as aioredis
 
-from workers.bundle import load_bundle
-from workers.cache import override_key
-from workers.connectivity import redact_url
-from workers.deadletter import dead_letter_record, log_dead_letter
-from workers.errors import InvalidEventError, ProdcatError
-from workers.events import (
+from workers.classify.cache import override_key
+from workers.core.errors import InvalidEventError, ProdcatError
+from workers.core.events import (
     CategorizedEvent,
     Codec,
     FeedbackEvent,
     derive_event_id,
     utc_now,
 )
-from workers.featurizer import Featurizer, ProductText
+from workers.core.settings import Settings
 from workers.feedback.metrics import FeedbackMetrics, QualityCollector, Snapshot
 from workers.feedback.outputs import label_event, override_event, override_value
 from workers.feedback.parking import ParkedIndex, expire, park
@@ -84,10 +81,13 @@ from workers.feedback.state import (
     text_of,
 )
 from workers.feedback.tables import RAW, FeedbackTables
-from workers.httpserver import HealthServer
-from workers.settings import Settings
-from workers.taxonomy import format_path
-from workers.topics import ensure_topics, topic_specs
+from workers.inference.bundle import load_bundle
+from workers.inference.featurizer import Featurizer, ProductText
+from workers.inference.taxonomy import format_path
+from workers.kafka.deadletter import dead_letter_record, log_dead_letter
+from workers.kafka.topics import ensure_topics, topic_specs
+from workers.process.connectivity import redact_url
+from workers.process.httpserver import HealthServer
 
 __all__ = ["FeedbackApp", "OutputError"]
 

@@ -6,7 +6,7 @@ there until compaction runs; the dump keeps only the newest per product, by
 ``label_time``). Each line is a ``category.label`` event, which ``prodcat train --labels
 FILE`` reads as a catalog row (``product_id``, ``title``, ``description``, ``brand``,
 ``attributes``, ``category_path``, ``label_time``); newer labels win over older catalog
-labels of the same product (``export.train.merge_labels``).
+labels of the same product (``export.training.train.merge_labels``).
 """
 
 from __future__ import annotations
@@ -19,9 +19,9 @@ from typing import IO
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, TopicPartition
 
-from workers.errors import InvalidEventError, ServiceUnavailableError
-from workers.events import Codec, LabelEvent
-from workers.settings import Settings
+from workers.core.errors import InvalidEventError, ServiceUnavailableError
+from workers.core.events import Codec, LabelEvent
+from workers.core.settings import Settings
 
 __all__ = ["dump_labels", "read_labels"]
 

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from workers.cache import encode_override
-from workers.events import (
+from workers.classify.cache import encode_override
+from workers.core.events import (
     CategorizedEvent,
     FeedbackEvent,
     LabelEvent,
@@ -17,7 +17,7 @@ from workers.events import (
     override_categorized,
 )
 from workers.feedback.state import OverrideState, StoredText
-from workers.taxonomy import category_id
+from workers.inference.taxonomy import category_id
 
 __all__ = ["label_event", "override_event", "override_value"]
 

@@ -1,6 +1,6 @@
 """Who is trusted, when a correction becomes an override, and what is invalid. Pure code.
 
-Rules (settings in :class:`workers.settings.FeedbackSettings`):
+Rules (settings in :class:`workers.core.settings.FeedbackSettings`):
 
 * **Trusted** feedback: a source listed in ``PRODCAT_FEEDBACK_TRUSTED_SOURCES`` (moderators
   by default), or a merchant correcting its *own* product (its ``seller_id`` equals the
@@ -30,8 +30,9 @@ from typing import Literal
 
 import msgspec
 
-from workers.errors import InvalidEventError
-from workers.events import FeedbackEvent
+from workers.core.errors import InvalidEventError
+from workers.core.events import FeedbackEvent
+from workers.core.settings import FeedbackSettings
 from workers.feedback.state import (
     MAX_VOTES,
     OverrideState,
@@ -39,8 +40,7 @@ from workers.feedback.state import (
     Vote,
     actor_of,
 )
-from workers.settings import FeedbackSettings
-from workers.taxonomy import Taxonomy, format_path
+from workers.inference.taxonomy import Taxonomy, format_path
 
 __all__ = [
     "Effect",

@@ -15,8 +15,8 @@ from typing import Any, Final
 import faust
 import redis.asyncio as aioredis
 
-from workers.errors import ConfigError, ProdcatError
-from workers.settings import KafkaSettings, RedisSettings, Settings
+from workers.core.errors import ConfigError, ProdcatError
+from workers.core.settings import KafkaSettings, RedisSettings, Settings
 
 __all__ = [
     "async_redis",
@@ -78,8 +78,8 @@ def live_bundle_path(settings: Settings) -> Path:
     """PRODCAT_MODEL_BUNDLE if set, else the live version of the model store."""
     if settings.model.bundle is not None:
         return settings.model.bundle
-    from workers.control import read_control
-    from workers.modelstore import open_store
+    from workers.lifecycle.control import read_control
+    from workers.lifecycle.store import open_store
 
     try:
         version = read_control(settings).live_version

@@ -21,7 +21,7 @@ from typing import Final
 
 import msgspec
 
-from workers.events import FeedbackEvent, ProductEvent
+from workers.core.events import FeedbackEvent, ProductEvent
 
 __all__ = [
     "MAX_PARKED",

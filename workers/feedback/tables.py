@@ -17,7 +17,8 @@ from typing import Any
 import faust
 import msgspec
 
-from workers.events import CategorizedEvent
+from workers.core.events import CategorizedEvent
+from workers.core.settings import FeedbackSettings
 from workers.feedback.policy import Effect
 from workers.feedback.quality import (
     Counts,
@@ -31,7 +32,6 @@ from workers.feedback.quality import (
     window_key,
 )
 from workers.feedback.state import Prediction, ProductState, decode_state, encode_state
-from workers.settings import FeedbackSettings
 
 __all__ = ["RAW", "FeedbackTables"]
 

@@ -1,0 +1,1 @@
+"""Offline data: the catalog data model and loaders, the dataset registry, sources, splits."""

@@ -1,0 +1,1 @@
+"""Offline evaluation of exported bundles: metrics, the TF-IDF baseline, reports."""

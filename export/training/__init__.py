@@ -1,0 +1,1 @@
+"""Offline training: hyper-parameters, networks, the fit loop, thresholds, ONNX export."""

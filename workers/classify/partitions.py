@@ -1,0 +1,151 @@
+"""Which input partitions a classify worker owns, and committing their offsets.
+
+:class:`PartitionOwner` holds the consumer's rebalance, commit, statistics and error
+callbacks. With ``cooperative-sticky`` assignment partitions come and go
+incrementally:
+
+* on assign, they join :attr:`PartitionOwner.assigned`;
+* on revoke (at-least-once mode), every produced output is flushed first, then the
+  committable offsets of the revoked partitions are committed synchronously, then
+  the tracker forgets them and their lag series is removed;
+* on lost (the group moved on without us), they are forgotten without committing:
+  the new owner reprocesses from the last commit.
+
+:meth:`PartitionOwner.commit` commits the tracker's committable offsets (periodically
+and asynchronously from the loop; synchronously on revoke and on stop). An async
+commit that fails puts its offsets back up for the next commit.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+from confluent_kafka import KafkaError, KafkaException, TopicPartition
+
+from workers.classify.metrics import ClassifyMetrics
+from workers.kafka.clients import parse_stats
+from workers.kafka.offsets import OffsetTracker, TopicPartitionKey
+
+__all__ = ["PartitionOwner", "fmt_partitions"]
+
+log = logging.getLogger(__name__)
+
+
+def fmt_partitions(keys: list[TopicPartitionKey]) -> str:
+    return ", ".join(f"{t}[{p}]" for t, p in sorted(keys)) or "nothing"
+
+
+class PartitionOwner:
+    """Rebalance, commit, stats and error callbacks of the worker's consumer."""
+
+    def __init__(
+        self,
+        tracker: OffsetTracker,
+        metrics: ClassifyMetrics,
+        *,
+        exactly_once: bool,
+        flush: Callable[[float], bool],
+        flush_timeout_s: float,
+        on_unassign: Callable[[list[TopicPartitionKey]], None],
+    ) -> None:
+        self.tracker = tracker
+        self.metrics = metrics
+        self.exactly_once = exactly_once
+        self._flush = flush
+        self._flush_timeout_s = flush_timeout_s
+        self._on_unassign = on_unassign
+        self.consumer: Any = None
+        self.assigned: set[TopicPartitionKey] = set()
+        self.brokers_up = False
+        self.fatal: BaseException | None = None
+
+    # ------------------------------------------------------------------ rebalance callbacks
+
+    def on_assign(self, consumer: Any, partitions: list[TopicPartition]) -> None:
+        keys = [(p.topic, p.partition) for p in partitions]
+        self.metrics.rebalances.labels("assign").inc()
+        self.assigned.update(keys)
+        self.brokers_up = True
+        self.metrics.assigned_partitions.set(len(self.assigned))
+        log.info("assigned %s", fmt_partitions(keys))
+
+    def on_revoke(self, consumer: Any, partitions: list[TopicPartition]) -> None:
+        keys = [(p.topic, p.partition) for p in partitions]
+        self.metrics.rebalances.labels("revoke").inc()
+        if not self.exactly_once:
+            self._flush(time.monotonic() + self._flush_timeout_s)
+            self.commit(asynchronous=False, only=keys)
+            self.tracker.forget(keys)
+        self._unassign(keys)
+        log.info("revoked %s", fmt_partitions(keys))
+
+    def on_lost(self, consumer: Any, partitions: list[TopicPartition]) -> None:
+        keys = [(p.topic, p.partition) for p in partitions]
+        self.metrics.rebalances.labels("lost").inc()
+        self.tracker.forget(keys)
+        self._unassign(keys)
+        log.warning("lost %s (not committing; the new owner reprocesses)", fmt_partitions(keys))
+
+    def _unassign(self, keys: list[TopicPartitionKey]) -> None:
+        self._on_unassign(keys)
+        self.assigned.difference_update(keys)
+        self.metrics.forget_partitions(keys)
+        self.metrics.assigned_partitions.set(len(self.assigned))
+
+    # ------------------------------------------------------------------ client callbacks
+
+    def on_error(self, err: KafkaError) -> None:
+        if err.code() == KafkaError._ALL_BROKERS_DOWN:
+            self.brokers_up = False
+        if err.fatal():
+            log.error("fatal Kafka client error: %s", err)
+            self.fatal = KafkaException(err)
+        else:
+            log.warning("Kafka: %s", err)
+
+    def on_stats(self, raw: str) -> None:
+        try:
+            stats = parse_stats(raw)
+        except (ValueError, KeyError, TypeError):
+            return
+        self.brokers_up = stats.brokers_up > 0
+        for (topic, partition), lag in stats.lag.items():
+            if (topic, partition) in self.assigned:
+                self.metrics.set_lag(topic, partition, lag)
+
+    def on_commit(self, err: Any, partitions: list[TopicPartition]) -> None:
+        failed = [(p.topic, p.partition) for p in partitions if p.error is not None]
+        if err is not None or failed:
+            self.metrics.commits.labels("error").inc()
+            keys = failed or [(p.topic, p.partition) for p in partitions]
+            self.tracker.reset_committed(keys)
+            log.warning("offset commit failed for %s: %s", keys, err)
+
+    # ------------------------------------------------------------------ commits
+
+    def commit(self, *, asynchronous: bool, only: list[TopicPartitionKey] | None = None) -> None:
+        """Commit the committable offsets (of ``only`` if given). A synchronous commit also
+        repeats offsets already sent asynchronously: those may still be in flight."""
+        if self.consumer is None or self.exactly_once:
+            return
+        force = not asynchronous
+        tracker = self.tracker
+        offsets = (
+            tracker.committable(force=force)
+            if only is None
+            else tracker.committable_for(only, force=force)
+        )
+        if not offsets:
+            return
+        tps = [TopicPartition(t, p, o) for (t, p), o in offsets.items()]
+        try:
+            self.consumer.commit(offsets=tps, asynchronous=asynchronous)
+        except KafkaException as exc:
+            self.metrics.commits.labels("error").inc()
+            log.warning("offset commit of %s failed: %s", fmt_partitions(list(offsets)), exc)
+            return
+        tracker.mark_committed(offsets)
+        self.metrics.commits.labels("async" if asynchronous else "sync").inc()

@@ -1,0 +1,243 @@
+"""The one settings object for every prodcat process.
+
+Values come from (highest wins): CLI flags, environment variables with the
+``PRODCAT_`` prefix, a ``.env`` file, then the defaults below. Nested sections
+use a single underscore after the section name, for example
+``PRODCAT_KAFKA_BOOTSTRAP`` or ``PRODCAT_REDIS_URL``. Every field is listed in
+the README's configuration table; ``tests/unit/test_settings.py`` keeps the two
+in step.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class KafkaSettings(_Section):
+    """Connection to the Kafka cluster, shared by every client prodcat opens."""
+
+    bootstrap: str = Field("127.0.0.1:9092", description="Comma-separated bootstrap servers.")
+    client_id: str = Field("prodcat", description="Client id prefix sent to the broker.")
+    security_protocol: SecurityProtocol = Field("PLAINTEXT", description="Kafka security protocol.")
+    sasl_mechanism: str | None = Field(None, description="SASL mechanism, e.g. SCRAM-SHA-512.")
+    sasl_username: str | None = Field(None, description="SASL user name.")
+    sasl_password: SecretStr | None = Field(None, description="SASL password (secret).")
+    ssl_ca_location: Path | None = Field(None, description="CA bundle for SSL.")
+    ssl_certificate_location: Path | None = Field(None, description="Client certificate (PEM).")
+    ssl_key_location: Path | None = Field(None, description="Client private key (PEM).")
+    ssl_key_password: SecretStr | None = Field(None, description="Client key password (secret).")
+    partitions: int = Field(6, ge=1, description="Partitions for topics prodcat creates.")
+    replication_factor: int = Field(1, ge=1, description="Replication factor for created topics.")
+
+    def librdkafka(self) -> dict[str, Any]:
+        """Connection keys in librdkafka (confluent-kafka) form. Contains secrets: never log it."""
+        conf: dict[str, Any] = {
+            "bootstrap.servers": self.bootstrap,
+            "security.protocol": self.security_protocol,
+        }
+        optional: dict[str, Any] = {
+            "sasl.mechanism": self.sasl_mechanism,
+            "sasl.username": self.sasl_username,
+            "sasl.password": self.sasl_password.get_secret_value() if self.sasl_password else None,
+            "ssl.ca.location": str(self.ssl_ca_location) if self.ssl_ca_location else None,
+            "ssl.certificate.location": (
+                str(self.ssl_certificate_location) if self.ssl_certificate_location else None
+            ),
+            "ssl.key.location": str(self.ssl_key_location) if self.ssl_key_location else None,
+            "ssl.key.password": (
+                self.ssl_key_password.get_secret_value() if self.ssl_key_password else None
+            ),
+        }
+        conf.update({k: v for k, v in optional.items() if v is not None})
+        return conf
+
+
+class TopicSettings(_Section):
+    """Topic names. The contracts behind them are described in ``schemas/README.md``."""
+
+    product_created: str = Field("product.created", description="Input: new products.")
+    product_updated: str = Field("product.updated", description="Input: changed products.")
+    categorized: str = Field("product.categorized", description="Output: one event per input.")
+    review: str = Field("product.review", description="Output: low-confidence items for people.")
+    dead_letter: str = Field("prodcat.dead-letter", description="Bad input, with error headers.")
+    feedback: str = Field("category.feedback", description="Corrections and user signals.")
+    labels: str = Field("category.labels", description="Training labels from feedback.")
+    models: str = Field("prodcat.models", description="Compacted control topic: live model.")
+
+
+class RedisSettings(_Section):
+    """The Redis used for the result cache and the override table."""
+
+    url: str = Field("redis://127.0.0.1:6379/0", description="Redis URL (redis:// or rediss://).")
+    password: SecretStr | None = Field(None, description="Redis AUTH password (secret).")
+    username: str | None = Field(None, description="Redis ACL user name.")
+    key_prefix: str = Field("prodcat", description="Prefix for every key prodcat writes.")
+    cache_ttl_s: int = Field(7 * 24 * 3600, ge=1, description="TTL of cached results, seconds.")
+    socket_timeout_s: float = Field(0.5, gt=0, description="Per-command timeout, seconds.")
+    ssl_ca_certs: Path | None = Field(None, description="CA bundle for rediss:// URLs.")
+
+    def client_options(self) -> dict[str, Any]:
+        """AUTH and TLS keyword arguments for ``redis.Redis.from_url`` (sync or asyncio).
+        Contains the password: never log it."""
+        options: dict[str, Any] = {}
+        if self.password is not None:
+            options["password"] = self.password.get_secret_value()
+        if self.username is not None:
+            options["username"] = self.username
+        if self.ssl_ca_certs is not None and self.url.startswith("rediss://"):
+            options["ssl_ca_certs"] = str(self.ssl_ca_certs)
+        return options
+
+
+class ModelSettings(_Section):
+    """Where the model comes from and how its answers are used."""
+
+    bundle: Path | None = Field(None, description="Local bundle directory to serve at start-up.")
+    store: Path = Field(Path("var/models"), description="Model store root (versioned bundles).")
+    top_k: int = Field(3, ge=1, le=20, description="Alternatives in each categorized event.")
+    intra_op_threads: int = Field(1, ge=1, description="onnxruntime intra-op threads.")
+    gate_metric: str = Field(
+        "weighted_f1", description="Stored evaluation figure the promotion gate compares."
+    )
+    gate_tolerance: float = Field(
+        0.01, ge=0, le=1, description="Largest drop of that figure a promotion may have."
+    )
+
+
+class MetricsSettings(_Section):
+    """The embedded HTTP server for /metrics, /healthz and /readyz."""
+
+    host: str = Field("127.0.0.1", description="Bind address of the metrics/health server.")
+    port: int = Field(9108, ge=0, le=65535, description="Port; 0 disables the server.")
+
+
+class ClassifySettings(_Section):
+    """The classify worker's loop."""
+
+    group_id: str = Field("prodcat-classify", description="Consumer group of classify workers.")
+    batch_max: int = Field(3000, ge=1, description="Most messages per batch.")
+    batch_timeout_ms: int = Field(
+        5, ge=1, description="After a batch's first message, the longest wait for more, ms."
+    )
+    overlap_min_batch: int = Field(
+        1000,
+        ge=1,
+        description="Batches this large overlap their model run with the next batch.",
+    )
+    max_payload_bytes: int = Field(65536, ge=256, description="Larger messages are dead-lettered.")
+    drain_timeout_s: float = Field(20.0, gt=0, description="SIGTERM drain budget, seconds.")
+    exactly_once: bool = Field(False, description="Transactional producer, offsets in the txn.")
+    max_in_flight: int = Field(20000, ge=1, description="Bound on unacknowledged outputs.")
+    switch_interval_ms: float = Field(
+        1.0, gt=0, le=100, description="Python's thread switch interval in the worker, ms."
+    )
+
+
+class FeedbackSettings(_Section):
+    """The faust feedback app."""
+
+    app_id: str = Field("prodcat-feedback", description="Faust app id (its consumer group).")
+    trusted_sources: tuple[str, ...] = Field(
+        ("moderator",), description="Sources whose correction is an override at once."
+    )
+    merchant_own_products: bool = Field(True, description="A merchant is trusted on own items.")
+    user_threshold: int = Field(3, ge=1, description="Agreeing user reports that make an override.")
+    acceptance_window_s: int = Field(7 * 24 * 3600, ge=1, description="Acceptance window, seconds.")
+    acceptance_bucket_s: int = Field(
+        3600, ge=1, description="Time bucket of the acceptance-rate counts, seconds."
+    )
+    unknown_grace_s: float = Field(
+        300.0,
+        gt=0,
+        description="Seconds feedback for a not yet seen product stays parked before it is "
+        "dead-lettered as UnknownProductError.",
+    )
+    state_dir: Path = Field(Path("var/feedback"), description="Faust local state directory.")
+    store: str = Field(
+        "memory://", description="Faust table store URL (memory:// rebuilds from changelogs)."
+    )
+
+
+class Settings(BaseSettings):
+    """Every setting of prodcat. Frozen: derive a new one with ``model_copy(update=...)``."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="PRODCAT_",
+        env_nested_delimiter="_",
+        env_nested_max_split=1,
+        env_file=".env",
+        extra="ignore",
+        frozen=True,
+    )
+
+    data_dir: Path = Field(
+        Path("../shared/data"), description="Root of the labelled catalogs (never committed)."
+    )
+    log_level: str = Field("INFO", description="Python log level.")
+    log_json: bool = Field(False, description="Log one JSON object per line.")
+    kafka: KafkaSettings = KafkaSettings()
+    topics: TopicSettings = TopicSettings()
+    redis: RedisSettings = RedisSettings()
+    model: ModelSettings = ModelSettings()
+    metrics: MetricsSettings = MetricsSettings()
+    classify: ClassifySettings = ClassifySettings()
+    feedback: FeedbackSettings = FeedbackSettings()
+
+    def with_overrides(self, **sections: Any) -> Settings:
+        """A copy with some fields changed, e.g. ``with_overrides(kafka={"bootstrap": x})``.
+
+        Values are validated again, so CLI flags get the same checks as env vars.
+        """
+        data = self.model_dump()
+        for name, changes in sections.items():
+            if isinstance(data.get(name), dict):
+                data[name] = {**data[name], **changes}
+            else:
+                data[name] = changes
+        return Settings.model_validate(data)
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Read settings from the environment, then apply CLI-style overrides."""
+    base = Settings()
+    return base.with_overrides(**overrides) if overrides else base
+
+
+def _env_name(section: str | None, field: str) -> str:
+    return f"PRODCAT_{section.upper()}_{field.upper()}" if section else f"PRODCAT_{field.upper()}"
+
+
+def settings_rows() -> list[tuple[str, str, str]]:
+    """(env var, default, description) for every setting, in declaration order."""
+    rows: list[tuple[str, str, str]] = []
+    for name, info in Settings.model_fields.items():
+        annotation = info.annotation
+        if isinstance(annotation, type) and issubclass(annotation, _Section):
+            for sub, sub_info in annotation.model_fields.items():
+                default = sub_info.default
+                shown = "unset" if default is None else str(default)
+                rows.append((_env_name(name, sub), shown, sub_info.description or ""))
+        else:
+            rows.append((_env_name(None, name), str(info.default), info.description or ""))
+    return rows
+
+
+def settings_markdown() -> str:
+    """The README's configuration table (``python -m workers.core.settings``)."""
+    lines = ["| variable | default | meaning |", "|---|---|---|"]
+    lines += [f"| `{env}` | `{default}` | {text} |" for env, default, text in settings_rows()]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    print(settings_markdown())  # noqa: T201

@@ -1,0 +1,1 @@
+"""``prodcat demo``: the whole loop on real catalog data, in one command."""

@@ -1,0 +1,519 @@
+"""``prodcat demo``: the whole loop on real catalog data, in one command.
+
+1. checks Kafka and Redis (``deploy/local/demo`` starts the local stack first);
+2. uses ``--bundle`` or trains a small bundle on English and Chinese catalogs
+   (cached under ``var/demo`` for the next run);
+3. starts a classify worker process (and the feedback app, once it exists) on
+   demo-only topics, consumer groups and Redis keys;
+4. replays real held-out products (never seen in training) at ``--rate``;
+5. shows a live view (:mod:`workers.demo.view`): events/s in and out, consumer
+   lag per partition, p99 latency, cache hit ratio and a scrolling sample of
+   products with their categories (:mod:`workers.demo.probes` measures);
+6. replays some products unchanged (answered from the cache) and sends a few
+   scripted moderator corrections as ``category.feedback`` events
+   (:mod:`workers.demo.feedback`), so the override path is visible;
+7. stops its processes (SIGTERM, drain), deletes its topics and Redis keys and
+   prints a summary, leaving nothing running.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections import Counter, deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from confluent_kafka import (
+    TIMESTAMP_NOT_AVAILABLE,
+    Consumer,
+    Producer,
+)
+
+from workers.core.errors import ProdcatError
+from workers.core.events import CategorizedEvent, Codec
+from workers.core.settings import Settings
+from workers.demo.data import Row, held_out_rows, product_event
+from workers.demo.feedback import Correction, CorrectionPath
+from workers.demo.probes import LagProbe, WorkerFigures, scrape_worker
+from workers.demo.sandbox import Sandbox, free_port, wait_ready
+from workers.demo.view import SampleRow, TerminalView, ViewState, render_table
+from workers.inference.taxonomy import format_path
+from workers.process.connectivity import check_kafka, check_redis
+
+
+def ensure_bundle(settings: Settings, args: argparse.Namespace) -> Path:
+    if args.bundle:
+        return Path(args.bundle)
+    root = Path("var/demo/bundles")
+    version = f"demo-{'-'.join(args.datasets)}-{args.train_rows}"
+    if (root / version / "manifest.json").is_file():
+        print(f"using the demo bundle trained earlier: {root / version}")
+        return root / version
+    print(f"training a demo bundle on {', '.join(args.datasets)} ({args.train_rows} rows each)…")
+    from export.training.train import TrainConfig, run
+
+    config = TrainConfig(
+        data=tuple(args.datasets),
+        data_dir=settings.data_dir,
+        out=root,
+        candidates=("fasttext",),
+        limit=args.train_rows,
+        max_epochs=8,
+        baseline=False,
+        version=version,
+        verbose=1 if sys.stdout.isatty() else 2,
+    )
+    return run(config)
+
+
+def _quantile(values: list[float], q: float) -> float | None:
+    return float(np.percentile(np.asarray(values), q * 100)) if values else None
+
+
+@dataclass
+class Tally:
+    """What the threads observe; read and written under ``lock``."""
+
+    sent: int = 0
+    received: int = 0
+    reviewed: int = 0
+    agree: int = 0
+    judged: int = 0
+    latencies_ms: list[float] = field(default_factory=list)
+    sources: Counter[str] = field(default_factory=Counter)
+    samples: deque[SampleRow] = field(default_factory=lambda: deque(maxlen=80))
+    model_answers: dict[str, tuple[tuple[str, ...], str]] = field(default_factory=dict)
+    overrides_seen: Counter[str] = field(default_factory=Counter)
+    lag: dict[tuple[str, int], int] | None = None
+    max_lag: int = 0
+    worker: WorkerFigures | None = None
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+@dataclass
+class DemoResult:
+    """The figures of one finished demo run (the summary table, as data)."""
+
+    run_id: str
+    sent: int
+    received: int
+    sources: dict[str, int]
+    corrected: list[Correction]
+    corrections_how: str
+    cache_hit_ratio: float | None
+    p99_ms: float | None
+    max_lag: int
+    worker_rc: int | None = None
+    feedback_rc: int | None = None
+    rows: list[tuple[str, str]] = field(default_factory=list)
+
+
+class Demo:
+    """One demo run: its topics, its worker processes, its threads and its view."""
+
+    def __init__(self, settings: Settings, args: argparse.Namespace, bundle: Path) -> None:
+        self.settings = settings
+        self.args = args
+        self.bundle = bundle
+        self.run_id = uuid.uuid4().hex[:8]
+        self.codec = Codec(settings.classify.max_payload_bytes)
+        self.sandbox = Sandbox(settings, self.run_id, bundle)
+        self.env = self.sandbox.env
+        self.tally = Tally()
+        self.rows_by_id: dict[str, Row] = {}
+        self.stop = threading.Event()
+        self.phase = "starting"
+        self.started = time.monotonic()
+        self.history: deque[tuple[float, int, int]] = deque(maxlen=64)
+        self.view = TerminalView(sys.stdout)
+        self.corrections = CorrectionPath(
+            {**self.env, "PRODCAT_METRICS_PORT": str(free_port())},
+            settings.kafka.librdkafka(),
+            settings.redis.url,
+            self.codec,
+        )
+        self.worker: subprocess.Popen[bytes] | None = None
+        self.threads: list[threading.Thread] = []
+
+    # -------------------------------------------------------------- output side
+    def watch(self) -> None:
+        """Read the categorized topic, as a downstream service would."""
+        conf = {
+            **self.settings.kafka.librdkafka(),
+            "group.id": f"demo-{self.run_id}-watch",
+            "auto.offset.reset": "earliest",
+            "enable.auto.commit": False,
+        }
+        consumer = Consumer(conf)
+        consumer.subscribe([self.env["PRODCAT_TOPICS_CATEGORIZED"]])
+        try:
+            while not self.stop.is_set():
+                for msg in consumer.consume(500, 0.05):
+                    if msg.error() is None:
+                        kind, stamp = msg.timestamp()
+                        ev = self.codec.decode(msg.value(), CategorizedEvent)
+                        at = stamp / 1000.0 if kind != TIMESTAMP_NOT_AVAILABLE else time.time()
+                        self.record(ev, at)
+        finally:
+            consumer.close()
+
+    def record(self, ev: CategorizedEvent, produced_at: float) -> None:
+        row = self.rows_by_id.get(ev.product_id)
+        path = tuple(ev.category_path)
+        agrees = None
+        if row is not None and ev.source != "override":
+            agrees = path == row.path[: len(path)]
+        with self.tally.lock:
+            t = self.tally
+            t.received += 1
+            t.sources[ev.source] += 1
+            t.reviewed += ev.needs_review
+            t.latencies_ms.append((produced_at - ev.event_time.timestamp()) * 1000.0)
+            if agrees is not None:
+                t.judged += 1
+                t.agree += agrees
+            if ev.source == "model":
+                t.model_answers[ev.product_id] = (path, ev.model_version)
+            elif ev.source == "override":
+                t.overrides_seen[ev.product_id] += 1
+            title = row.title if row else ev.product_id
+            t.samples.append(
+                SampleRow(ev.source, ev.confidence, title, path, ev.needs_review, agrees)
+            )
+
+    def probe(self) -> None:
+        """Every 0.5 s: the classify group's lag and the worker's /metrics."""
+        topics = [
+            self.env["PRODCAT_TOPICS_PRODUCT_CREATED"],
+            self.env["PRODCAT_TOPICS_PRODUCT_UPDATED"],
+        ]
+        lag_probe = LagProbe(
+            self.settings.kafka.librdkafka(), self.env["PRODCAT_CLASSIFY_GROUP_ID"], topics
+        )
+        port = self.sandbox.metrics_port
+        try:
+            while not self.stop.wait(0.5):
+                lag = lag_probe.read(timeout_s=1.0)
+                figures = scrape_worker(port)
+                with self.tally.lock:
+                    if lag is not None:
+                        self.tally.lag = lag
+                        self.tally.max_lag = max(self.tally.max_lag, sum(lag.values()))
+                    if figures is not None:
+                        self.tally.worker = figures
+        finally:
+            lag_probe.close()
+
+    # --------------------------------------------------------------- input side
+    def replay(self, rows: list[Row], event_type: str) -> None:
+        topic = self.env[
+            "PRODCAT_TOPICS_PRODUCT_CREATED"
+            if event_type == "product.created"
+            else "PRODCAT_TOPICS_PRODUCT_UPDATED"
+        ]
+        producer = Producer({**self.settings.kafka.librdkafka(), "linger.ms": 5})
+        start = time.monotonic()
+        for n, row in enumerate(rows):
+            if self.stop.is_set():
+                producer.purge()  # stopping: drop what is queued, quietly
+                producer.flush(0)
+                return
+            producer.produce(
+                topic, self.codec.encode(product_event(row, event_type)), row.product_id
+            )
+            with self.tally.lock:
+                self.tally.sent += 1
+            producer.poll(0)
+            delay = start + (n + 1) / self.args.rate - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+        producer.flush(10)
+
+    def pick_corrections(self, rows: list[Row], skip: set[str], n: int) -> list[Correction]:
+        """Products the model got wrong (against the catalog's label), alternating
+        catalogs: the moderator sets the catalog's label."""
+        with self.tally.lock:
+            answers = dict(self.tally.model_answers)
+        picked: list[Correction] = []
+        by_dataset: dict[str, list[Correction]] = {}
+        for row in rows:
+            answer = answers.get(row.product_id)
+            if row.product_id in skip or answer is None:
+                continue
+            path, version = answer
+            if path != row.path[: len(path)]:
+                dataset = row.dataset
+                fix = Correction(row.product_id, row.title, path, row.path, version)
+                by_dataset.setdefault(dataset, []).append(fix)
+        queues = list(by_dataset.values())
+        while len(picked) < n and any(queues):
+            for queue in queues:
+                if queue and len(picked) < n:
+                    picked.append(queue.pop(0))
+        return picked
+
+    # ------------------------------------------------------------------- view
+    def state(self) -> ViewState:
+        now = time.monotonic()
+        with self.tally.lock:
+            t = self.tally
+            self.history.append((now, t.sent, t.received))
+            recent = t.latencies_ms[-2000:]
+            lag = dict(t.lag) if t.lag is not None else None
+            worker = t.worker
+            sources = tuple(sorted(t.sources.items()))
+            counts = (t.sent, t.received, t.reviewed, t.agree, t.judged)
+            samples = tuple(t.samples)
+        past = next((h for h in self.history if h[0] >= now - 2.0), self.history[0])
+        span = max(now - past[0], 1e-9)
+        by_topic: dict[str, list[int]] = {}
+        for (topic, partition), n in sorted((lag or {}).items()):
+            by_topic.setdefault(topic.split(".", 1)[-1], []).insert(partition, n)
+        sent, received, reviewed, agree, judged = counts
+        return ViewState(
+            run_id=self.run_id,
+            phase=self.phase,
+            elapsed_s=now - self.started,
+            target_rate=self.args.rate,
+            sent=sent,
+            received=received,
+            rate_in=(sent - past[1]) / span if span > 0.2 else 0.0,
+            rate_out=(received - past[2]) / span if span > 0.2 else 0.0,
+            lag_total=None if lag is None else sum(lag.values()),
+            lag_by_topic=tuple((k, tuple(v)) for k, v in by_topic.items()),
+            p50_ms=_quantile(recent, 0.5),
+            p99_ms=_quantile(recent, 0.99),
+            worker_p99_ms=worker.latency_quantile_ms(0.99) if worker else None,
+            cache_hit_ratio=worker.cache_hit_ratio if worker else None,
+            sources=sources,
+            review_ratio=reviewed / received if received else None,
+            agreement=agree / judged if judged else None,
+            judged=judged,
+            samples=samples,
+            notes=tuple(self.corrections.notes),
+        )
+
+    def wait_until(self, done: Callable[[], bool], phase: str, timeout_s: float) -> None:
+        """Refresh the view twice a second until ``done()``; raise after ``timeout_s``."""
+        self.phase = phase
+        deadline = time.monotonic() + timeout_s
+        while not done():
+            if self.worker is not None and self.worker.poll() is not None:
+                raise ProdcatError(
+                    f"the classify worker exited with {self.worker.returncode}"
+                    f"{self.sandbox.log_tail('classify')}"
+                )
+            if time.monotonic() > deadline:
+                raise ProdcatError(
+                    f"{phase}: not done after {timeout_s:.0f} s "
+                    f"({self.tally.received} outputs of {self.tally.sent} inputs)"
+                )
+            self.view.update(self.state())
+            time.sleep(0.5)
+        self.view.update(self.state(), force=True)
+
+    def feedback_caught_up(self) -> Callable[[], bool]:
+        """True once the feedback app's group has committed every product and prediction
+        event so far (always True when the app is not run)."""
+        if self.corrections.app is None:
+            return lambda: True
+        env = self.env
+        topics = [
+            env["PRODCAT_TOPICS_PRODUCT_CREATED"],
+            env["PRODCAT_TOPICS_PRODUCT_UPDATED"],
+            env["PRODCAT_TOPICS_CATEGORIZED"],
+        ]
+        probe = LagProbe(self.settings.kafka.librdkafka(), env["PRODCAT_FEEDBACK_APP_ID"], topics)
+
+        def done() -> bool:
+            lag = probe.read(timeout_s=1.0)
+            if lag is None or sum(lag.values()) > 0:
+                return False
+            probe.close()
+            return True
+
+        return done
+
+    def received_at_least(self, n: int) -> Callable[[], bool]:
+        return lambda: self.tally.received >= n
+
+    # ------------------------------------------------------------------- run
+    def start(self) -> None:
+        self.started = time.monotonic()
+        print(f"creating the run's topics (demo-{self.run_id}.*)…", flush=True)
+        self.sandbox.create()
+        print(f"starting a classify worker on {self.bundle.name}…", flush=True)
+        self.worker = self.sandbox.spawn(
+            "classify", [sys.executable, "-m", "workers.cli", "classify"], self.env
+        )
+        self.corrections.start(self.sandbox.spawn)
+        try:
+            wait_ready(self.sandbox.metrics_port, self.worker)
+        except ProdcatError as exc:
+            raise ProdcatError(f"{exc}{self.sandbox.log_tail('classify')}") from None
+        for target in (self.watch, self.probe):
+            thread = threading.Thread(target=target, daemon=True)
+            thread.start()
+            self.threads.append(thread)
+
+    def run(self, rows: list[Row]) -> DemoResult:
+        self.rows_by_id = {r.product_id: r for r in rows}
+        self.start()
+        rate = self.args.rate
+        feeder = threading.Thread(target=self.replay, args=(rows, "product.created"), daemon=True)
+        feeder.start()
+        self.wait_until(
+            self.received_at_least(len(rows)),
+            f"1/3 new products, English + Chinese, at {rate:g}/s",
+            timeout_s=120 + len(rows) / rate,
+        )
+        again = rows[: max(1, len(rows) // 5)]
+        feeder = threading.Thread(target=self.replay, args=(again, "product.updated"), daemon=True)
+        feeder.start()
+        expected = len(rows) + len(again)
+        self.wait_until(
+            self.received_at_least(expected),
+            "2/3 the same products again, unchanged: answered from the Redis cache",
+            timeout_s=120 + len(again) / rate,
+        )
+        skip = {r.product_id for r in again}
+        fixes = self.pick_corrections(rows, skip, self.args.corrections)
+        # The app reads products, predictions and feedback from different topics; feedback
+        # for a product it has not read yet waits (parked) until it has: let it catch up
+        # first, so the corrections take effect at once on screen.
+        self.wait_until(
+            self.feedback_caught_up(),
+            "3/3 waiting for the feedback app to read the products and predictions",
+            timeout_s=120,
+        )
+        self.phase = f"3/3 a moderator corrects {len(fixes)} products"
+        self.view.update(self.state(), force=True)
+        self.corrections.apply(fixes)
+        fixed_rows = [self.rows_by_id[c.product_id] for c in fixes]
+        self.replay(fixed_rows, "product.updated")
+        fixed = [c.product_id for c in fixes]
+        self.wait_until(
+            lambda: all(self.tally.overrides_seen[p] for p in fixed),
+            "3/3 the corrected products, updated: answered by the override",
+            timeout_s=120,
+        )
+        return self.result(fixes)
+
+    def result(self, fixes: list[Correction]) -> DemoResult:
+        with self.tally.lock:
+            t = self.tally
+            latencies = list(t.latencies_ms)
+            res = DemoResult(
+                run_id=self.run_id,
+                sent=t.sent,
+                received=t.received,
+                sources=dict(t.sources),
+                corrected=fixes,
+                corrections_how=self.corrections.how,
+                cache_hit_ratio=t.worker.cache_hit_ratio if t.worker else None,
+                p99_ms=_quantile(latencies, 0.99),
+                max_lag=t.max_lag,
+            )
+            reviewed, agree, judged = t.reviewed, t.agree, t.judged
+        langs = Counter(r.dataset for r in self.rows_by_id.values())
+        elapsed = time.monotonic() - self.started
+        p50 = _quantile(latencies, 0.5)
+        res.rows = [
+            ("bundle", self.bundle.name),
+            ("products", ", ".join(f"{n} from {name}" for name, n in sorted(langs.items()))),
+            ("events in / out", f"{res.sent:,} / {res.received:,}"),
+            ("answers by source", " · ".join(f"{k} {v:,}" for k, v in sorted(res.sources.items()))),
+            ("latency p50 / p99", f"{p50 or 0:.1f} ms / {res.p99_ms or 0:.1f} ms"),
+            ("max consumer lag", f"{res.max_lag:,} messages"),
+            (
+                "cache hit ratio",
+                "–" if res.cache_hit_ratio is None else f"{res.cache_hit_ratio:.1%}",
+            ),
+            ("needs review", f"{reviewed / max(res.received, 1):.1%}"),
+            ("model agrees with catalog", f"{agree / max(judged, 1):.1%} of {judged:,}"),
+            ("corrections", f"{len(fixes)}, {res.corrections_how}"),
+            ("run time (topics to last output)", f"{elapsed:.1f} s"),
+        ]
+        return res
+
+    # ---------------------------------------------------------------- cleanup
+    def shutdown(self, result: DemoResult | None) -> None:
+        """Stop everything this run started: threads, worker processes, topics, keys."""
+        self.stop.set()
+        worker_rc: int | None = None
+        if self.worker is not None:
+            if self.worker.poll() is None:
+                self.worker.send_signal(signal.SIGTERM)
+            try:
+                worker_rc = self.worker.wait(timeout=self.settings.classify.drain_timeout_s + 10)
+            except subprocess.TimeoutExpired:
+                self.worker.kill()
+                worker_rc = self.worker.wait()
+        feedback_rc = self.corrections.stop()
+        for thread in self.threads:
+            thread.join(timeout=5)
+        self.view.close()
+        self.sandbox.destroy()
+        if result is not None:
+            result.worker_rc, result.feedback_rc = worker_rc, feedback_rc
+        stopped = f"classify worker exited with {worker_rc}"
+        if self.corrections.app is not None:
+            stopped += f", feedback app with {feedback_rc}"
+        print(f"\n{stopped}; demo topics and Redis keys removed; nothing left running")
+        if result is not None and worker_rc == 0 and feedback_rc in (None, 0):
+            self.sandbox.remove_logs()
+        else:
+            print(f"their logs are kept in {self.sandbox.log_dir}/{self.sandbox.prefix}-*.log")
+
+
+def execute(args: argparse.Namespace, settings: Settings) -> DemoResult:
+    """The demo without its summary: returns the figures once everything is stopped."""
+    if args.rate <= 0 or args.count < 1 or (args.duration is not None and args.duration <= 0):
+        raise ProdcatError("prodcat demo: --rate, --count and --duration must be positive")
+    check_kafka(settings, 10.0)
+    check_redis(settings, 5.0)
+    bundle = ensure_bundle(settings, args)
+    count = int(args.rate * args.duration) if args.duration else args.count
+    datasets = tuple(args.datasets)
+    print(f"picking {count} held-out products from {', '.join(datasets)}…", flush=True)
+    rows = held_out_rows(settings, datasets, max(1, count // len(datasets)))
+    demo = Demo(settings, args, bundle)
+    result: DemoResult | None = None
+    try:
+        result = demo.run(rows)
+    finally:
+        demo.shutdown(result)
+    return result
+
+
+def _stop_on_sigterm(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt  # the same clean shutdown as Ctrl-C
+
+
+def run_demo(args: argparse.Namespace, settings: Settings) -> int:
+    """``prodcat demo``: SIGTERM stops it as cleanly as Ctrl-C."""
+    previous = signal.signal(signal.SIGTERM, _stop_on_sigterm)
+    try:
+        result = execute(args, settings)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    print_summary(result)
+    return 0 if result.worker_rc == 0 else 1
+
+
+def print_summary(result: DemoResult) -> None:
+    print()
+    for line in render_table("prodcat demo: summary", result.rows):
+        print(line)
+    for c in result.corrected:
+        print(f"  corrected {c.title[:60]}")
+        print(f"      model said {format_path(c.wrong)}")
+        print(f"      moderator  {format_path(c.right)}")

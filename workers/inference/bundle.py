@@ -1,0 +1,193 @@
+"""The model bundle: the one artefact that moves from training to serving.
+
+A bundle is a directory (or a ``.tar.gz`` of one) holding only ONNX and JSON,
+never pickles::
+
+    model.onnx       the network; inputs word_ids/char_ids (int32 [B, L]),
+                     output ``probs`` (float32 [B, leaves])
+    metadata.json    format, version, labels (leaf paths, sorted), featurizer
+                     spec, thresholds, evaluation summary, data fingerprint and
+                     split, package versions, created_at
+    manifest.json    sha256 of every other file, and of the manifest body
+    report/          optional evaluation report (Markdown, JSON, PNG)
+
+Loading verifies the manifest before anything is parsed by onnxruntime, and
+refuses a featurizer spec this version of prodcat does not support.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import tarfile
+import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from workers.core.errors import BundleError
+from workers.inference.featurizer import FeaturizerSpec
+from workers.inference.taxonomy import Taxonomy, Thresholds
+
+BUNDLE_FORMAT = "prodcat-bundle/1"
+MODEL_FILE = "model.onnx"
+METADATA_FILE = "metadata.json"
+MANIFEST_FILE = "manifest.json"
+_REQUIRED_KEYS = ("format", "version", "labels", "featurizer", "thresholds", "created_at")
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _bundle_files(root: Path) -> list[Path]:
+    """Every file of the bundle except the manifest itself."""
+    return sorted(p for p in root.rglob("*") if p.is_file() and p != root / MANIFEST_FILE)
+
+
+def write_manifest(root: Path) -> str:
+    """Hash every file of the bundle into ``manifest.json``; returns the bundle sha256."""
+    files = {p.relative_to(root).as_posix(): sha256_file(p) for p in _bundle_files(root)}
+    body = json.dumps(files, sort_keys=True).encode()
+    bundle_sha = hashlib.sha256(body).hexdigest()
+    manifest = {"format": BUNDLE_FORMAT, "files": files, "bundle_sha256": bundle_sha}
+    (root / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+    return bundle_sha
+
+
+def verify_manifest(root: Path, expected_sha256: str | None = None) -> str:
+    """Check every file against the manifest. Returns the bundle sha256."""
+    manifest_path = root / MANIFEST_FILE
+    if not manifest_path.is_file():
+        raise BundleError(f"{root}: no {MANIFEST_FILE}; this is not a prodcat bundle")
+    try:
+        manifest = json.loads(manifest_path.read_text())
+        files: dict[str, str] = dict(manifest["files"])
+    except (ValueError, KeyError, TypeError) as exc:
+        raise BundleError(f"{manifest_path}: unreadable manifest ({exc})") from exc
+    body = json.dumps(files, sort_keys=True).encode()
+    bundle_sha = hashlib.sha256(body).hexdigest()
+    if manifest.get("bundle_sha256") != bundle_sha:
+        raise BundleError(f"{manifest_path}: bundle_sha256 does not match the file list")
+    if expected_sha256 is not None and expected_sha256 != bundle_sha:
+        raise BundleError(
+            f"{root}: bundle sha256 is {bundle_sha}, but {expected_sha256} was published; "
+            "the bundle was altered or is a different version"
+        )
+    present = {p.relative_to(root).as_posix() for p in _bundle_files(root)}
+    for name in sorted(present - set(files)):
+        raise BundleError(f"{root / name}: file is not listed in the manifest")
+    for name, digest in sorted(files.items()):
+        path = root / name
+        if not path.is_file():
+            raise BundleError(f"{path}: listed in the manifest but missing")
+        actual = sha256_file(path)
+        if actual != digest:
+            raise BundleError(f"{path}: sha256 {actual} does not match the manifest ({digest})")
+    return bundle_sha
+
+
+@dataclass(frozen=True)
+class Bundle:
+    """A verified bundle on disk, with its parsed metadata."""
+
+    root: Path
+    sha256: str
+    metadata: Mapping[str, Any]
+    featurizer: FeaturizerSpec
+    taxonomy: Taxonomy
+    thresholds: Thresholds
+
+    @property
+    def version(self) -> str:
+        return str(self.metadata["version"])
+
+    @property
+    def model_path(self) -> Path:
+        return self.root / MODEL_FILE
+
+    @property
+    def evaluation(self) -> Mapping[str, Any]:
+        value = self.metadata.get("evaluation", {})
+        return value if isinstance(value, Mapping) else {}
+
+
+def read_metadata(root: Path) -> dict[str, Any]:
+    path = root / METADATA_FILE
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise BundleError(f"{path}: missing; this is not a prodcat bundle") from exc
+    except ValueError as exc:
+        raise BundleError(f"{path}: not valid JSON ({exc})") from exc
+    if not isinstance(data, dict):
+        raise BundleError(f"{path}: expected a JSON object")
+    missing = [k for k in _REQUIRED_KEYS if k not in data]
+    if missing:
+        raise BundleError(f"{path}: missing keys {missing}; re-export the bundle")
+    if data["format"] != BUNDLE_FORMAT:
+        raise BundleError(
+            f"{path}: bundle format {data['format']!r} is not supported "
+            f"(this prodcat reads {BUNDLE_FORMAT}); re-export or upgrade prodcat"
+        )
+    return data
+
+
+def load_bundle(path: Path, *, expected_sha256: str | None = None) -> Bundle:
+    """Verify and parse a bundle directory or ``.tar.gz`` archive.
+
+    Archives are unpacked into a private temporary directory first (members
+    with absolute paths or ``..`` are refused).
+    """
+    root = Path(path)
+    if root.is_file() and root.name.endswith((".tar.gz", ".tgz")):
+        root = _unpack(root)
+    if not root.is_dir():
+        raise BundleError(f"{path}: no such bundle directory; check PRODCAT_MODEL_BUNDLE")
+    bundle_sha = verify_manifest(root, expected_sha256)
+    meta = read_metadata(root)
+    if not (root / MODEL_FILE).is_file():
+        raise BundleError(f"{root / MODEL_FILE}: missing")
+    spec = FeaturizerSpec.from_dict(meta["featurizer"])
+    labels = meta["labels"]
+    if not isinstance(labels, list) or not labels:
+        raise BundleError(f"{root / METADATA_FILE}: 'labels' must be a non-empty list of paths")
+    try:
+        taxonomy = Taxonomy([tuple(str(x) for x in p) for p in labels])
+    except (TypeError, ValueError) as exc:
+        raise BundleError(f"{root / METADATA_FILE}: bad 'labels': {exc}") from exc
+    return Bundle(
+        root=root,
+        sha256=bundle_sha,
+        metadata=meta,
+        featurizer=spec,
+        taxonomy=taxonomy,
+        thresholds=Thresholds.from_dict(meta["thresholds"]),
+    )
+
+
+def pack_bundle(root: Path, archive: Path) -> Path:
+    """Write the bundle directory as a reproducible ``.tar.gz``."""
+    with tarfile.open(archive, "w:gz") as tar:
+        for p in sorted(root.rglob("*")):
+            if p.is_file():
+                info = tar.gettarinfo(str(p), arcname=p.relative_to(root).as_posix())
+                info.mtime, info.uid, info.gid, info.uname, info.gname = 0, 0, 0, "", ""
+                with p.open("rb") as fh:
+                    tar.addfile(info, fh)
+    return archive
+
+
+def _unpack(archive: Path) -> Path:
+    dest = Path(tempfile.mkdtemp(prefix="prodcat-bundle-"))
+    try:
+        with tarfile.open(archive, "r:gz") as tar:
+            tar.extractall(dest, filter="data")
+    except (tarfile.TarError, OSError) as exc:
+        raise BundleError(f"{archive}: cannot unpack bundle archive ({exc})") from exc
+    return dest

@@ -1,0 +1,195 @@
+"""The promotion gate: a candidate may not go live when it is clearly worse than the live one.
+
+Both bundles must be judged on the *same* held-out rows:
+
+* with ``--holdout FILE`` (CSV or JSONL with ``category_path``, like ``prodcat train``'s
+  generic catalog files), both bundles classify the file through the serving path
+  (:meth:`workers.inference.model.Classifier.classify`, no TensorFlow) and are scored there;
+* without it, the figures stored in the bundles are compared, but only when both were
+  evaluated on the same split: the same data fingerprint, split seed and test fraction.
+  Otherwise the gate cannot judge and refuses, asking for ``--holdout`` or ``--force``.
+
+The score is the leaf-level weighted F1 (``PRODCAT_MODEL_GATE_METRIC`` picks another
+stored figure, e.g. ``accuracy``, for the stored-figures route). A candidate whose score is
+lower than the live one's by more than ``PRODCAT_MODEL_GATE_TOLERANCE`` is refused, and the
+refusal says by how much.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from workers.core.errors import ProdcatError
+from workers.inference.bundle import Bundle
+from workers.inference.featurizer import ProductText
+from workers.inference.model import Classifier
+from workers.inference.predict import InputFileError, product_row, read_records
+
+__all__ = [
+    "GateRefusedError",
+    "GateResult",
+    "Holdout",
+    "HoldoutScore",
+    "judge",
+    "read_holdout",
+    "score_holdout",
+    "weighted_f1",
+]
+
+Path_ = tuple[str, ...]
+
+
+class GateRefusedError(ProdcatError):
+    """The candidate is worse than the live version by more than the tolerance."""
+
+
+@dataclass(frozen=True, slots=True)
+class HoldoutScore:
+    weighted_f1: float
+    accuracy: float
+    rows: int
+
+
+@dataclass(frozen=True, slots=True)
+class GateResult:
+    """How the candidate compares with the live version, and on what."""
+
+    metric: str
+    candidate: float
+    live: float
+    basis: str  # what both were scored on
+    tolerance: float
+
+    @property
+    def drop(self) -> float:
+        return self.live - self.candidate
+
+    @property
+    def passed(self) -> bool:
+        return self.drop <= self.tolerance + 1e-12
+
+    def describe(self, candidate: str, live: str) -> str:
+        verb = "above" if self.drop < 0 else "below"
+        return (
+            f"{candidate} {self.metric} {self.candidate:.4f} is {abs(self.drop):.4f} {verb} "
+            f"live {live} ({self.live:.4f}) on {self.basis}; tolerance {self.tolerance:g}"
+        )
+
+
+def weighted_f1(truth: list[Path_], pred: list[Path_]) -> float:
+    """F1 per true label, weighted by its support (scikit-learn's ``average='weighted'``)."""
+    if not truth:
+        return 0.0
+    support = Counter(truth)
+    predicted = Counter(pred)
+    hits = Counter(t for t, p in zip(truth, pred, strict=True) if t == p)
+    total = 0.0
+    for label, n in support.items():
+        tp = hits.get(label, 0)
+        denom = predicted.get(label, 0) + n
+        total += n * (2 * tp / denom if denom else 0.0)
+    return total / len(truth)
+
+
+def _path(value: Any, where: str) -> Path_:
+    if isinstance(value, list):
+        parts = [str(x).strip() for x in value]
+    else:
+        parts = [x.strip() for x in str(value or "").split(">")]
+    parts = [x for x in parts if x]
+    if not parts:
+        raise InputFileError(f"{where}: 'category_path' is missing or empty")
+    return tuple(parts)
+
+
+@dataclass(frozen=True)
+class Holdout:
+    """Labelled held-out rows, read once (publish smoke-tests on them and gates with them)."""
+
+    path: Path
+    items: list[ProductText]
+    truth: list[Path_]
+
+
+def read_holdout(path: Path) -> Holdout:
+    """Products and their true category paths from a labelled CSV/JSONL file."""
+    items: list[ProductText] = []
+    truth: list[Path_] = []
+    for where, record in read_records(path):
+        items.append(product_row(record, where)[1])
+        truth.append(_path(record.get("category_path"), where))
+    if not items:
+        raise InputFileError(f"{path}: no rows")
+    return Holdout(path, items, truth)
+
+
+def score_holdout(
+    classifier: Classifier, items: list[ProductText], truth: list[Path_]
+) -> HoldoutScore:
+    """Leaf-level weighted F1 and accuracy of the top answer (before any back-off)."""
+    pred: list[Path_] = []
+    for start in range(0, len(items), 1024):
+        for d in classifier.classify(items[start : start + 1024]):
+            pred.append(d.alternatives[0].path if d.alternatives else d.path)
+    hits = sum(1 for t, p in zip(truth, pred, strict=True) if t == p)
+    return HoldoutScore(weighted_f1(truth, pred), hits / len(truth), len(truth))
+
+
+def _split_of(bundle: Bundle) -> tuple[Any, ...] | None:
+    data = bundle.metadata.get("data")
+    if not isinstance(data, Mapping):
+        return None
+    split = data.get("split")
+    fingerprint = data.get("fingerprint")
+    if not fingerprint or not isinstance(split, Mapping):
+        return None
+    return (fingerprint, split.get("seed"), split.get("test_frac"))
+
+
+def _stored(bundle: Bundle, metric: str) -> float | None:
+    ours = bundle.evaluation.get("ours")
+    value = ours.get(metric) if isinstance(ours, Mapping) else None
+    return float(value) if isinstance(value, int | float) else None
+
+
+def judge(
+    candidate: Bundle,
+    live: Bundle,
+    *,
+    tolerance: float,
+    metric: str = "weighted_f1",
+    holdout: Holdout | None = None,
+) -> GateResult:
+    """Score both bundles on the same held-out rows (see the module docstring)."""
+    if holdout is not None:
+        scores = [
+            score_holdout(Classifier(b, top_k=1), holdout.items, holdout.truth).weighted_f1
+            for b in (candidate, live)
+        ]
+        return GateResult(
+            "weighted_f1",
+            scores[0],
+            scores[1],
+            f"{len(holdout.items)} rows of {holdout.path}",
+            tolerance,
+        )
+    split_c, split_l = _split_of(candidate), _split_of(live)
+    if split_c is None or split_c != split_l:
+        raise GateRefusedError(
+            f"cannot compare {candidate.version} with live {live.version}: they were evaluated "
+            "on different held-out sets (data fingerprint, split seed or test fraction differ); "
+            "pass --holdout FILE to score both on the same rows, or --force"
+        )
+    ours_c, ours_l = _stored(candidate, metric), _stored(live, metric)
+    if ours_c is None or ours_l is None:
+        missing = candidate.version if ours_c is None else live.version
+        raise GateRefusedError(
+            f"bundle {missing} has no stored evaluation figure {metric!r} "
+            "(PRODCAT_MODEL_GATE_METRIC); pass --holdout FILE, or --force"
+        )
+    basis = f"their shared test split (data {str(split_c[0])[:12]}, seed {split_c[1]})"
+    return GateResult(metric, ours_c, ours_l, basis, tolerance)
