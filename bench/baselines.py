@@ -25,9 +25,10 @@ from typing import Any
 
 from confluent_kafka import Consumer, Producer, TopicPartition
 
-from workers.core.events import CategorizedEvent, Codec, derive_event_id
+from workers.core.codec import Codec
+from workers.core.events import CategorizedEvent, derive_event_id
+from workers.core.product import ProductText
 from workers.core.settings import load_settings
-from workers.inference.featurizer import ProductText
 from workers.inference.model import Classifier
 from workers.inference.taxonomy import Decision
 from workers.kafka.clients import consumer_config, producer_config

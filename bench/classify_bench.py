@@ -46,7 +46,8 @@ from confluent_kafka.cimpl import NewTopic  # where it is typed; admin re-export
 
 from export.data.catalog import Example
 from export.data.datasets import load_dataset
-from workers.core.events import Codec, ProductEvent
+from workers.core.codec import Codec
+from workers.core.events import ProductEvent
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt

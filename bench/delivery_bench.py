@@ -35,7 +35,7 @@ from classify_bench import distinct_rows, payload
 from workers.classify.delivery import OutputSender
 from workers.classify.metrics import ClassifyMetrics
 from workers.classify.pipeline import BatchPipeline
-from workers.core.events import Codec
+from workers.core.codec import Codec
 from workers.core.settings import Settings, TopicSettings
 from workers.inference.model import Classifier
 from workers.kafka.clients import producer_config

@@ -21,7 +21,8 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from workers.inference.featurizer import Featurizer, ProductText
+from workers.core.product import ProductText
+from workers.inference.featurizer import Featurizer
 
 REPO = Path(__file__).resolve().parents[1]
 

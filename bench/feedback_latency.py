@@ -45,14 +45,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from classify_bench import add_service_args, worker_env
 
 from export.data.datasets import load_dataset
-from workers.classify.cache import decode_override, override_key
-from workers.core.events import (
-    CategorizedEvent,
-    Codec,
-    FeedbackEvent,
-    ProductEvent,
-    derive_event_id,
-)
+from workers.core.codec import Codec
+from workers.core.events import CategorizedEvent, FeedbackEvent, ProductEvent, derive_event_id
+from workers.core.overrides import decode_override, override_key
 from workers.inference.bundle import load_bundle
 
 REPO = Path(__file__).resolve().parents[1]

@@ -33,8 +33,8 @@ from workers.classify.cache import encode_cached
 from workers.classify.categorized import DecisionEncoder, EventWriter
 from workers.classify.metrics import ClassifyMetrics
 from workers.classify.pipeline import BatchPipeline, Outcome
-from workers.core.events import Codec
-from workers.inference.featurizer import ProductText
+from workers.core.codec import Codec
+from workers.core.product import ProductText
 from workers.inference.model import Classifier
 
 REPO = Path(__file__).resolve().parents[1]

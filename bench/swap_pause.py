@@ -43,7 +43,8 @@ sys.path.insert(0, str(REPO))
 
 from export.data.datasets import load_dataset  # noqa: E402
 from workers.classify.worker import ClassifyWorker  # noqa: E402
-from workers.core.events import CategorizedEvent, Codec, ProductEvent  # noqa: E402
+from workers.core.codec import Codec  # noqa: E402
+from workers.core.events import CategorizedEvent, ProductEvent  # noqa: E402
 from workers.core.settings import Settings  # noqa: E402
 from workers.inference.bundle import write_manifest  # noqa: E402
 from workers.lifecycle.admin import ModelAdmin  # noqa: E402

@@ -11,11 +11,12 @@ from pathlib import Path
 
 from export.data.datasets import train_defaults
 from export.errors import ExportError
+from export.pipeline import run
+from export.training.config import TrainConfig
 from export.training.hyper import ARCHITECTURES, DEFAULT_CANDIDATES, Hyper, parse_candidate
-from export.training.train import TrainConfig, run
 from workers.core.settings import Settings
 from workers.inference.bundle import load_bundle, pack_bundle
-from workers.inference.featurizer import FeaturizerSpec
+from workers.inference.spec import FeaturizerSpec
 
 log = logging.getLogger("prodcat.train")
 

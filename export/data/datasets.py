@@ -44,6 +44,7 @@ from pathlib import Path
 from export.data.catalog import Example, LoadReport, require_file
 from export.data.cn_lines import CnLineError, load_category_names, parse_line
 from export.errors import DataError, ExportError
+from workers.core.categories import CategoryPathError, parse_category_path
 
 Loaded = tuple[list[Example], LoadReport]
 DATA_DIR_HINT = "set PRODCAT_DATA_DIR (or --data-dir) to the folder holding the shared catalogs"
@@ -174,11 +175,11 @@ def _cell(cells: list[str], index: dict[str, int], column: str) -> str:
 
 
 def _path_or_skip(out: _Collector, levels: Sequence[str]) -> tuple[str, ...] | None:
-    path = tuple(level.strip() for level in levels)
-    if not all(path):
+    try:
+        return parse_category_path(list(levels))
+    except CategoryPathError:
         out.skip("empty category level")
         return None
-    return path
 
 
 def _read_bigbasket(info: DatasetInfo, root: Path, out: _Collector) -> None:

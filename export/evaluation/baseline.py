@@ -23,7 +23,7 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.pipeline import FeatureUnion, make_pipeline
 from sklearn.svm import LinearSVC
 
-from workers.inference.featurizer import ProductText
+from workers.core.product import ProductText
 
 
 def baseline_text(item: ProductText) -> str:

@@ -16,12 +16,14 @@ import numpy as np
 
 from export.evaluation import metrics
 from export.evaluation.report import write_report
+from workers.core.product import ProductText
 from workers.inference.bundle import load_bundle
 from workers.inference.model import Classifier
 from workers.inference.taxonomy import Decision
 
 if TYPE_CHECKING:
-    from export.training.train import Prepared, TrainConfig
+    from export.training.config import TrainConfig
+    from export.training.prepare import Prepared
 
 log = logging.getLogger("prodcat.evaluate")
 
@@ -62,11 +64,9 @@ def backoff_summary(
 
 
 def evaluate_bundle(root: Path, prep: Prepared, config: TrainConfig) -> dict[str, Any]:
-    from export.training.train import to_text
-
     bundle = load_bundle(root)
     classifier = Classifier(bundle, top_k=3)
-    test_items = [to_text(prep.examples[i]) for i in prep.test]
+    test_items = [ProductText.of(prep.examples[i]) for i in prep.test]
     truth = [prep.examples[i].path for i in prep.test]
     decisions = classify_all(classifier, test_items)
     leaf_pred = [d.alternatives[0].path for d in decisions]
@@ -90,7 +90,7 @@ def evaluate_bundle(root: Path, prep: Prepared, config: TrainConfig) -> dict[str
 
         log.info("fitting the TF-IDF + LinearSVC baseline on the same split")
         base = run_baseline(
-            [to_text(prep.examples[i]) for i in prep.train],
+            [ProductText.of(prep.examples[i]) for i in prep.train],
             [prep.examples[i].path for i in prep.train],
             test_items,
         )

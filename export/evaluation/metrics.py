@@ -1,7 +1,9 @@
 """Evaluation metrics for path classifiers: flat, top-k, hierarchical, abstention.
 
 Pure numpy + scikit-learn; used for our model and the baseline alike so the
-two columns of every report are computed the same way.
+two columns of every report are computed the same way. Weighted F1 is the one
+definition training and the promotion gate use too
+(:func:`workers.inference.scores.weighted_f1`).
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 from sklearn.metrics import precision_recall_fscore_support
+
+from workers.inference import scores
 
 Path_ = tuple[str, ...]
 IntArray = npt.NDArray[np.int64]
@@ -94,7 +98,7 @@ def score(
     t_str = ["\x1f".join(p) for p in truth]
     p_str = ["\x1f".join(p) for p in pred]
     labels = sorted(set(t_str))
-    wp, wr, wf, _ = precision_recall_fscore_support(
+    wp, wr, _, _ = precision_recall_fscore_support(
         t_str, p_str, labels=labels, average="weighted", zero_division=0
     )
     mp, mr, mf, _ = precision_recall_fscore_support(
@@ -113,7 +117,7 @@ def score(
         accuracy=float(correct.mean()) if len(correct) else 0.0,
         weighted_precision=float(wp),
         weighted_recall=float(wr),
-        weighted_f1=float(wf),
+        weighted_f1=scores.weighted_f1(t_str, p_str),
         macro_precision=float(mp),
         macro_recall=float(mr),
         macro_f1=float(mf),

@@ -16,7 +16,9 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from export.training.train import TrainConfig, prepare, to_text
+from export.training.config import TrainConfig
+from export.training.prepare import prepare
+from workers.core.product import ProductText
 from workers.core.settings import Settings
 from workers.inference.bundle import load_bundle
 from workers.inference.model import Classifier
@@ -39,7 +41,7 @@ def flag_rates(root: Path, data_dir: Path) -> dict[str, float | int]:
     prep = prepare(config)
     products = {c: prefixes[0] for c, prefixes in CN_ECOMMERCE_MAP.items() if prefixes}
     rows = [prep.examples[i] for i in prep.test if prep.examples[i].path[0] in products]
-    decisions = Classifier(bundle, top_k=3).classify([to_text(e) for e in rows])
+    decisions = Classifier(bundle, top_k=3).classify([ProductText.of(e) for e in rows])
     false_alarms = matching = catches = mismatched = 0
     for example, decision in zip(rows, decisions, strict=True):
         for category, path in products.items():

@@ -38,7 +38,7 @@ import keras
 from keras import layers, ops
 
 from export.training.hyper import ARCHITECTURES, DEFAULT_CANDIDATES, Hyper
-from workers.inference.featurizer import FeaturizerSpec
+from workers.inference.spec import FeaturizerSpec
 
 __all__ = ["ARCHITECTURES", "DEFAULT_CANDIDATES", "Hyper", "average", "build", "for_serving"]
 

@@ -32,12 +32,13 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
 
 from export.data.catalog import Example
 from export.data.datasets import load_dataset
-from tests.integration.conftest import TopicFactory
 from workers.classify.worker import ClassifyWorker
-from workers.core.events import CategorizedEvent, Codec, ProductEvent
+from workers.core.codec import Codec
+from workers.core.events import CategorizedEvent, ProductEvent
+from workers.core.product import ProductText
 from workers.core.settings import Settings
-from workers.inference.featurizer import ProductText
 from workers.inference.model import Classifier
+from workers.kafka.sandbox import TopicSandbox
 
 REPO = Path(__file__).resolve().parents[2]
 TRAIN_ROWS = 4000
@@ -261,9 +262,9 @@ class Setup:
     extra: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @classmethod
-    def create(cls, factory: TopicFactory, bootstrap: str, redis_url: str, bundle: Path) -> Setup:
+    def create(cls, factory: TopicSandbox, bootstrap: str, redis_url: str, bundle: Path) -> Setup:
         names = {
-            key: factory(PARTITIONS, name=key)
+            key: factory.new(PARTITIONS, name=key)
             for key in (
                 "product_created",
                 "product_updated",
@@ -273,7 +274,7 @@ class Setup:
             )
         }
         # A control topic of its own: a worker follows the live model announced there.
-        names["models"] = factory(1, name="models")
+        names["models"] = factory.new(1, name="models")
         return cls(bootstrap, redis_url, bundle, names)
 
     def sections(self) -> dict[str, dict[str, Any]]:

@@ -9,8 +9,6 @@ PRODCAT_KAFKA_BOOTSTRAP and PRODCAT_REDIS_URL.
 from __future__ import annotations
 
 import os
-import re
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,11 +16,13 @@ from typing import TYPE_CHECKING
 
 import pytest
 import redis
-from confluent_kafka import KafkaError, KafkaException
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import AdminClient
 
 from export.data.catalog import Example
 from workers.core.errors import ServiceUnavailableError
+from workers.core.settings import KafkaSettings
+from workers.kafka.clients import admin_config
+from workers.kafka.sandbox import TopicSandbox, slug
 from workers.process.connectivity import check_kafka, check_redis
 
 if TYPE_CHECKING:
@@ -75,7 +75,7 @@ def redis_url() -> str:
 @pytest.fixture(scope="session")
 def kafka_admin(kafka_bootstrap: str) -> AdminClient:
     """A confluent-kafka AdminClient on the test broker."""
-    return AdminClient({"bootstrap.servers": kafka_bootstrap})
+    return AdminClient(admin_config(KafkaSettings(bootstrap=kafka_bootstrap), "test"))
 
 
 @pytest.fixture
@@ -93,89 +93,26 @@ def redis_client(redis_url: str) -> Iterator[redis.Redis]:
 @pytest.fixture
 def redis_namespace(redis_client: redis.Redis, request: pytest.FixtureRequest) -> Iterator[str]:
     """A key prefix unique to this test; every key under it is deleted afterwards."""
-    namespace = f"prodcat-test:{_slug(request.node.name, 40)}:{uuid.uuid4().hex[:10]}"
+    namespace = f"prodcat-test:{slug(request.node.name, 40)}:{uuid.uuid4().hex[:10]}"
     yield namespace
     keys = list(redis_client.scan_iter(match=f"{namespace}:*", count=500))
     if keys:
         redis_client.delete(*keys)
 
 
-class TopicFactory:
-    """Creates uniquely named topics for one test and deletes them afterwards.
-
-    ``topic_factory(3)`` returns the name of a new, ready topic with 3 partitions.
-    ``topic_factory.adopt(name)`` also deletes a topic some client created by itself
-    (e.g. a faust-internal topic) at the end of the test.
-    """
-
-    def __init__(self, admin: AdminClient, test_name: str) -> None:
-        self._admin = admin
-        self._prefix = f"test.{_slug(test_name, 60)}"
-        self.created: list[str] = []
-
-    def __call__(
-        self,
-        partitions: int = 1,
-        *,
-        name: str | None = None,
-        config: dict[str, str] | None = None,
-    ) -> str:
-        stem = f"{self._prefix}.{_slug(name, 60)}" if name else self._prefix
-        topic = f"{stem}.{uuid.uuid4().hex[:12]}"
-        new = NewTopic(topic, num_partitions=partitions, replication_factor=1, config=config or {})
-        futures = self._admin.create_topics([new], operation_timeout=TOPIC_READY_TIMEOUT_S)
-        futures[topic].result(timeout=TOPIC_READY_TIMEOUT_S)
-        self.created.append(topic)
-        self._wait_ready(topic, partitions)
-        return topic
-
-    def adopt(self, topic: str) -> str:
-        """Delete ``topic`` at teardown too; returns it unchanged."""
-        self.created.append(topic)
-        return topic
-
-    def _wait_ready(self, topic: str, partitions: int) -> None:
-        deadline = time.monotonic() + TOPIC_READY_TIMEOUT_S
-        while time.monotonic() < deadline:
-            metadata = self._admin.list_topics(topic=topic, timeout=5.0).topics.get(topic)
-            if (
-                metadata is not None
-                and metadata.error is None
-                and len(metadata.partitions) == partitions
-                and all(p.leader >= 0 for p in metadata.partitions.values())
-            ):
-                return
-            time.sleep(0.1)
-        pytest.fail(f"topic {topic} was created but not ready within {TOPIC_READY_TIMEOUT_S} s")
-
-    def delete_all(self) -> None:
-        if not self.created:
-            return
-        futures = self._admin.delete_topics(self.created, operation_timeout=TOPIC_READY_TIMEOUT_S)
-        for future in futures.values():
-            try:
-                future.result(timeout=TOPIC_READY_TIMEOUT_S)
-            except KafkaException as exc:
-                if exc.args[0].code() != KafkaError.UNKNOWN_TOPIC_OR_PART:
-                    raise
-        self.created.clear()
-
-
 @pytest.fixture
-def topic_factory(
-    kafka_admin: AdminClient, request: pytest.FixtureRequest
-) -> Iterator[TopicFactory]:
-    """Make unique, ready topics: ``topic_factory(partitions=1, name=None, config=None)``."""
-    factory = TopicFactory(kafka_admin, request.node.name)
+def topic_factory(kafka_bootstrap: str, request: pytest.FixtureRequest) -> Iterator[TopicSandbox]:
+    """Unique, ready topics for one test (``topic_factory.new(partitions, name=..)``), all
+    deleted afterwards: the throwaway-topic sandbox the demo and the benchmarks use too."""
+    sandbox = TopicSandbox(
+        KafkaSettings(bootstrap=kafka_bootstrap),
+        f"test.{slug(request.node.name)}",
+        timeout_s=TOPIC_READY_TIMEOUT_S,
+    )
     try:
-        yield factory
+        yield sandbox
     finally:
-        factory.delete_all()
-
-
-def _slug(text: str, limit: int) -> str:
-    """``text`` reduced to characters legal in Kafka topic names."""
-    return re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-.")[:limit] or "t"
+        sandbox.delete_all(strict=True)
 
 
 # The classify tests' shared model and catalog slice: one definition for the session.
@@ -195,7 +132,7 @@ def catalog_rows(data_dir: Path) -> list[Example]:
 
 @pytest.fixture
 def setup(
-    topic_factory: TopicFactory, kafka_bootstrap: str, redis_url: str, classify_bundle: Path
+    topic_factory: TopicSandbox, kafka_bootstrap: str, redis_url: str, classify_bundle: Path
 ) -> Iterator[Setup]:
     """Fresh topics and a Redis key prefix for one classify test; the keys go afterwards."""
     from tests.integration.classify_support import Setup, delete_keys

@@ -23,7 +23,7 @@ from tests.integration.classify_support import (
     running_worker,
     wait_for,
 )
-from tests.integration.conftest import TopicFactory
+from workers.kafka.sandbox import TopicSandbox
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -80,7 +80,7 @@ def private_redis(tmp_path: Path) -> Iterator[PrivateRedis]:
 
 
 def test_redis_down_keeps_classifying_and_caching_resumes(
-    topic_factory: TopicFactory,
+    topic_factory: TopicSandbox,
     kafka_bootstrap: str,
     classify_bundle: Path,
     catalog_rows: list[Example],

@@ -28,20 +28,20 @@ from tests.integration.classify_support import (
     running_worker,
     wait_for,
 )
-from workers.classify.cache import override_key
 from workers.classify.metrics import ClassifyMetrics
 from workers.classify.pipeline import BatchPipeline
-from workers.core.events import (
+from workers.core.codec import Codec
+from workers.core.overrides import override_key
+from workers.core.product import ProductText
+from workers.inference.model import Classifier
+from workers.kafka.deadletter import (
     DLQ_ERROR_CLASS,
     DLQ_ERROR_FIELD,
     DLQ_SOURCE_OFFSET,
     DLQ_SOURCE_PARTITION,
     DLQ_SOURCE_TOPIC,
     DLQ_WORKER,
-    Codec,
 )
-from workers.inference.featurizer import ProductText
-from workers.inference.model import Classifier
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

@@ -14,13 +14,14 @@ from confluent_kafka.admin import AdminClient
 
 from export.data.datasets import load_dataset
 from tests.integration.classify_support import read_all
-from tests.integration.conftest import TopicFactory
-from workers.classify.cache import override_key
 from workers.cli import main as cli
-from workers.core.events import Codec, FeedbackEvent
-from workers.core.settings import load_settings
+from workers.core.codec import Codec
+from workers.core.events import FeedbackEvent
+from workers.core.overrides import override_key
+from workers.core.settings import KafkaSettings, load_settings
 from workers.demo.feedback import Correction, CorrectionPath
 from workers.demo.run import execute, print_summary
+from workers.kafka.sandbox import TopicSandbox
 
 COUNT = 60
 CORRECTIONS = 2
@@ -84,11 +85,11 @@ def test_corrections_are_feedback_events_and_a_silent_app_is_reported_not_faked(
     redis_url: str,
     redis_client: redis.Redis,
     redis_namespace: str,
-    topic_factory: TopicFactory,
+    topic_factory: TopicSandbox,
 ) -> None:
     """With a stand-in app that never writes: the events are on the feedback topic, the demo
     reports that no override was applied (it writes none itself), and stops the process."""
-    feedback_topic = topic_factory(3, name="feedback")
+    feedback_topic = topic_factory.new(3, name="feedback")
     examples, _ = load_dataset("bigbasket", data_dir, limit=4)
     fixes = [
         Correction(f"bigbasket-{e.product_id}", e.title, o.path[:1], e.path, "demo-1")
@@ -103,7 +104,7 @@ def test_corrections_are_feedback_events_and_a_silent_app_is_reported_not_faked(
         spawned.append(subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"]))
         return spawned[-1]
 
-    path = CorrectionPath(env, {"bootstrap.servers": kafka_bootstrap}, redis_url, Codec())
+    path = CorrectionPath(env, KafkaSettings(bootstrap=kafka_bootstrap), redis_url, Codec())
     path.start(spawn)
     path.apply(fixes, timeout_s=2.0)
     rc = path.stop(timeout_s=10)

@@ -41,25 +41,27 @@ from tests.integration.classify_support import (
     running_worker,
     wait_for,
 )
-from tests.integration.conftest import TopicFactory
-from workers.classify.cache import decode_override, override_key
 from workers.core.events import (
-    DLQ_ERROR_CLASS,
-    DLQ_ERROR_FIELD,
-    DLQ_SOURCE_OFFSET,
-    DLQ_SOURCE_PARTITION,
-    DLQ_SOURCE_TOPIC,
     CategorizedEvent,
     FeedbackEvent,
     LabelEvent,
     ProductEvent,
     derive_event_id,
 )
+from workers.core.overrides import decode_override, override_key
+from workers.core.product import ProductText
 from workers.core.settings import Settings
 from workers.feedback.app import FeedbackApp
 from workers.inference.bundle import load_bundle
-from workers.inference.featurizer import ProductText
 from workers.inference.model import Classifier
+from workers.kafka.deadletter import (
+    DLQ_ERROR_CLASS,
+    DLQ_ERROR_FIELD,
+    DLQ_SOURCE_OFFSET,
+    DLQ_SOURCE_PARTITION,
+    DLQ_SOURCE_TOPIC,
+)
+from workers.kafka.sandbox import TopicSandbox
 
 pytestmark = [pytest.mark.integration]
 
@@ -77,7 +79,7 @@ class FeedbackSetup(Setup):
     @classmethod
     def make(
         cls,
-        factory: TopicFactory,
+        factory: TopicSandbox,
         bootstrap: str,
         redis_url: str,
         bundle: Path,
@@ -86,8 +88,8 @@ class FeedbackSetup(Setup):
     ) -> FeedbackSetup:
         base = Setup.create(factory, bootstrap, redis_url, bundle)
         s = cls(base.bootstrap, base.redis_url, base.bundle, base.topics)
-        s.topics["feedback"] = factory(PARTITIONS, name="feedback")
-        s.topics["labels"] = factory(
+        s.topics["feedback"] = factory.new(PARTITIONS, name="feedback")
+        s.topics["labels"] = factory.new(
             PARTITIONS, name="labels", config={"cleanup.policy": "compact"}
         )
         app_id = f"prodcat-fb-test-{uuid.uuid4().hex[:10]}"
@@ -99,7 +101,7 @@ class FeedbackSetup(Setup):
 
 @pytest.fixture
 def make_setup(
-    topic_factory: TopicFactory,
+    topic_factory: TopicSandbox,
     kafka_bootstrap: str,
     redis_url: str,
     classify_bundle: Path,

@@ -40,7 +40,6 @@ from tests.integration.classify_support import (
     product_events,
     wait_for,
 )
-from tests.integration.conftest import TopicFactory
 from tests.unit.test_alerts import RULES
 from tests.unit.test_dashboard import (
     EXPECTED_METRICS,
@@ -50,6 +49,8 @@ from tests.unit.test_dashboard import (
     exported_names,
     metric_names_in,
 )
+from workers.core.settings import KafkaSettings
+from workers.kafka.sandbox import TopicSandbox
 
 REPO = Path(__file__).resolve().parents[2]
 PROMETHEUS_CONFIG = REPO / "deploy" / "prometheus" / "prometheus.yml"
@@ -121,7 +122,6 @@ def local_config(worker_target: str, prometheus_port: int, workdir: Path) -> Pat
 def stack(
     kafka_bootstrap: str,
     redis_url: str,
-    kafka_admin: Any,
     classify_bundle: Path,
     catalog_rows: list[Example],
     tmp_path_factory: pytest.TempPathFactory,
@@ -129,7 +129,7 @@ def stack(
     prometheus = shutil.which("prometheus")
     if prometheus is None:
         pytest.fail("prometheus not found: apt-get install prometheus (.ci/run does it)")
-    factory = TopicFactory(kafka_admin, "prometheus-dashboard")
+    factory = TopicSandbox(KafkaSettings(bootstrap=kafka_bootstrap), "test.prometheus-dashboard")
     workdir = tmp_path_factory.mktemp("prometheus")
     worker: WorkerThread | None = None
     server: subprocess.Popen[bytes] | None = None
@@ -187,7 +187,7 @@ def stack(
         log.close()
         if worker is not None:
             worker.stop()
-        factory.delete_all()
+        factory.delete_all(strict=True)
 
 
 def live_metric_names(stack: Stack) -> set[str]:

@@ -14,12 +14,15 @@ from pathlib import Path
 import pytest
 
 from export.data.catalog import Example
+from export.pipeline import run
+from export.training.config import TrainConfig
 from export.training.hyper import Hyper
-from export.training.train import TrainConfig, prepare, run, to_text
+from export.training.prepare import prepare
+from workers.core.product import ProductText
 from workers.inference.bundle import load_bundle
-from workers.inference.featurizer import FeaturizerSpec
 from workers.inference.model import Classifier
 from workers.inference.reviews import ReviewCheck, check_review
+from workers.inference.spec import FeaturizerSpec
 
 pytestmark = pytest.mark.slow
 
@@ -59,7 +62,7 @@ def held_out(review_bundle: Path, data_dir: Path) -> dict[str, list[Example]]:
 
 
 def _checks(root: Path, reviews: list[Example], product: tuple[str, ...]) -> list[ReviewCheck]:
-    decisions = Classifier(load_bundle(root)).classify([to_text(e) for e in reviews])
+    decisions = Classifier(load_bundle(root)).classify([ProductText.of(e) for e in reviews])
     return [check_review(e.title, product, d) for e, d in zip(reviews, decisions, strict=True)]
 
 

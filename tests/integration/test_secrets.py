@@ -35,10 +35,10 @@ from tests.integration.classify_support import (
     read_all,
     wait_for,
 )
-from tests.integration.conftest import TopicFactory
 from workers.classify.cache import ResultCache
 from workers.core.errors import ServiceUnavailableError
 from workers.core.settings import RedisSettings, Settings
+from workers.kafka.sandbox import TopicSandbox
 from workers.process.connectivity import check_kafka, check_redis
 
 REDIS_USER = "prodcat-worker"
@@ -180,7 +180,7 @@ def _get(url: str) -> str:
 
 
 def test_worker_uses_the_credentials_and_never_shows_them(
-    topic_factory: TopicFactory,
+    topic_factory: TopicSandbox,
     kafka_bootstrap: str,
     auth_redis: str,
     classify_bundle: Path,

@@ -20,8 +20,8 @@ import pytest
 import redis
 from confluent_kafka import Consumer, Producer
 
-from tests.integration.conftest import TopicFactory
 from workers.core.errors import ServiceUnavailableError
+from workers.kafka.sandbox import TopicSandbox
 from workers.process.connectivity import check_kafka, check_redis
 
 pytestmark = pytest.mark.integration
@@ -68,9 +68,9 @@ def _consume(bootstrap: str, topic: str, count: int, timeout_s: float) -> list[t
 
 
 def test_confluent_producer_to_faust_agent(
-    kafka_bootstrap: str, topic_factory: TopicFactory, tmp_path: Path
+    kafka_bootstrap: str, topic_factory: TopicSandbox, tmp_path: Path
 ) -> None:
-    topic_name = topic_factory(3)
+    topic_name = topic_factory.new(3)
     sent = {f"key-{i}".encode(): f"value-{i}-{uuid.uuid4().hex}".encode() for i in range(MESSAGES)}
 
     producer = Producer({"bootstrap.servers": kafka_bootstrap, "acks": "all"})
@@ -102,9 +102,9 @@ def test_confluent_producer_to_faust_agent(
 
 
 def test_faust_send_to_confluent_consumer(
-    kafka_bootstrap: str, topic_factory: TopicFactory, tmp_path: Path
+    kafka_bootstrap: str, topic_factory: TopicSandbox, tmp_path: Path
 ) -> None:
-    topic_name = topic_factory(3)
+    topic_name = topic_factory.new(3)
     sent = {f"key-{i}".encode(): f"value-{i}-{uuid.uuid4().hex}".encode() for i in range(MESSAGES)}
 
     async def scenario() -> None:

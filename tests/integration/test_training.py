@@ -19,11 +19,14 @@ import numpy as np
 import onnx
 import pytest
 
-from export.training.train import Prepared, TrainConfig, prepare, run, to_text
+from export.pipeline import run
+from export.training.config import TrainConfig
+from export.training.prepare import Prepared, prepare
 from workers.core.errors import BundleError
+from workers.core.product import ProductText
 from workers.inference.bundle import load_bundle
-from workers.inference.featurizer import FeaturizerSpec
 from workers.inference.model import Classifier
+from workers.inference.spec import FeaturizerSpec
 
 pytestmark = pytest.mark.slow
 
@@ -109,7 +112,7 @@ def test_rescoring_reproduces_recorded_evaluation(
     bundle = load_bundle(root)
     prep = prepared
     classifier = Classifier(bundle)
-    items = [to_text(prep.examples[i]) for i in prep.test]
+    items = [ProductText.of(prep.examples[i]) for i in prep.test]
     truth = [prep.examples[i].path for i in prep.test]
     decisions = [
         d for s in range(0, len(items), 500) for d in classifier.classify(items[s : s + 500])
@@ -125,7 +128,7 @@ def test_serving_process_never_imports_tensorflow(
     code = (
         "import sys, json\n"
         "from workers.inference.model import Classifier\n"
-        "from workers.inference.featurizer import ProductText\n"
+        "from workers.core.product import ProductText\n"
         f"c = Classifier.from_path(__import__('pathlib').Path({str(root)!r}))\n"
         "d = c.classify([ProductText(title='Aashirvaad Whole Wheat Atta 5 kg', brand='Aashirvaad'),"
         " ProductText(title='Apple iPhone 6 (A1586) 16GB 金色 移动联通电信4G手机')])\n"
@@ -179,7 +182,7 @@ def test_predict_cli_matches_serving(
         env=env,
     )
     preds = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
-    expected = Classifier(load_bundle(root)).classify([to_text(e) for e in rows])
+    expected = Classifier(load_bundle(root)).classify([ProductText.of(e) for e in rows])
     assert [p["product_id"] for p in preds] == [e.product_id for e in rows]
     assert [tuple(p["category_path"]) for p in preds] == [d.path for d in expected]
     assert Counter(p["model_version"] for p in preds) == Counter({load_bundle(root).version: 300})

@@ -15,8 +15,9 @@ import pytest
 
 from export.data.datasets import load_dataset
 from export.training.hyper import Hyper
-from export.training.train import to_text
-from workers.inference.featurizer import Featurizer, FeaturizerSpec
+from workers.core.product import ProductText
+from workers.inference.featurizer import Featurizer
+from workers.inference.spec import FeaturizerSpec
 
 pytestmark = pytest.mark.slow
 
@@ -49,7 +50,7 @@ def test_charcnn_and_ensemble_keep_parity_after_serving_prep_and_onnx(
     rows, _ = load_dataset("myntra_styles", data_dir, limit=700)
     labels = sorted({e.path for e in rows})
     y = np.array([labels.index(e.path) for e in rows], dtype=np.int64)
-    x = Featurizer(SPEC).transform([to_text(e) for e in rows])
+    x = Featurizer(SPEC).transform([ProductText.of(e) for e in rows])
     train, val = slice(0, 600), slice(600, 700)
     models = []
     for arch in ("fasttext", "charcnn"):

@@ -8,7 +8,8 @@ from datetime import UTC, datetime
 
 import numpy as np
 
-from workers.core.events import Codec, ProductEvent
+from workers.core.codec import Codec
+from workers.core.events import ProductEvent
 from workers.inference.taxonomy import Decided, Taxonomy, Thresholds
 
 

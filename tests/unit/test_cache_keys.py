@@ -5,19 +5,12 @@ import json
 import msgspec
 import pytest
 
-from workers.classify.cache import (
-    CircuitBreaker,
-    Override,
-    ResultCache,
-    decode_cached,
-    decode_override,
-    encode_cached,
-    override_key,
-    result_key,
-)
+from workers.classify.cache import CircuitBreaker, ResultCache, decode_cached, encode_cached
 from workers.classify.categorized import DecisionEncoder, DecisionJSON
+from workers.core.categories import category_id
+from workers.core.overrides import Override, decode_override, override_key, result_key
 from workers.core.settings import RedisSettings
-from workers.inference.taxonomy import Alternative, Decision, category_id
+from workers.inference.taxonomy import Alternative, Decision
 
 
 def test_key_formats() -> None:

@@ -18,9 +18,11 @@ from export.data.datasets import load_dataset
 from tests.unit.payloads import decided_as, product_payloads
 from workers.classify.metrics import ClassifyMetrics
 from workers.classify.pipeline import BatchPipeline
-from workers.core.events import CategorizedEvent, Codec
-from workers.inference.featurizer import Featurizer, FeaturizerSpec, PreparedText
+from workers.core.codec import Codec
+from workers.core.events import CategorizedEvent
+from workers.inference.featurizer import Featurizer, PreparedText
 from workers.inference.model import BatchTimings
+from workers.inference.spec import FeaturizerSpec
 from workers.inference.taxonomy import Decided, Decision
 from workers.lifecycle.modelset import ModelSet, canary_point, canary_routes
 

@@ -7,17 +7,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
 
-from export.data.catalog import (
-    Example,
-    LoadReport,
-    load_catalog_file,
-    parse_attributes,
-    parse_time,
-    split_path,
-)
+from export.data.catalog import Example, LoadReport, load_catalog_file
 from export.errors import DataError, ExportError
 from workers.core.errors import ProdcatError
 
@@ -183,18 +174,6 @@ def test_bad_cells_raise_with_line(tmp_path: Path, row: str, pattern: str) -> No
         load_catalog_file(path)
 
 
-def test_parse_helpers() -> None:
-    assert split_path(" A >B > C ") == ("A", "B", "C")
-    assert split_path("") == ()
-    assert split_path("A > > C") == ()
-    assert parse_attributes('{"k": "v", "": "x", "e": ""}') == {"k": "v"}
-    assert parse_attributes("a:1;;b: 2 ") == {"a": "1", "b": "2"}
-    assert parse_time("") is None
-    assert parse_time(0) == datetime(1970, 1, 1, tzinfo=UTC)
-    with pytest.raises(ValueError, match="not a time"):
-        parse_time(True)
-
-
 def test_load_report_summary_lists_reasons_by_count() -> None:
     report = LoadReport(dataset="d", files=["f"])
     report.rows_read = 4
@@ -206,17 +185,3 @@ def test_load_report_summary_lists_reasons_by_count() -> None:
         "d: read 4 rows from 1 file(s), kept 1 in 1 classes, skipped 3 (a: 2, b: 1), "
         "repaired 1 (fixed: 1)"
     )
-
-
-_LEVEL = st.text(
-    alphabet=st.characters(
-        exclude_characters=">", exclude_categories=("Cs", "Cc", "Zs", "Zl", "Zp")
-    ),
-    min_size=1,
-    max_size=8,
-)
-
-
-@given(st.lists(_LEVEL, min_size=1, max_size=5))
-def test_split_path_round_trips(levels: list[str]) -> None:
-    assert split_path(" > ".join(levels)) == tuple(level.strip() for level in levels)

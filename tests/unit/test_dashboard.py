@@ -58,7 +58,7 @@ EXPECTED_METRICS: dict[str, tuple[str, ...]] = {
         "prodcat_commits_total",
         "prodcat_model_info",
     ),
-    # Classify worker, model lifecycle (workers/classify/metrics.py LifecycleMetrics).
+    # Classify worker (workers/classify/metrics.py), model lifecycle (workers/lifecycle/metrics.py).
     "model_lifecycle": (
         "prodcat_model_served_total",  # counter {version, role}: outputs per version
         "prodcat_model_swaps_total",  # counter {version}: model set switched in

@@ -17,7 +17,7 @@ from export.data.cn_lines import CnLineError, is_breadcrumb, parse_line
 from export.data.datasets import DATASETS, load_dataset, train_defaults
 from export.data.sources import SOURCES, fingerprint, source_for, verify
 from export.errors import DataError, ExportError
-from export.training.train import TrainConfig
+from export.training.config import TrainConfig
 
 TAG = re.compile(r"<[^<>]*>")
 
@@ -244,7 +244,7 @@ def test_registry_defaults_fill_only_the_flags_not_given(tmp_path: Path) -> None
     from export.training.hyper import DEFAULT_CANDIDATES, Hyper
     from workers.cli.main import build_parser
     from workers.core.settings import Settings
-    from workers.inference.featurizer import FeaturizerSpec
+    from workers.inference.spec import FeaturizerSpec
 
     def config(*flags: str) -> TrainConfig:
         args = build_parser().parse_args(["train", *flags, "--out", str(tmp_path)])

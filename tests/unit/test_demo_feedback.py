@@ -9,7 +9,8 @@ from pathlib import Path
 from jsonschema import Draft202012Validator
 
 from export.data.datasets import load_dataset
-from workers.core.events import Codec, FeedbackEvent
+from workers.core.codec import Codec
+from workers.core.events import FeedbackEvent
 from workers.demo.feedback import Correction, feedback_events
 
 SCHEMA = Path(__file__).resolve().parents[2] / "schemas" / "category.feedback.v1.schema.json"

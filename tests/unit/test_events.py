@@ -11,32 +11,34 @@ from typing import Any
 import msgspec
 import pytest
 
+from workers.core.codec import Codec
 from workers.core.errors import InvalidEventError, PayloadTooLargeError
 from workers.core.events import (
+    EVENT_SCHEMAS,
+    MODEL_LIVE_KEY,
+    Alternative,
+    CategorizedEvent,
+    FeedbackEvent,
+    LabelEvent,
+    ModelLiveEvent,
+    ModelPublishedEvent,
+    ProductEvent,
+    derive_event_id,
+    event_time,
+    event_time_ms,
+    message_key,
+    model_version_key,
+    utc_now,
+)
+from workers.core.product import ProductText
+from workers.kafka.deadletter import (
     DLQ_ERROR_CLASS,
     DLQ_ERROR_FIELD,
     DLQ_ERROR_MESSAGE,
     DLQ_FAILED_AT,
     DLQ_HEADERS,
     DLQ_MESSAGE_MAX_CHARS,
-    EVENT_SCHEMAS,
-    MODEL_LIVE_KEY,
-    Alternative,
-    CategorizedEvent,
-    Codec,
-    FeedbackEvent,
-    LabelEvent,
-    ModelLiveEvent,
-    ModelPublishedEvent,
-    ProductEvent,
     dead_letter_headers,
-    derive_event_id,
-    event_time,
-    event_time_ms,
-    message_key,
-    model_version_key,
-    text_fields,
-    utc_now,
 )
 
 EXAMPLE_DIR = Path(__file__).resolve().parents[2] / "schemas" / "examples"
@@ -354,16 +356,16 @@ def test_derive_event_id_is_deterministic_and_injective() -> None:
     assert categorized["event_id"] == derive_event_id(*recipe)
 
 
-def test_text_fields_are_the_same_for_serving_and_training(codec: Codec) -> None:
+def test_product_text_is_the_same_for_serving_and_training(codec: Codec) -> None:
     product = codec.decode_product(payload(CREATED))
     label = codec.decode(payload(example("category.label.v1")), LabelEvent)
-    assert text_fields(product) == text_fields(label)
-    assert text_fields(product) == {
-        "title": CREATED["title"],
-        "brand": CREATED["brand"],
-        "description": CREATED["description"],
-        "attributes": CREATED["attributes"],
-    }
+    assert ProductText.of(product) == ProductText.of(label)
+    assert ProductText.of(product) == ProductText(
+        title=CREATED["title"],
+        brand=CREATED["brand"],
+        description=CREATED["description"],
+        attributes=CREATED["attributes"],
+    )
 
 
 def test_dead_letter_headers() -> None:

@@ -12,8 +12,9 @@ import msgspec
 import pytest
 
 from export.data.datasets import load_dataset
-from workers.core.events import Alternative, CategorizedEvent, Codec, derive_event_id
-from workers.inference.taxonomy import category_id
+from workers.core.categories import category_id
+from workers.core.codec import Codec
+from workers.core.events import Alternative, CategorizedEvent, derive_event_id
 
 CODEC = Codec()
 REASONS = [

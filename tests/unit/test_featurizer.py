@@ -25,16 +25,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from workers.core.errors import BundleError
-from workers.inference.featurizer import (
-    RUN_RANGES,
-    SUPPORTED,
-    Featurizer,
-    FeaturizerSpec,
-    FieldLimits,
-    PreparedText,
-    ProductText,
-    _class_table,
-)
+from workers.core.product import ProductText
+from workers.inference.featurizer import Featurizer, PreparedText
+from workers.inference.hashing import RUN_RANGES, class_table
+from workers.inference.spec import SUPPORTED, FeaturizerSpec, FieldLimits
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -271,7 +265,7 @@ def test_ids_in_range_and_padding_at_the_end(items: list[ProductText]) -> None:
 
 
 def test_class_table_matches_definition() -> None:
-    table = _class_table()
+    table = class_table()
     codes = {"sep": 0, "word": 1, "run": 2}
     expected = np.array([codes[_char_class(chr(cp))] for cp in range(len(table) - 1)], np.uint8)
     np.testing.assert_array_equal(table[:-1], expected)
@@ -559,7 +553,9 @@ def _data_dir() -> Path:
 _CHILD = r"""
 import csv, hashlib, itertools, sys
 from pathlib import Path
-from workers.inference.featurizer import Featurizer, FeaturizerSpec, FieldLimits, ProductText
+from workers.inference.featurizer import Featurizer
+from workers.inference.spec import FeaturizerSpec, FieldLimits
+from workers.core.product import ProductText
 items = [
     ProductText("Apple iPhone 13 (128GB) - Blue", brand="Apple", attributes={"colour": "blue"}),
     ProductText("小米 充电宝 10000mAh", description="<p>轻薄 &amp; 快充</p>"),

@@ -6,8 +6,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from export.data.catalog import load_catalog_file
-from export.training.train import merge_labels
-from workers.core.events import Codec, FeedbackEvent
+from export.training.prepare import merge_labels
+from workers.core.codec import Codec
+from workers.core.events import FeedbackEvent
 from workers.feedback.outputs import label_event
 from workers.feedback.state import OverrideState, StoredText
 

@@ -7,7 +7,8 @@ from datetime import UTC, datetime
 import msgspec
 import pytest
 
-from workers.core.events import Codec, FeedbackEvent
+from workers.core.codec import Codec
+from workers.core.events import FeedbackEvent
 from workers.feedback.parking import ParkedIndex, expire, park
 from workers.feedback.policy import (
     UnknownCategoryError,

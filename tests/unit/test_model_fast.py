@@ -12,9 +12,10 @@ import pytest
 
 import workers.inference.model as model_module
 from export.data.datasets import load_dataset
+from workers.core.product import ProductText
 from workers.inference.bundle import Bundle
-from workers.inference.featurizer import FeaturizerSpec, ProductText
 from workers.inference.model import RUN_SLICE, Classifier
+from workers.inference.spec import FeaturizerSpec
 from workers.inference.taxonomy import Taxonomy, Thresholds
 
 onnx = pytest.importorskip("onnx")

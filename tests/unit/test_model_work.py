@@ -22,9 +22,11 @@ from tests.unit.payloads import decided_as, product_payloads
 from workers.classify.metrics import ClassifyMetrics
 from workers.classify.modelwork import MODEL_CHUNK
 from workers.classify.pipeline import BatchPipeline, Outcome
-from workers.core.events import Codec
-from workers.inference.featurizer import Featurizer, FeaturizerSpec, PreparedText, ProductText
+from workers.core.codec import Codec
+from workers.core.product import ProductText
+from workers.inference.featurizer import Featurizer, PreparedText
 from workers.inference.model import BatchTimings
+from workers.inference.spec import FeaturizerSpec
 from workers.inference.taxonomy import Decided
 
 N = 2 * MODEL_CHUNK + 177  # three chunks, the last one partial

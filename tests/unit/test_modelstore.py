@@ -9,13 +9,15 @@ from pathlib import Path
 
 import pytest
 
+from workers.core.codec import Codec
 from workers.core.errors import BundleError, ConfigError, InvalidEventError
-from workers.core.events import Codec, ModelLiveEvent, ModelPublishedEvent, model_version_key
+from workers.core.events import ModelLiveEvent, ModelPublishedEvent, model_version_key
 from workers.inference.bundle import Bundle, verify_manifest, write_manifest
-from workers.inference.featurizer import FeaturizerSpec
+from workers.inference.scores import weighted_f1
+from workers.inference.spec import FeaturizerSpec
 from workers.inference.taxonomy import Taxonomy, Thresholds
 from workers.lifecycle.control import ControlState
-from workers.lifecycle.gate import GateRefusedError, GateResult, judge, weighted_f1
+from workers.lifecycle.gate import GateRefusedError, GateResult, judge
 from workers.lifecycle.store import (
     DirectoryStore,
     StoreUnavailableError,

@@ -11,17 +11,13 @@ from typing import Any
 import msgspec
 import pytest
 
-from workers.classify.cache import Override, decode_cached, encode_cached
+from workers.classify.cache import decode_cached, encode_cached
 from workers.classify.categorized import DecisionEncoder, EventWriter
 from workers.classify.metrics import ClassifyMetrics
 from workers.classify.pipeline import BatchPipeline, Outcome, review_reason
-from workers.core.events import (
-    Alternative,
-    CategorizedEvent,
-    Codec,
-    ProductEvent,
-    derive_event_id,
-)
+from workers.core.codec import Codec
+from workers.core.events import Alternative, CategorizedEvent, ProductEvent, derive_event_id
+from workers.core.overrides import Override
 from workers.inference.taxonomy import Alternative as Scored
 from workers.inference.taxonomy import Decision
 from workers.lifecycle.modelset import ModelSet

@@ -23,15 +23,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from jsonschema import Draft202012Validator, FormatChecker
 
+from workers.core.codec import Codec
 from workers.core.errors import InvalidEventError
-from workers.core.events import (
-    DLQ_HEADERS,
-    EVENT_SCHEMAS,
-    CategorizedEvent,
-    Codec,
-    ProductEvent,
-    dead_letter_headers,
-)
+from workers.core.events import EVENT_SCHEMAS, CategorizedEvent, ProductEvent
+from workers.kafka.deadletter import DLQ_HEADERS, dead_letter_headers
 
 SCHEMA_DIR = Path(__file__).resolve().parents[2] / "schemas"
 SCHEMAS: dict[str, dict[str, Any]] = {

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from export.training.thresholds import NEVER, choose_thresholds
-from workers.inference.taxonomy import Taxonomy, Thresholds, category_id, parse_path
+from workers.core.categories import category_id
+from workers.inference.taxonomy import Taxonomy, Thresholds
 
 LEAVES = [
     ("Beauty & Hygiene", "Hair Care", "Shampoo & Conditioner"),
@@ -26,11 +27,6 @@ def test_category_id_is_stable_and_distinct() -> None:
     assert category_id(LEAVES[0]) == category_id(list(LEAVES[0]))
     assert len({category_id(p) for p in LEAVES}) == len(LEAVES)
     assert category_id(("a", "b")) != category_id(("a b",))
-
-
-def test_parse_path() -> None:
-    assert parse_path("Beverages > Tea >  Green Tea ") == ("Beverages", "Tea", "Green Tea")
-    assert parse_path(" > ") == ()
 
 
 def test_level_scores_sum_leaves(tax: Taxonomy) -> None:

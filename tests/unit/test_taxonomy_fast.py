@@ -13,7 +13,8 @@ import pytest
 
 from export.data.datasets import load_dataset
 from workers.classify.categorized import DecisionEncoder
-from workers.inference.taxonomy import Alternative, Decision, Taxonomy, Thresholds, category_id
+from workers.core.categories import category_id
+from workers.inference.taxonomy import Alternative, Decision, Taxonomy, Thresholds
 
 FloatArray = npt.NDArray[np.float32]
 

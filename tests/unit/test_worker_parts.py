@@ -18,7 +18,9 @@ from confluent_kafka import KafkaError, TopicPartition
 from workers.classify.metrics import ClassifyMetrics
 from workers.classify.partitions import PartitionOwner
 from workers.core.errors import InvalidEventError, PayloadTooLargeError
-from workers.core.events import (
+from workers.core.settings import Settings
+from workers.kafka.clients import consumer_config, parse_stats, producer_config
+from workers.kafka.deadletter import (
     DLQ_ATTEMPT,
     DLQ_ERROR_CLASS,
     DLQ_ERROR_FIELD,
@@ -26,10 +28,8 @@ from workers.core.events import (
     DLQ_SOURCE_PARTITION,
     DLQ_SOURCE_TOPIC,
     DLQ_WORKER,
+    dead_letter_record,
 )
-from workers.core.settings import Settings
-from workers.kafka.clients import consumer_config, parse_stats, producer_config
-from workers.kafka.deadletter import dead_letter_record
 from workers.kafka.offsets import OffsetTracker
 from workers.process.httpserver import HealthServer
 from workers.process.signals import install_stop_signals

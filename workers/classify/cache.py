@@ -1,11 +1,8 @@
 """The Redis side of classification: overrides and cached results, behind a circuit breaker.
 
-Two key families share one Redis::
-
-    {prefix}:override:{product_id}                 written by the feedback app; a person's
-                                                   answer, which wins over the model
-    {prefix}:result:{model_version}:{content_hash} written here; the model's answer for
-                                                   that exact (normalized) product text
+Two key families share one Redis (:mod:`workers.core.overrides` defines both): a
+product's override, written by the feedback app (a person's answer, which wins over the
+model), and the model's answer for one exact (normalized) product text, written here.
 
 A batch costs one round trip and one write at most: one ``MGET`` over both families for
 every item (:meth:`ResultCache.lookup`) and one non-transactional pipeline of ``SET .. EX``
@@ -34,37 +31,23 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from workers.classify.categorized import DecisionJSON
+from workers.core.overrides import Override, decode_override, override_prefix, result_prefix
 from workers.core.settings import RedisSettings
-from workers.inference.taxonomy import category_id, parse_path
 from workers.process.connectivity import redact_url
 
 __all__ = [
     "CircuitBreaker",
     "Lookup",
-    "Override",
     "ResultCache",
     "decode_cached",
-    "decode_override",
     "encode_cached",
-    "override_key",
     "pack_sets",
-    "result_key",
 ]
 
 log = logging.getLogger(__name__)
 
 # hiredis's stub types its argument as a 1-tuple; it takes any tuple of str/bytes/numbers.
 _pack_command = cast(Callable[[tuple[Any, ...]], bytes], hiredis.pack_command)
-
-
-def override_key(prefix: str, product_id: str) -> str:
-    """Key of a product's override: ``{prefix}:override:{product_id}``."""
-    return f"{prefix}:override:{product_id}"
-
-
-def result_key(prefix: str, model_version: str, content_hash: str) -> str:
-    """Key of a cached model answer: ``{prefix}:result:{model_version}:{content_hash}``."""
-    return f"{prefix}:result:{model_version}:{content_hash}"
 
 
 def pack_sets(key_prefix: str, entries: Sequence[tuple[str, bytes]], ttl_s: int) -> bytes:
@@ -131,69 +114,6 @@ def decode_cached(raw: bytes) -> DecisionJSON | None:
         return _DECODER.decode(raw)
     except (msgspec.DecodeError, TypeError):
         return None
-
-
-@dataclass(frozen=True, slots=True)
-class Override:
-    """A category chosen by a person for one product (set by the feedback app)."""
-
-    category_id: str
-    path: tuple[str, ...]
-    source: str | None = None
-
-
-class _OverrideValue(msgspec.Struct, frozen=True):
-    category_path: list[str] | str
-    category_id: str | None = None
-    source: str | None = None
-
-
-_OVERRIDE_DECODER = msgspec.json.Decoder(_OverrideValue)
-
-
-class _OverrideRecord(msgspec.Struct, frozen=True, kw_only=True):
-    """What the feedback app writes (the fields after ``source`` are for people)."""
-
-    category_path: list[str]
-    category_id: str
-    source: str
-    feedback_event_id: str
-    occurred_at: str
-
-
-_OVERRIDE_ENCODER = msgspec.json.Encoder()
-
-
-def encode_override(
-    path: Sequence[str], *, source: str, feedback_event_id: str, occurred_at: str
-) -> bytes:
-    """An override value as :func:`decode_override` reads it."""
-    return _OVERRIDE_ENCODER.encode(
-        _OverrideRecord(
-            category_path=list(path),
-            category_id=category_id(tuple(path)),
-            source=source,
-            feedback_event_id=feedback_event_id,
-            occurred_at=occurred_at,
-        )
-    )
-
-
-def decode_override(raw: bytes) -> Override | None:
-    """Parse an override value: a JSON object with ``category_path`` (a list of names or
-    an ``"A > B"`` string) and optional ``category_id`` and ``source``. None if unreadable."""
-    try:
-        value = _OVERRIDE_DECODER.decode(raw)
-    except (msgspec.DecodeError, UnicodeDecodeError):
-        return None
-    path = (
-        parse_path(value.category_path)
-        if isinstance(value.category_path, str)
-        else tuple(p.strip() for p in value.category_path if p.strip())
-    )
-    if not path:
-        return None
-    return Override(value.category_id or category_id(path), path, value.source)
 
 
 # --------------------------------------------------------------------------- breaker
@@ -311,9 +231,10 @@ class ResultCache:
         if n == 0 or self._client is None or not self.breaker.allow():
             return None
         prefix = self.prefix
-        keys = [f"{prefix}:override:{pid}" for pid in product_ids]
-        result_prefix = f"{prefix}:result:{model_version}:"
-        keys += [result_prefix + h for h in hashes]
+        override_at = override_prefix(prefix)
+        keys = [override_at + pid for pid in product_ids]
+        result_at = result_prefix(prefix, model_version)
+        keys += [result_at + h for h in hashes]
         try:
             (values,) = self._round_trip(_pack_command(("MGET", *keys)), 1)
         except (redis.RedisError, OSError) as exc:
@@ -337,7 +258,7 @@ class ResultCache:
         self.collect()
         if not self.breaker.allow():
             return False
-        packed = pack_sets(f"{self.prefix}:result:{model_version}:", entries, self.ttl_s)
+        packed = pack_sets(result_prefix(self.prefix, model_version), entries, self.ttl_s)
         pool = self._client.connection_pool
         conn: Any = None
         try:

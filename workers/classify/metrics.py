@@ -14,7 +14,9 @@ from dataclasses import dataclass
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info, generate_latest
 
-__all__ = ["ClassifyMetrics", "LifecycleMetrics", "TopicCounters"]
+from workers.lifecycle.metrics import STAGE_BUCKETS, LifecycleMetrics
+
+__all__ = ["ClassifyMetrics", "TopicCounters"]
 
 _LATENCY_BUCKETS = (
     0.001,
@@ -34,7 +36,6 @@ _LATENCY_BUCKETS = (
     30.0,
     60.0,
 )
-_STAGE_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 _BATCH_BUCKETS = (1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000)
 
 
@@ -95,19 +96,19 @@ class ClassifyMetrics:
         self.featurize_seconds = Histogram(
             "prodcat_featurize_seconds",
             "Featurizer time per model batch.",
-            buckets=_STAGE_BUCKETS,
+            buckets=STAGE_BUCKETS,
             registry=r,
         )
         self.inference_seconds = Histogram(
             "prodcat_inference_seconds",
             "onnxruntime time per model batch.",
-            buckets=_STAGE_BUCKETS,
+            buckets=STAGE_BUCKETS,
             registry=r,
         )
         self.batch_seconds = Histogram(
             "prodcat_batch_seconds",
             "Wall time to process one batch (decode to last produce call).",
-            buckets=_STAGE_BUCKETS,
+            buckets=STAGE_BUCKETS,
             registry=r,
         )
         self.end_to_end_seconds = Histogram(
@@ -195,85 +196,3 @@ class ClassifyMetrics:
     def exposition(self) -> bytes:
         """The registry in the Prometheus text format."""
         return generate_latest(self.registry)
-
-
-_SHIFT_BUCKETS = (-0.5, -0.25, -0.1, -0.05, -0.01, 0.0, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0)
-
-
-class LifecycleMetrics:
-    """Model lifecycle: swaps, rejected bundles, per-version model time, shadow comparison.
-
-    Shadow agreement rate = ``prodcat_shadow_agreed_total / prodcat_shadow_compared_total``
-    (same ``live``/``shadow`` labels)."""
-
-    def __init__(self, registry: CollectorRegistry) -> None:
-        r = registry
-        self.swaps = Counter(
-            "prodcat_model_swaps",
-            "Model sets switched in between batches, by the live version now served.",
-            ["version"],
-            registry=r,
-        )
-        self.rejected = Counter(
-            "prodcat_model_rejected",
-            "Bundles refused by a worker, by version and stage (fetch, verify, load, warm, "
-            "unpublished); the previous model keeps serving.",
-            ["version", "stage"],
-            registry=r,
-        )
-        self.load_seconds = Histogram(
-            "prodcat_model_load_seconds",
-            "Fetch, verify, load and warm one bundle (off the hot path).",
-            buckets=(0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0),
-            registry=r,
-        )
-        self.swap_seconds = Histogram(
-            "prodcat_model_swap_seconds",
-            "Time the batch loop spent switching to a new model set.",
-            buckets=_STAGE_BUCKETS,
-            registry=r,
-        )
-        self.model_seconds = Histogram(
-            "prodcat_model_batch_seconds",
-            "Model time (featurize, inference, decode) per batch, by version and role "
-            "(live, canary, shadow).",
-            ["version", "role"],
-            buckets=_STAGE_BUCKETS,
-            registry=r,
-        )
-        self.served = Counter(
-            "prodcat_model_served",
-            "Categorized outputs, by the version that served them and its role (live, canary).",
-            ["version", "role"],
-            registry=r,
-        )
-        self.shadow_compared = Counter(
-            "prodcat_shadow_compared",
-            "Distinct product texts both the live and the shadow version answered.",
-            ["live", "shadow"],
-            registry=r,
-        )
-        self.shadow_agreed = Counter(
-            "prodcat_shadow_agreed",
-            "Of those, the texts where both chose the same category.",
-            ["live", "shadow"],
-            registry=r,
-        )
-        self.shadow_confidence_shift = Histogram(
-            "prodcat_shadow_confidence_shift",
-            "Shadow confidence minus live confidence, per compared text.",
-            ["live", "shadow"],
-            buckets=_SHIFT_BUCKETS,
-            registry=r,
-        )
-        self.shadow_errors = Counter(
-            "prodcat_shadow_errors",
-            "Batches the shadow version failed on (the live outputs are unaffected).",
-            ["shadow"],
-            registry=r,
-        )
-        self.control_errors = Counter(
-            "prodcat_control_errors",
-            "Unreadable records on the model control topic (skipped).",
-            registry=r,
-        )

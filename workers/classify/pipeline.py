@@ -4,7 +4,7 @@ For a batch of raw ``product.created``/``product.updated`` payloads,
 :meth:`BatchPipeline.run` (or :meth:`~BatchPipeline.begin` then
 :meth:`~BatchPipeline.finish`, with the model running on another thread in between):
 
-1. decodes and validates each one (:class:`workers.core.events.Codec`); a failure is the
+1. decodes and validates each one (:class:`workers.core.codec.Codec`); a failure is the
    item's outcome (the worker dead-letters it);
 2. asks Redis, in one ``MGET``, for every item's override and cached result;
 3. classifies the remaining items (identical texts once) in chunks of
@@ -39,7 +39,7 @@ from collections.abc import Sequence
 from concurrent.futures import Executor, Future
 from dataclasses import dataclass, field
 
-from workers.classify.cache import Lookup, Override, ResultCache, encode_cached
+from workers.classify.cache import Lookup, ResultCache, encode_cached
 from workers.classify.categorized import (
     DecisionEncoder,
     DecisionJSON,
@@ -51,8 +51,11 @@ from workers.classify.categorized import (
 from workers.classify.metrics import ClassifyMetrics
 from workers.classify.modelwork import ModelResult, ModelWork
 from workers.classify.shadow import ShadowJob
-from workers.core.events import Codec, ProductEvent, override_categorized, utc_now
-from workers.inference.featurizer import PreparedText, ProductText
+from workers.core.codec import Codec
+from workers.core.events import ProductEvent, override_categorized, utc_now
+from workers.core.overrides import Override
+from workers.core.product import ProductText
+from workers.inference.featurizer import PreparedText
 from workers.inference.model import Classifier
 from workers.lifecycle.modelset import ModelSet, canary_routes
 

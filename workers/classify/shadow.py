@@ -22,13 +22,14 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from workers.classify.cache import Override
 from workers.classify.categorized import DecisionJSON
-from workers.classify.metrics import LifecycleMetrics
 from workers.core.events import ProductEvent
-from workers.inference.featurizer import PreparedText, ProductText
+from workers.core.overrides import Override
+from workers.core.product import ProductText
+from workers.inference.featurizer import PreparedText
 from workers.inference.model import Classifier
 from workers.inference.taxonomy import Decision
+from workers.lifecycle.metrics import LifecycleMetrics
 
 __all__ = ["ShadowJob", "ShadowTally", "compare_shadow", "tally"]
 

@@ -56,11 +56,11 @@ from workers.classify.delivery import OutputSender
 from workers.classify.metrics import ClassifyMetrics
 from workers.classify.partitions import PartitionOwner
 from workers.classify.pipeline import Batch, BatchPipeline
+from workers.core.codec import Codec
 from workers.core.errors import ConfigError, ProdcatError
-from workers.core.events import Codec
+from workers.core.product import ProductText
 from workers.core.settings import Settings
-from workers.inference.featurizer import ProductText
-from workers.kafka.clients import consumer_config, producer_config
+from workers.kafka.clients import admin_config, consumer_config, producer_config
 from workers.kafka.offsets import OffsetTracker, TopicPartitionKey
 from workers.kafka.topics import ensure_topics, topic_specs
 from workers.kafka.transactions import TransactionalSender
@@ -163,7 +163,7 @@ class ClassifyWorker:
             s.topics.models,
         }
         ensure_topics(
-            s.kafka.librdkafka(), [spec for spec in topic_specs(s) if spec.name in used], 15.0
+            admin_config(s.kafka), [spec for spec in topic_specs(s) if spec.name in used], 15.0
         )
         models = self.switcher.initial(CONTROL_READ_TIMEOUT_S)
         self.metrics.model.info(models.info())

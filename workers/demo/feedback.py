@@ -25,8 +25,11 @@ from pathlib import Path
 import redis
 from confluent_kafka import Producer
 
-from workers.classify.cache import override_key
-from workers.core.events import Codec, FeedbackEvent
+from workers.core.codec import Codec
+from workers.core.events import FeedbackEvent
+from workers.core.overrides import override_key
+from workers.core.settings import KafkaSettings
+from workers.kafka.clients import writer_config
 
 __all__ = ["Correction", "CorrectionPath", "feedback_events"]
 
@@ -70,12 +73,12 @@ class CorrectionPath:
     def __init__(
         self,
         env: Mapping[str, str],
-        kafka_conf: Mapping[str, object],
+        kafka: KafkaSettings,
         redis_url: str,
         codec: Codec,
     ) -> None:
         self.env = dict(env)
-        self.kafka_conf = dict(kafka_conf)
+        self.kafka = kafka
         self.redis_url = redis_url
         self.codec = codec
         self.app: subprocess.Popen[bytes] | None = None
@@ -88,7 +91,7 @@ class CorrectionPath:
 
     def apply(self, corrections: Sequence[Correction], timeout_s: float = 60.0) -> None:
         """Send the feedback events, then wait until the app has written every override."""
-        producer = Producer({**self.kafka_conf, "linger.ms": 5})
+        producer = Producer(writer_config(self.kafka, "demo-moderator", linger_ms=5))
         topic = self.env["PRODCAT_TOPICS_FEEDBACK"]
         for event in feedback_events(corrections, datetime.now(UTC)):
             producer.produce(topic, self.codec.encode(event), event.product_id)

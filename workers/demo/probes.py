@@ -16,10 +16,12 @@ import urllib.error
 import urllib.request
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 from confluent_kafka import Consumer, KafkaException, TopicPartition
 from prometheus_client.parser import text_string_to_metric_families
+
+from workers.core.settings import KafkaSettings
+from workers.kafka.clients import reader_config
 
 __all__ = [
     "LagProbe",
@@ -126,9 +128,8 @@ def lag_by_partition(
 class LagProbe:
     """Lag of consumer group ``group_id`` on ``topics``, read without joining the group."""
 
-    def __init__(self, kafka_conf: Mapping[str, Any], group_id: str, topics: Sequence[str]):
-        conf = {**kafka_conf, "group.id": group_id, "enable.auto.commit": False}
-        self._consumer = Consumer(conf)
+    def __init__(self, kafka: KafkaSettings, group_id: str, topics: Sequence[str]) -> None:
+        self._consumer = Consumer(reader_config(kafka, "lag-probe", group_id=group_id))
         self._topics = list(topics)
         self._partitions: list[TopicPartition] = []
 

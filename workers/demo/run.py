@@ -37,15 +37,17 @@ from confluent_kafka import (
     Producer,
 )
 
+from workers.core.categories import format_path
+from workers.core.codec import Codec
 from workers.core.errors import ProdcatError
-from workers.core.events import CategorizedEvent, Codec
+from workers.core.events import CategorizedEvent
 from workers.core.settings import Settings
 from workers.demo.data import Row, held_out_rows, product_event
 from workers.demo.feedback import Correction, CorrectionPath
 from workers.demo.probes import LagProbe, WorkerFigures, scrape_worker
 from workers.demo.sandbox import Sandbox, free_port, wait_ready
 from workers.demo.view import SampleRow, TerminalView, ViewState, render_table
-from workers.inference.taxonomy import format_path
+from workers.kafka.clients import reader_config, writer_config
 from workers.process.connectivity import check_kafka, check_redis
 
 
@@ -58,7 +60,8 @@ def ensure_bundle(settings: Settings, args: argparse.Namespace) -> Path:
         print(f"using the demo bundle trained earlier: {root / version}")
         return root / version
     print(f"training a demo bundle on {', '.join(args.datasets)} ({args.train_rows} rows each)…")
-    from export.training.train import TrainConfig, run
+    from export.pipeline import run
+    from export.training.config import TrainConfig
 
     config = TrainConfig(
         data=tuple(args.datasets),
@@ -136,7 +139,7 @@ class Demo:
         self.view = TerminalView(sys.stdout)
         self.corrections = CorrectionPath(
             {**self.env, "PRODCAT_METRICS_PORT": str(free_port())},
-            settings.kafka.librdkafka(),
+            settings.kafka,
             settings.redis.url,
             self.codec,
         )
@@ -146,13 +149,9 @@ class Demo:
     # -------------------------------------------------------------- output side
     def watch(self) -> None:
         """Read the categorized topic, as a downstream service would."""
-        conf = {
-            **self.settings.kafka.librdkafka(),
-            "group.id": f"demo-{self.run_id}-watch",
-            "auto.offset.reset": "earliest",
-            "enable.auto.commit": False,
-        }
-        consumer = Consumer(conf)
+        consumer = Consumer(
+            reader_config(self.settings.kafka, "demo-watch", group_id=f"demo-{self.run_id}-watch")
+        )
         consumer.subscribe([self.env["PRODCAT_TOPICS_CATEGORIZED"]])
         try:
             while not self.stop.is_set():
@@ -195,9 +194,7 @@ class Demo:
             self.env["PRODCAT_TOPICS_PRODUCT_CREATED"],
             self.env["PRODCAT_TOPICS_PRODUCT_UPDATED"],
         ]
-        lag_probe = LagProbe(
-            self.settings.kafka.librdkafka(), self.env["PRODCAT_CLASSIFY_GROUP_ID"], topics
-        )
+        lag_probe = LagProbe(self.settings.kafka, self.env["PRODCAT_CLASSIFY_GROUP_ID"], topics)
         port = self.sandbox.metrics_port
         try:
             while not self.stop.wait(0.5):
@@ -219,7 +216,7 @@ class Demo:
             if event_type == "product.created"
             else "PRODCAT_TOPICS_PRODUCT_UPDATED"
         ]
-        producer = Producer({**self.settings.kafka.librdkafka(), "linger.ms": 5})
+        producer = Producer(writer_config(self.settings.kafka, "demo-replay", linger_ms=5))
         start = time.monotonic()
         for n, row in enumerate(rows):
             if self.stop.is_set():
@@ -331,7 +328,7 @@ class Demo:
             env["PRODCAT_TOPICS_PRODUCT_UPDATED"],
             env["PRODCAT_TOPICS_CATEGORIZED"],
         ]
-        probe = LagProbe(self.settings.kafka.librdkafka(), env["PRODCAT_FEEDBACK_APP_ID"], topics)
+        probe = LagProbe(self.settings.kafka, env["PRODCAT_FEEDBACK_APP_ID"], topics)
 
         def done() -> bool:
             lag = probe.read(timeout_s=1.0)

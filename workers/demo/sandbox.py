@@ -17,12 +17,11 @@ import urllib.request
 from pathlib import Path
 
 import redis
-from confluent_kafka import Consumer, KafkaException, TopicPartition
-from confluent_kafka.admin import AdminClient
 
 from workers.core.errors import ProdcatError
 from workers.core.settings import Settings
-from workers.kafka.topics import ensure_topics, topic_specs
+from workers.kafka.sandbox import TopicSandbox
+from workers.kafka.topics import topic_specs
 
 __all__ = ["Sandbox", "free_port", "wait_ready"]
 
@@ -63,6 +62,7 @@ class Sandbox:
             "PRODCAT_LOG_LEVEL": "WARNING",
         }
         self.prefix = f"prodcat-{t}"
+        self.topics = TopicSandbox(settings.kafka, t, timeout_s=30.0)
         self.log_dir = Path("var/demo/logs")
         self._logs: dict[str, Path] = {}
 
@@ -90,47 +90,19 @@ class Sandbox:
     def metrics_port(self) -> int:
         return int(self.env["PRODCAT_METRICS_PORT"])
 
-    def create(self, timeout_s: float = 30.0) -> None:
-        """Create the run's topics and wait until every partition answers a watermark
-        query, so the processes started next never see a half-made topic."""
+    def create(self) -> None:
+        """Create the run's topics, ready for the processes started next."""
         names = {
             k[len(_TOPIC_VARS) :].lower(): v
             for k, v in self.env.items()
             if k.startswith(_TOPIC_VARS)
         }
-        specs = topic_specs(self.settings.with_overrides(topics=names))
-        kafka_conf = self.settings.kafka.librdkafka()
-        ensure_topics(kafka_conf, specs, timeout_s)
-        probe = Consumer({**kafka_conf, "group.id": f"{self.prefix}-setup"})
-        deadline = time.monotonic() + timeout_s
-        pending = [TopicPartition(sp.name, p) for sp in specs for p in range(sp.partitions)]
-        try:
-            while pending:
-                try:
-                    probe.get_watermark_offsets(pending[0], timeout=2.0, cached=False)
-                    pending.pop(0)
-                except KafkaException as exc:
-                    if time.monotonic() > deadline:
-                        raise ProdcatError(
-                            f"demo topic {pending[0].topic} partition {pending[0].partition} "
-                            f"not ready after {timeout_s:.0f} s: {exc}"
-                        ) from exc
-                    time.sleep(0.2)
-        finally:
-            probe.close()
+        self.topics.create(topic_specs(self.settings.with_overrides(topics=names)))
 
     def destroy(self) -> None:
-        """Delete the run's topics and Redis keys (best effort: never raises for Kafka)."""
-        topics = {v for k, v in self.env.items() if k.startswith(_TOPIC_VARS)}
-        admin = AdminClient(self.settings.kafka.librdkafka())
-        # ... and the feedback app's internal topics (changelogs), named after its app id.
-        app_id = self.env["PRODCAT_FEEDBACK_APP_ID"]
-        with contextlib.suppress(Exception):
-            listed = admin.list_topics(timeout=10).topics
-            topics.update(t for t in listed if t.startswith(app_id + "-"))
-        for fut in admin.delete_topics(sorted(topics), operation_timeout=10).values():
-            with contextlib.suppress(Exception):
-                fut.result()
+        """Delete the run's topics (and the feedback app's changelogs, named after its app
+        id) and Redis keys; best effort for Kafka: a failure is logged, never raised."""
+        self.topics.delete_all(also_prefixed=[self.env["PRODCAT_FEEDBACK_APP_ID"] + "-"])
         client = redis.Redis.from_url(self.settings.redis.url)
         try:
             keys = list(client.scan_iter(match=f"{self.prefix}:*", count=1000))

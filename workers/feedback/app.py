@@ -43,15 +43,12 @@ import msgspec
 import redis
 import redis.asyncio as aioredis
 
-from workers.classify.cache import override_key
+from workers.core.categories import format_path
+from workers.core.codec import Codec
 from workers.core.errors import InvalidEventError, ProdcatError
-from workers.core.events import (
-    CategorizedEvent,
-    Codec,
-    FeedbackEvent,
-    derive_event_id,
-    utc_now,
-)
+from workers.core.events import CategorizedEvent, FeedbackEvent, derive_event_id, utc_now
+from workers.core.overrides import override_key
+from workers.core.product import ProductText
 from workers.core.settings import Settings
 from workers.feedback.metrics import FeedbackMetrics, QualityCollector, Snapshot
 from workers.feedback.outputs import label_event, override_event, override_value
@@ -82,8 +79,8 @@ from workers.feedback.state import (
 )
 from workers.feedback.tables import RAW, FeedbackTables
 from workers.inference.bundle import load_bundle
-from workers.inference.featurizer import Featurizer, ProductText
-from workers.inference.taxonomy import format_path
+from workers.inference.featurizer import Featurizer
+from workers.kafka.clients import admin_config
 from workers.kafka.deadletter import dead_letter_record, log_dead_letter
 from workers.kafka.topics import ensure_topics, topic_specs
 from workers.process.connectivity import redact_url
@@ -163,7 +160,7 @@ class FeedbackApp:
         t = s.topics
         wanted = {t.product_created, t.product_updated, t.categorized, t.feedback}
         wanted |= {t.labels, t.dead_letter}
-        admin = s.kafka.librdkafka()
+        admin = admin_config(s.kafka)
         ensure_topics(admin, [spec for spec in topic_specs(s) if spec.name in wanted])
         self._partitions = co_partitioned(
             admin, [t.product_created, t.product_updated, t.categorized, t.feedback]
@@ -550,11 +547,7 @@ class FeedbackApp:
         if state.input_hash:
             return state.input_hash
         if state.text is not None and self._featurizer is not None:
-            text = state.text
-            prepared = self._featurizer.prepare(
-                ProductText(text.title, text.brand, text.description, text.attributes)
-            )
-            return prepared.content_hash()
+            return self._featurizer.content_hash(ProductText.of(state.text))
         return derive_event_id("product", product_id)
 
     async def _redis_set(self, key: str, value: bytes) -> None:

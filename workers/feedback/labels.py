@@ -6,22 +6,23 @@ there until compaction runs; the dump keeps only the newest per product, by
 ``label_time``). Each line is a ``category.label`` event, which ``prodcat train --labels
 FILE`` reads as a catalog row (``product_id``, ``title``, ``description``, ``brand``,
 ``attributes``, ``category_path``, ``label_time``); newer labels win over older catalog
-labels of the same product (``export.training.train.merge_labels``).
+labels of the same product (``export.training.prepare.merge_labels``).
 """
 
 from __future__ import annotations
 
 import logging
 import time
-import uuid
 from pathlib import Path
 from typing import IO
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, TopicPartition
 
+from workers.core.codec import Codec
 from workers.core.errors import InvalidEventError, ServiceUnavailableError
-from workers.core.events import Codec, LabelEvent
+from workers.core.events import LabelEvent
 from workers.core.settings import Settings
+from workers.kafka.clients import reader_config
 
 __all__ = ["dump_labels", "read_labels"]
 
@@ -31,16 +32,9 @@ log = logging.getLogger(__name__)
 def read_labels(settings: Settings, *, timeout_s: float = 30.0) -> list[LabelEvent]:
     """The newest label per product on the labels topic, up to its current end."""
     topic = settings.topics.labels
-    conf = settings.kafka.librdkafka()
-    conf.update(
-        {
-            "group.id": f"prodcat-labels-dump-{uuid.uuid4().hex[:12]}",
-            "enable.auto.commit": False,
-            "isolation.level": "read_committed",
-            "client.id": f"{settings.kafka.client_id}-labels-dump",
-        }
+    consumer = Consumer(
+        reader_config(settings.kafka, "labels-dump", **{"isolation.level": "read_committed"})
     )
-    consumer = Consumer(conf)
     codec = Codec(1 << 20)
     newest: dict[str, LabelEvent] = {}
     try:

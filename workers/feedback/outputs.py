@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from workers.classify.cache import encode_override
+from workers.core.categories import category_id
 from workers.core.events import (
     CategorizedEvent,
     FeedbackEvent,
@@ -16,8 +16,8 @@ from workers.core.events import (
     derive_event_id,
     override_categorized,
 )
+from workers.core.overrides import encode_override
 from workers.feedback.state import OverrideState, StoredText
-from workers.inference.taxonomy import category_id
 
 __all__ = ["label_event", "override_event", "override_value"]
 

@@ -30,6 +30,7 @@ from typing import Literal
 
 import msgspec
 
+from workers.core.categories import CategoryPathError, format_path, parse_category_path
 from workers.core.errors import InvalidEventError
 from workers.core.events import FeedbackEvent
 from workers.core.settings import FeedbackSettings
@@ -40,7 +41,7 @@ from workers.feedback.state import (
     Vote,
     actor_of,
 )
-from workers.inference.taxonomy import Taxonomy, format_path
+from workers.inference.taxonomy import Taxonomy
 
 __all__ = [
     "Effect",
@@ -111,7 +112,8 @@ def taxonomy_nodes(taxonomy: Taxonomy) -> frozenset[tuple[str, ...]]:
 
 
 def _clean(path: list[str] | None) -> tuple[str, ...] | None:
-    return None if path is None else tuple(p.strip() for p in path)
+    """An event's category path as a tuple (:func:`parse_category_path`), or None."""
+    return None if path is None else parse_category_path(path)
 
 
 def validate(
@@ -140,7 +142,12 @@ def check_category(
         ("category_path", event.category_path),
         ("rejected_category_path", event.rejected_category_path),
     ):
-        path = _clean(raw)
+        try:
+            path = _clean(raw)
+        except CategoryPathError as exc:
+            raise UnknownCategoryError(
+                f"FeedbackEvent: {exc} (at $.{name})", field=f"$.{name}"
+            ) from exc
         if path is not None and path not in nodes:
             raise UnknownCategoryError(
                 f"FeedbackEvent: category {format_path(path)!r} is not a category of the "

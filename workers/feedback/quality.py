@@ -34,7 +34,7 @@ from typing import Final
 
 import msgspec
 
-from workers.inference.taxonomy import format_path
+from workers.core.categories import format_path
 
 __all__ = [
     "Counts",

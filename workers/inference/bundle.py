@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from workers.core.errors import BundleError
-from workers.inference.featurizer import FeaturizerSpec
+from workers.inference.spec import FeaturizerSpec
 from workers.inference.taxonomy import Taxonomy, Thresholds
 
 BUNDLE_FORMAT = "prodcat-bundle/1"

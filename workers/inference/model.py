@@ -18,8 +18,9 @@ import numpy.typing as npt
 import onnxruntime as ort
 
 from workers.core.errors import BundleError
+from workers.core.product import ProductText
 from workers.inference.bundle import Bundle, load_bundle
-from workers.inference.featurizer import Featurizer, PreparedText, ProductText
+from workers.inference.featurizer import Featurizer, PreparedText
 from workers.inference.taxonomy import Decided, Decision
 
 FloatArray = npt.NDArray[np.float32]

@@ -20,7 +20,6 @@ saved in the bundle (see ``export.training.thresholds``).
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import repeat
@@ -29,24 +28,9 @@ from typing import NamedTuple
 import numpy as np
 import numpy.typing as npt
 
-PATH_SEPARATOR = " > "
+from workers.core.categories import category_id
 
 FloatArray = npt.NDArray[np.float32]
-
-
-def category_id(path: Sequence[str]) -> str:
-    """A short, stable id for a category path (same path, same id, in every model)."""
-    digest = hashlib.blake2b("\x1f".join(path).encode("utf-8"), digest_size=8)
-    return digest.hexdigest()
-
-
-def format_path(path: Sequence[str]) -> str:
-    return PATH_SEPARATOR.join(path)
-
-
-def parse_path(text: str) -> tuple[str, ...]:
-    """``"A > B > C"`` to ``("A", "B", "C")``; blank parts are dropped."""
-    return tuple(part.strip() for part in text.split(">") if part.strip())
 
 
 class Alternative(NamedTuple):

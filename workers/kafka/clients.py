@@ -1,32 +1,46 @@
-"""confluent-kafka client configurations for the classify worker.
+"""Every confluent-kafka client configuration prodcat builds, in one place.
 
-Consumer: manual commits of explicit offsets (no auto-commit, no offset store),
-``cooperative-sticky`` assignment, bounded prefetch. Producer: idempotent,
-``acks=all``, lz4, 1 ms of linger, bounded queue, and ``message.timeout.ms=0``
-so an unreachable broker means "keep retrying", never "drop". In exactly-once mode
-the producer is transactional with a ``transactional.id`` that is stable per worker
-instance, so a restarted worker fences its predecessor and aborts its open
-transaction at once.
+Connection and security keys come from :meth:`KafkaSettings.librdkafka`; each builder
+adds a ``client.id`` naming the client's role and the keys of its kind:
 
-Connection and security keys come from :meth:`KafkaSettings.librdkafka`.
+* :func:`consumer_config` / :func:`producer_config`: the classify worker's. Consumer:
+  manual commits of explicit offsets (no auto-commit, no offset store),
+  ``cooperative-sticky`` assignment, bounded prefetch. Producer: idempotent, ``acks=all``,
+  lz4, 1 ms of linger, bounded queue, and ``message.timeout.ms=0`` so an unreachable
+  broker means "keep retrying", never "drop". In exactly-once mode the producer is
+  transactional with a ``transactional.id`` that is stable per worker instance, so a
+  restarted worker fences its predecessor and aborts its open transaction at once.
+* :func:`reader_config`: a consumer that commits nothing (the control topic, the labels
+  dump, the demo's watcher, lag probes, benchmarks): its own throwaway group unless told
+  which group's offsets it reads.
+* :func:`writer_config`: an idempotent ``acks=all`` producer for everything else (control
+  records, the demo's and benchmarks' events).
+* :func:`admin_config`: admin clients (topic creation, connectivity checks).
+
+Every producer hashes keys with ``murmur2_random``, Java's partitioner
+(``schemas/README.md``), so all topics keyed by ``product_id`` stay co-partitioned.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from workers.core.settings import Settings
+from workers.core.settings import KafkaSettings, Settings
 
 __all__ = [
     "ClientStats",
+    "admin_config",
     "consumer_config",
     "parse_stats",
     "producer_config",
     "producer_queue_limit",
+    "reader_config",
+    "writer_config",
 ]
 
 log = logging.getLogger(__name__)
@@ -42,6 +56,65 @@ events/s (four interleaved pairs of paced runs) at the same throughput and CPU."
 SESSION_TIMEOUT_MS = 10_000
 STATS_INTERVAL_MS = 2_000
 TRANSACTION_TIMEOUT_MS = 30_000
+PARTITIONER = "murmur2_random"
+"""Java-compatible key hashing, as every prodcat producer (``schemas/README.md``)."""
+
+
+def _client(kafka: KafkaSettings, role: str) -> dict[str, Any]:
+    """Connection and security keys, and a ``client.id`` naming the role."""
+    conf = kafka.librdkafka()
+    conf["client.id"] = f"{kafka.client_id}-{role}"
+    return conf
+
+
+def _callbacks(conf: dict[str, Any], **callbacks: Any) -> dict[str, Any]:
+    """Add the callbacks (and the logger) that are given; librdkafka names them as here."""
+    conf.update({name: cb for name, cb in callbacks.items() if cb is not None})
+    return conf
+
+
+def admin_config(kafka: KafkaSettings, role: str = "admin") -> dict[str, Any]:
+    """An admin client (topic creation, metadata and reachability checks)."""
+    return _client(kafka, role)
+
+
+def reader_config(
+    kafka: KafkaSettings, role: str, *, group_id: str | None = None, **extra: Any
+) -> dict[str, Any]:
+    """A consumer that commits nothing: it reads from the earliest offset with
+    ``assign()`` or ``subscribe()``. Its group is its own (``{client_id}-{role}-<random>``)
+    unless ``group_id`` names the group whose committed offsets it reads (a lag probe).
+    ``extra`` adds or overrides librdkafka keys (dots as in librdkafka)."""
+    conf = _client(kafka, role)
+    conf.update(
+        {
+            "group.id": group_id or f"{kafka.client_id}-{role}-{uuid.uuid4().hex[:12]}",
+            "enable.auto.commit": False,
+            "enable.auto.offset.store": False,
+            "auto.offset.reset": "earliest",
+            "enable.partition.eof": False,
+        }
+    )
+    conf.update(extra)
+    return conf
+
+
+def writer_config(
+    kafka: KafkaSettings, role: str, *, linger_ms: float = 0, **extra: Any
+) -> dict[str, Any]:
+    """An idempotent ``acks=all`` producer with prodcat's partitioner, for control records
+    and the events tools and demos send. ``extra`` adds or overrides librdkafka keys."""
+    conf = _client(kafka, role)
+    conf.update(
+        {
+            "enable.idempotence": True,
+            "acks": "all",
+            "linger.ms": linger_ms,
+            "partitioner": PARTITIONER,
+        }
+    )
+    conf.update(extra)
+    return conf
 
 
 def producer_queue_limit(settings: Settings) -> int:
@@ -60,10 +133,10 @@ def consumer_config(
     on_commit: Callable[[Any, Any], None] | None = None,
     logger: logging.Logger | None = None,
 ) -> dict[str, Any]:
-    conf = settings.kafka.librdkafka()
+    """The classify worker's consumer (see the module docstring)."""
+    conf = _client(settings.kafka, f"classify-{instance}")
     conf.update(
         {
-            "client.id": f"{settings.kafka.client_id}-classify-{instance}",
             "group.id": settings.classify.group_id,
             "enable.auto.commit": False,
             "enable.auto.offset.store": False,
@@ -79,15 +152,9 @@ def consumer_config(
             "enable.partition.eof": False,
         }
     )
-    if error_cb is not None:
-        conf["error_cb"] = error_cb
-    if stats_cb is not None:
-        conf["stats_cb"] = stats_cb
-    if on_commit is not None:
-        conf["on_commit"] = on_commit
-    if logger is not None:
-        conf["logger"] = logger
-    return conf
+    return _callbacks(
+        conf, error_cb=error_cb, stats_cb=stats_cb, on_commit=on_commit, logger=logger
+    )
 
 
 def producer_config(
@@ -98,10 +165,10 @@ def producer_config(
     error_cb: Callable[[Any], None] | None = None,
     logger: logging.Logger | None = None,
 ) -> dict[str, Any]:
-    conf = settings.kafka.librdkafka()
+    """The classify worker's producer (see the module docstring)."""
+    conf = _client(settings.kafka, f"classify-{instance}")
     conf.update(
         {
-            "client.id": f"{settings.kafka.client_id}-classify-{instance}",
             "enable.idempotence": True,
             "acks": "all",
             "linger.ms": PRODUCER_LINGER_MS,
@@ -111,18 +178,13 @@ def producer_config(
             "queue.buffering.max.messages": producer_queue_limit(settings),
             "queue.buffering.max.kbytes": PRODUCER_QUEUE_KBYTES,
             "message.timeout.ms": 0,
-            # Java-compatible key hashing, as every prodcat producer (schemas/README.md).
-            "partitioner": "murmur2_random",
+            "partitioner": PARTITIONER,
         }
     )
     if transactional:
         conf["transactional.id"] = f"{settings.classify.group_id}-{instance}"
         conf["transaction.timeout.ms"] = TRANSACTION_TIMEOUT_MS
-    if error_cb is not None:
-        conf["error_cb"] = error_cb
-    if logger is not None:
-        conf["logger"] = logger
-    return conf
+    return _callbacks(conf, error_cb=error_cb, logger=logger)
 
 
 @dataclass(slots=True)

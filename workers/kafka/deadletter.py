@@ -1,8 +1,8 @@
 """Dead-letter records: the original message, unchanged, plus ``prodcat-*`` error headers.
 
 The record keeps the input's key, value and headers, so a fixed event can be
-replayed from the dead-letter topic as is; the error headers (names from
-:mod:`workers.core.events`) say what was wrong, where the message came from, which
+replayed from the dead-letter topic as is; the error headers (schema ``dead-letter.v1``,
+names and values defined here) say what was wrong, where the message came from, which
 worker rejected it, and when.
 """
 
@@ -11,14 +11,77 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Final
 
-from workers.core.events import DLQ_ATTEMPT, dead_letter_headers
+from workers.core.errors import InvalidEventError
+from workers.core.events import utc_now
 
-__all__ = ["DeadLetter", "dead_letter_record", "log_dead_letter"]
+__all__ = [
+    "DLQ_HEADERS",
+    "DeadLetter",
+    "dead_letter_headers",
+    "dead_letter_record",
+    "log_dead_letter",
+]
 
 log = logging.getLogger(__name__)
 
 Headers = list[tuple[str, bytes]]
+
+DLQ_ERROR_CLASS: Final = "prodcat-error-class"
+DLQ_ERROR_MESSAGE: Final = "prodcat-error-message"
+DLQ_ERROR_FIELD: Final = "prodcat-error-field"
+DLQ_SOURCE_TOPIC: Final = "prodcat-source-topic"
+DLQ_SOURCE_PARTITION: Final = "prodcat-source-partition"
+DLQ_SOURCE_OFFSET: Final = "prodcat-source-offset"
+DLQ_ATTEMPT: Final = "prodcat-attempt"
+DLQ_FAILED_AT: Final = "prodcat-failed-at"
+DLQ_WORKER: Final = "prodcat-worker"
+DLQ_HEADERS: Final = (
+    DLQ_ERROR_CLASS,
+    DLQ_ERROR_MESSAGE,
+    DLQ_ERROR_FIELD,
+    DLQ_SOURCE_TOPIC,
+    DLQ_SOURCE_PARTITION,
+    DLQ_SOURCE_OFFSET,
+    DLQ_ATTEMPT,
+    DLQ_FAILED_AT,
+    DLQ_WORKER,
+)
+DLQ_MESSAGE_MAX_CHARS: Final = 1000
+
+
+def dead_letter_headers(
+    error: BaseException,
+    *,
+    topic: str,
+    partition: int,
+    offset: int,
+    worker: str,
+    attempt: int = 1,
+    failed_at: datetime | None = None,
+) -> list[tuple[str, bytes]]:
+    """The ``prodcat-*`` headers of a dead-lettered message (schema ``dead-letter.v1``).
+
+    The message's key and value go to the dead-letter topic unchanged. ``prodcat-error-field``
+    is present only for :class:`InvalidEventError`. The message is cut to 1000 chars.
+    """
+    when = (failed_at or utc_now()).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    headers = [
+        (DLQ_ERROR_CLASS, type(error).__name__),
+        (DLQ_ERROR_MESSAGE, str(error)[:DLQ_MESSAGE_MAX_CHARS]),
+    ]
+    if isinstance(error, InvalidEventError):
+        headers.append((DLQ_ERROR_FIELD, error.field))
+    headers += [
+        (DLQ_SOURCE_TOPIC, topic),
+        (DLQ_SOURCE_PARTITION, str(partition)),
+        (DLQ_SOURCE_OFFSET, str(offset)),
+        (DLQ_ATTEMPT, str(attempt)),
+        (DLQ_FAILED_AT, when),
+        (DLQ_WORKER, worker),
+    ]
+    return [(name, value.encode()) for name, value in headers]
 
 
 @dataclass(frozen=True, slots=True)

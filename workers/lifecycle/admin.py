@@ -28,9 +28,9 @@ import numpy as np
 
 from workers.core.errors import BundleError, ConfigError, ProdcatError
 from workers.core.events import ModelLiveEvent, ModelPublishedEvent, utc_now
+from workers.core.product import ProductText
 from workers.core.settings import Settings
 from workers.inference.bundle import Bundle, load_bundle
-from workers.inference.featurizer import ProductText
 from workers.inference.model import Classifier
 from workers.lifecycle.control import ControlState, ControlWriter, read_control
 from workers.lifecycle.gate import GateRefusedError, GateResult, Holdout, judge, read_holdout

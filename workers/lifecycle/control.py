@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 import time
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -25,15 +24,11 @@ from confluent_kafka import (
     TopicPartition,
 )
 
+from workers.core.codec import Codec
 from workers.core.errors import InvalidEventError, ServiceUnavailableError
-from workers.core.events import (
-    MODEL_LIVE_KEY,
-    Codec,
-    ModelLiveEvent,
-    ModelPublishedEvent,
-    message_key,
-)
+from workers.core.events import MODEL_LIVE_KEY, ModelLiveEvent, ModelPublishedEvent, message_key
 from workers.core.settings import Settings
+from workers.kafka.clients import admin_config, reader_config, writer_config
 from workers.kafka.topics import ensure_topics, topic_specs
 
 __all__ = ["ControlReader", "ControlState", "ControlWriter", "read_control"]
@@ -74,22 +69,6 @@ class ControlState:
         return self.live.version if self.live is not None else None
 
 
-def _consumer_config(settings: Settings, purpose: str) -> dict[str, Any]:
-    conf = settings.kafka.librdkafka()
-    conf.update(
-        {
-            "client.id": f"{settings.kafka.client_id}-control-{purpose}",
-            # assign() only: this id never joins a group and commits nothing.
-            "group.id": f"{settings.kafka.client_id}-control-{uuid.uuid4().hex[:12]}",
-            "enable.auto.commit": False,
-            "enable.auto.offset.store": False,
-            "auto.offset.reset": "earliest",
-            "enable.partition.eof": False,
-        }
-    )
-    return conf
-
-
 class ControlReader:
     """Reads ``prodcat.models`` from the start into a :class:`ControlState`, then follows it."""
 
@@ -104,7 +83,8 @@ class ControlReader:
         self.codec = Codec()
         self.state = ControlState()
         self._on_bad = on_bad_record
-        self._consumer = Consumer(_consumer_config(settings, purpose))
+        # assign() only: the reader never joins a group and commits nothing
+        self._consumer = Consumer(reader_config(settings.kafka, f"control-{purpose}"))
         self._assigned = False
 
     def catch_up(self, timeout_s: float) -> ControlState:
@@ -195,20 +175,11 @@ class ControlWriter:
         self.topic = settings.topics.models
         self.timeout_s = timeout_s
         ensure_topics(
-            settings.kafka.librdkafka(),
+            admin_config(settings.kafka),
             [s for s in topic_specs(settings) if s.name == self.topic],
             timeout_s,
         )
-        conf = settings.kafka.librdkafka()
-        conf.update(
-            {
-                "client.id": f"{settings.kafka.client_id}-control-writer",
-                "enable.idempotence": True,
-                "acks": "all",
-                "linger.ms": 0,
-            }
-        )
-        self._producer = Producer(conf)
+        self._producer = Producer(writer_config(settings.kafka, "control-writer"))
         self._codec = Codec()
 
     def write(self, event: ModelPublishedEvent | ModelLiveEvent) -> None:

@@ -17,17 +17,17 @@ refusal says by how much.
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from workers.core.errors import ProdcatError
+from workers.core.product import ProductText
+from workers.core.records import RecordError, read_products
 from workers.inference.bundle import Bundle
-from workers.inference.featurizer import ProductText
 from workers.inference.model import Classifier
-from workers.inference.predict import InputFileError, product_row, read_records
+from workers.inference.scores import weighted_f1
 
 __all__ = [
     "GateRefusedError",
@@ -37,7 +37,6 @@ __all__ = [
     "judge",
     "read_holdout",
     "score_holdout",
-    "weighted_f1",
 ]
 
 Path_ = tuple[str, ...]
@@ -80,32 +79,6 @@ class GateResult:
         )
 
 
-def weighted_f1(truth: list[Path_], pred: list[Path_]) -> float:
-    """F1 per true label, weighted by its support (scikit-learn's ``average='weighted'``)."""
-    if not truth:
-        return 0.0
-    support = Counter(truth)
-    predicted = Counter(pred)
-    hits = Counter(t for t, p in zip(truth, pred, strict=True) if t == p)
-    total = 0.0
-    for label, n in support.items():
-        tp = hits.get(label, 0)
-        denom = predicted.get(label, 0) + n
-        total += n * (2 * tp / denom if denom else 0.0)
-    return total / len(truth)
-
-
-def _path(value: Any, where: str) -> Path_:
-    if isinstance(value, list):
-        parts = [str(x).strip() for x in value]
-    else:
-        parts = [x.strip() for x in str(value or "").split(">")]
-    parts = [x for x in parts if x]
-    if not parts:
-        raise InputFileError(f"{where}: 'category_path' is missing or empty")
-    return tuple(parts)
-
-
 @dataclass(frozen=True)
 class Holdout:
     """Labelled held-out rows, read once (publish smoke-tests on them and gates with them)."""
@@ -116,14 +89,16 @@ class Holdout:
 
 
 def read_holdout(path: Path) -> Holdout:
-    """Products and their true category paths from a labelled CSV/JSONL file."""
+    """Products and their true category paths from a labelled CSV/JSONL file, read as
+    ``prodcat train`` reads catalog files (:func:`workers.core.records.read_products`)."""
     items: list[ProductText] = []
     truth: list[Path_] = []
-    for where, record in read_records(path):
-        items.append(product_row(record, where)[1])
-        truth.append(_path(record.get("category_path"), where))
+    for row in read_products(path, labelled=True):
+        assert row.category_path is not None  # labelled rows have one
+        items.append(row.text)
+        truth.append(row.category_path)
     if not items:
-        raise InputFileError(f"{path}: no rows")
+        raise RecordError(path, "no rows: the file holds no products")
     return Holdout(path, items, truth)
 
 

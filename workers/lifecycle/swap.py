@@ -27,14 +27,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from workers.classify.metrics import LifecycleMetrics
 from workers.core.errors import BundleError, ConfigError, ProdcatError
 from workers.core.events import ModelPublishedEvent
+from workers.core.product import ProductText
 from workers.core.settings import Settings
 from workers.inference.bundle import load_bundle
-from workers.inference.featurizer import ProductText
 from workers.inference.model import Classifier
 from workers.lifecycle.control import ControlReader, ControlState
+from workers.lifecycle.metrics import LifecycleMetrics
 from workers.lifecycle.modelset import ModelSet
 from workers.lifecycle.store import ModelStore, StoreUnavailableError, open_store
 from workers.process.osthreads import name_os_thread

@@ -25,6 +25,7 @@ from redis.retry import Retry
 
 from workers.core.errors import ServiceUnavailableError
 from workers.core.settings import KafkaSettings, RedisSettings, Settings
+from workers.kafka.clients import admin_config
 
 __all__ = ["check_kafka", "check_redis", "redact_url"]
 
@@ -35,9 +36,9 @@ _START_HINT = "start it with `deploy/local/stack up`"
 
 def _kafka_conf(target: Settings | KafkaSettings | str) -> dict[str, Any]:
     if isinstance(target, Settings):
-        return target.kafka.librdkafka()
+        return admin_config(target.kafka, "check")
     if isinstance(target, KafkaSettings):
-        return target.librdkafka()
+        return admin_config(target, "check")
     return {"bootstrap.servers": target}
 
 
@@ -158,12 +159,7 @@ def check_redis(
     options: dict[str, Any] = {}
     if isinstance(section, RedisSettings):
         url = section.url
-        if password is None and section.password is not None:
-            password = section.password
-        if section.username is not None:
-            options["username"] = section.username
-        if section.ssl_ca_certs is not None and url.startswith("rediss://"):
-            options["ssl_ca_certs"] = str(section.ssl_ca_certs)
+        options = section.client_options()  # password, user, CA bundle: as the workers use
     else:
         url = section
     if password is not None:
