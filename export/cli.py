@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import sys
 from dataclasses import replace
@@ -15,7 +14,7 @@ from export.pipeline import run
 from export.training.config import TrainConfig
 from export.training.hyper import ARCHITECTURES, DEFAULT_CANDIDATES, Hyper, parse_candidate
 from workers.core.settings import Settings
-from workers.inference.bundle import load_bundle, pack_bundle
+from workers.inference.bundle import load_bundle, pack_bundle, read_metadata
 from workers.inference.spec import FeaturizerSpec
 
 log = logging.getLogger("prodcat.train")
@@ -83,14 +82,16 @@ def train_config(args: argparse.Namespace, settings: Settings) -> TrainConfig:
 
 def train_command(args: argparse.Namespace, settings: Settings) -> int:
     root = run(train_config(args, settings))
-    meta = json.loads((root / "metadata.json").read_text(encoding="utf-8"))
-    ours = meta["evaluation"]["ours"]
-    base = meta["evaluation"].get("baseline") or {}
+    evaluation = read_metadata(root).evaluation
+    if evaluation is None:
+        raise ExportError(f"{root}: the bundle holds no evaluation")
+    ours = evaluation.ours
+    base = evaluation.baseline or {}
     print(f"bundle: {root}")
     print(f"report: {root / 'report' / 'report.md'}")
     for key in ("weighted_f1", "macro_f1", "top3_accuracy", "hier_f1", "coverage_at_95"):
         theirs = base.get(key)
-        line = f"  {key:16s} prodcat {ours[key]:.4f}"
+        line = f"  {key:16s} prodcat {ours.get(key) or 0.0:.4f}"
         if isinstance(theirs, float):
             line += f"   baseline {theirs:.4f}"
         print(line)

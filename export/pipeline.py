@@ -19,6 +19,7 @@ from importlib import metadata as importlib_metadata
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import numpy as np
 import numpy.typing as npt
 
@@ -28,9 +29,19 @@ from export.training.config import TrainConfig
 from export.training.hyper import parse_candidate
 from export.training.prepare import prepare
 from export.training.train import ensemble_scores, featurize, train_candidate
+from workers.core.categories import format_path
 from workers.core.product import ProductText
-from workers.inference.bundle import BUNDLE_FORMAT, METADATA_FILE, MODEL_FILE, write_manifest
+from workers.inference.bundle import METADATA_FILE, MODEL_FILE, write_manifest
 from workers.inference.featurizer import Featurizer
+from workers.inference.metadata import (
+    BUNDLE_FORMAT,
+    BundleMetadata,
+    DataInfo,
+    Evaluation,
+    OnnxInfo,
+    SplitInfo,
+    encode_metadata,
+)
 
 __all__ = ["make_version", "package_versions", "run"]
 
@@ -76,9 +87,8 @@ def _release_tensorflow() -> None:
     gc.collect()
 
 
-def _write_metadata(root: Path, meta: dict[str, Any]) -> None:
-    text = json.dumps(meta, ensure_ascii=False, indent=2) + "\n"
-    (root / METADATA_FILE).write_text(text, encoding="utf-8")
+def _write_metadata(root: Path, meta: BundleMetadata) -> None:
+    (root / METADATA_FILE).write_bytes(encode_metadata(meta))
 
 
 def run(config: TrainConfig) -> Path:
@@ -164,34 +174,35 @@ def run(config: TrainConfig) -> Path:
     if max_diff > 1e-5:
         raise ExportError(f"ONNX parity check failed: max |keras - onnx| = {max_diff:.2e} > 1e-5")
     train_seconds = time.perf_counter() - t_start
-    meta: dict[str, Any] = {
-        "format": BUNDLE_FORMAT,
-        "version": version,
-        "created_at": datetime.now(UTC).isoformat(),
-        "labels": [list(p) for p in prep.taxonomy.leaves],
-        "featurizer": config.spec.to_dict(),
-        "thresholds": thresholds.to_dict(),
-        "onnx": {
-            "opset": ONNX_OPSET,
-            "inputs": ["word_ids", "char_ids"],
-            "output": "probs",
-            "parity_max_abs_diff": max_diff,
-        },
-        "model": {"chosen": chosen["architecture"], "candidates": candidates},
-        "data": {
-            "sources": list(config.data),
-            "labels_files": [str(p) for p in config.labels],
-            "fingerprint": fp,
-            "split": prep.split,
-            "rows": {"train": len(prep.train), "val": len(prep.val), "test": len(prep.test)},
-            "load_reports": prep.reports,
-            "leaf_counts": dict(
-                Counter(" > ".join(prep.examples[i].path) for i in prep.train).most_common(20)
+    meta = BundleMetadata(
+        format=BUNDLE_FORMAT,
+        version=version,
+        created_at=datetime.now(UTC),
+        labels=[list(p) for p in prep.taxonomy.leaves],
+        featurizer=config.spec.to_dict(),
+        thresholds=thresholds.to_dict(),
+        onnx=OnnxInfo(
+            opset=ONNX_OPSET,
+            inputs=["word_ids", "char_ids"],
+            output="probs",
+            parity_max_abs_diff=max_diff,
+        ),
+        model={"chosen": chosen["architecture"], "candidates": candidates},
+        data=DataInfo(
+            sources=list(config.data),
+            labels_files=[str(p) for p in config.labels],
+            limit=config.limit,
+            fingerprint=fp,
+            split=msgspec.convert(prep.split, SplitInfo),
+            rows={"train": len(prep.train), "val": len(prep.val), "test": len(prep.test)},
+            load_reports=prep.reports,
+            leaf_counts=dict(
+                Counter(format_path(prep.examples[i].path) for i in prep.train).most_common(20)
             ),
-        },
-        "packages": package_versions(),
-        "train_seconds": round(train_seconds, 1),
-    }
+        ),
+        packages=package_versions(),
+        train_seconds=round(train_seconds, 1),
+    )
     _write_metadata(root, meta)
     write_manifest(root)
     # TensorFlow's share of memory is not needed any more; the baseline needs room.
@@ -199,7 +210,8 @@ def run(config: TrainConfig) -> Path:
     _release_tensorflow()
     # Evaluate the exported bundle through the serving code, then seal it again
     # with the evaluation and the report inside.
-    meta["evaluation"] = evaluate_bundle(root, prep, config)
+    evaluation = evaluate_bundle(root, prep, config)
+    meta = msgspec.structs.replace(meta, evaluation=msgspec.convert(evaluation, Evaluation))
     _write_metadata(root, meta)
     write_manifest(root)
     log.info("bundle %s written in %.0f s", root, time.perf_counter() - t_start)

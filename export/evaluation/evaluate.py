@@ -82,7 +82,7 @@ def evaluate_bundle(root: Path, prep: Prepared, config: TrainConfig) -> dict[str
         "ours": ours.as_dict(),
         "backoff": backoff_summary(truth, decisions),
         "thresholds": bundle.thresholds.to_dict(),
-        "model": bundle.metadata.get("model", {}),
+        "model": bundle.metadata.model,
     }
     baseline_scores = None
     if config.baseline:

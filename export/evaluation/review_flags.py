@@ -16,8 +16,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from export.training.config import TrainConfig
-from export.training.prepare import prepare
+from export.training.prepare import rebuild_split
 from workers.core.product import ProductText
 from workers.core.settings import Settings
 from workers.inference.bundle import load_bundle
@@ -28,17 +27,7 @@ from workers.inference.reviews import CN_ECOMMERCE_MAP, check_review
 def flag_rates(root: Path, data_dir: Path) -> dict[str, float | int]:
     """False-alarm and catch rates of ``check_review`` on the bundle's test split."""
     bundle = load_bundle(root)
-    data = bundle.metadata["data"]
-    split = data["split"]
-    config = TrainConfig(
-        data=tuple(data["sources"]),
-        data_dir=data_dir,
-        out=root,
-        seed=split["seed"],
-        test_frac=split["test_frac"],
-        val_frac=split["val_frac"],
-    )
-    prep = prepare(config)
+    prep = rebuild_split(bundle.metadata, data_dir)
     products = {c: prefixes[0] for c, prefixes in CN_ECOMMERCE_MAP.items() if prefixes}
     rows = [prep.examples[i] for i in prep.test if prep.examples[i].path[0] in products]
     decisions = Classifier(bundle, top_k=3).classify([ProductText.of(e) for e in rows])

@@ -20,9 +20,10 @@ from export.data.sources import fingerprint
 from export.data.splits import bucket, deduplicate, grouped_split
 from export.errors import ExportError
 from export.training.config import TrainConfig
+from workers.inference.metadata import BundleMetadata
 from workers.inference.taxonomy import Taxonomy
 
-__all__ = ["Prepared", "load_examples", "merge_labels", "prepare", "sample_rows"]
+__all__ = ["Prepared", "load_examples", "merge_labels", "prepare", "rebuild_split", "sample_rows"]
 
 log = logging.getLogger("prodcat.train")
 
@@ -125,3 +126,32 @@ def prepare(config: TrainConfig) -> Prepared:
         split=split.describe(),
         fingerprint=fingerprint(examples),
     )
+
+
+def rebuild_split(meta: BundleMetadata, data_dir: Path) -> Prepared:
+    """The examples and split a bundle was trained and evaluated on, rebuilt from its
+    metadata (sources, labels files, ``--limit``, split seed and fractions) and checked
+    against its data fingerprint: its test rows are exactly the rows it was tested on."""
+    data = meta.data
+    if data is None:
+        raise ExportError(
+            f"bundle {meta.version} records no training data: its split cannot be rebuilt"
+        )
+    config = TrainConfig(
+        data=tuple(data.sources),
+        data_dir=data_dir,
+        out=Path(),
+        seed=data.split.seed,
+        test_frac=data.split.test_frac,
+        val_frac=data.split.val_frac,
+        limit=data.limit,
+        labels=tuple(Path(p) for p in data.labels_files),
+    )
+    prep = prepare(config)
+    if prep.fingerprint != data.fingerprint:
+        raise ExportError(
+            f"the catalogs under {data_dir} are not the rows bundle {meta.version} was "
+            f"trained on (data fingerprint {prep.fingerprint[:12]}, the bundle's "
+            f"{data.fingerprint[:12]}): point PRODCAT_DATA_DIR at that data, or retrain"
+        )
+    return prep

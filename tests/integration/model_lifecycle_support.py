@@ -43,7 +43,7 @@ def derive_bundle(src: Path, dst: Path, version: str, *, noise: float = 0.0, see
         weights.CopyFrom(numpy_helper.from_array(perturbed, weights.name))
         onnx.save(model, str(dst / MODEL_FILE))
         meta["derived"] = {"from": str(src.name), "output_noise": noise, "seed": seed}
-        meta["evaluation"] = {}  # the source's figures do not describe this model
+        meta["evaluation"] = None  # the source's figures do not describe this model
     meta_path.write_text(json.dumps(meta, indent=2, ensure_ascii=False) + "\n")
     write_manifest(dst)
     return dst

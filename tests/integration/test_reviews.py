@@ -71,9 +71,10 @@ def test_review_bundle_predicts_the_ten_review_categories(review_bundle: Path) -
     assert {p[0] for p in bundle.taxonomy.leaves} == {
         "书籍", "平板", "手机", "水果", "洗发水", "热水器", "蒙牛", "衣服", "计算机", "酒店"
     }  # fmt: skip
-    assert bundle.evaluation["ours"]["weighted_f1"] > 0.6
+    assert bundle.evaluation is not None
+    assert bundle.evaluation.ours["weighted_f1"] > 0.6
     # Two candidates and their average were scored on validation; the best is exported.
-    model = bundle.metadata["model"]
+    model = bundle.metadata.model
     scores = {c["architecture"]: c["val_weighted_f1"] for c in model["candidates"]}
     assert set(scores) == {"fasttext", "twotower", "ensemble(fasttext+twotower)"}
     assert scores[model["chosen"]] == max(scores.values())

@@ -15,16 +15,17 @@ import sys
 from collections import Counter
 from pathlib import Path
 
+import msgspec
 import numpy as np
 import onnx
 import pytest
 
 from export.pipeline import run
 from export.training.config import TrainConfig
-from export.training.prepare import Prepared, prepare
+from export.training.prepare import Prepared, prepare, rebuild_split
 from workers.core.errors import BundleError
 from workers.core.product import ProductText
-from workers.inference.bundle import load_bundle
+from workers.inference.bundle import load_bundle, read_metadata
 from workers.inference.model import Classifier
 from workers.inference.spec import FeaturizerSpec
 
@@ -72,11 +73,12 @@ def test_bundle_is_complete_and_verified(trained: tuple[str, Path]) -> None:
     _, root = trained
     bundle = load_bundle(root)
     meta = bundle.metadata
-    for key in ("labels", "featurizer", "thresholds", "evaluation", "data", "packages", "onnx"):
-        assert key in meta, key
-    assert meta["data"]["split"]["seed"] == 0
-    assert meta["data"]["fingerprint"]
-    assert meta["onnx"]["parity_max_abs_diff"] <= 1e-5
+    assert meta.labels and meta.featurizer and meta.thresholds and meta.packages
+    assert meta.evaluation is not None and meta.data is not None and meta.onnx is not None
+    assert meta.data.split.seed == 0
+    assert meta.data.limit == ROWS
+    assert meta.data.fingerprint
+    assert meta.onnx.parity_max_abs_diff <= 1e-5
     assert (root / "report" / "report.md").is_file()
     assert (root / "report" / "coverage_precision.png").stat().st_size > 1000
     report = json.loads((root / "report" / "report.json").read_text())
@@ -85,6 +87,28 @@ def test_bundle_is_complete_and_verified(trained: tuple[str, Path]) -> None:
     graph = onnx.load(str(bundle.model_path), load_external_data=False).graph
     gathers = [n for n in graph.node if n.op_type == "Gather"]
     assert gathers and {n.input[1] for n in gathers} == {"word_ids", "char_ids"}
+
+
+def test_metadata_is_exactly_what_the_typed_reader_reads(trained: tuple[str, Path]) -> None:
+    """Drift between training's writer and serving's reader: every key training wrote is
+    a field of the Structs (nothing is dropped on reading), with the same value."""
+    _, root = trained
+    written = json.loads((root / "metadata.json").read_text(encoding="utf-8"))
+    read = msgspec.to_builtins(read_metadata(root))
+    assert read == written
+
+
+def test_the_split_is_rebuilt_from_the_metadata(
+    trained: tuple[str, Path], prepared: Prepared, data_dir: Path
+) -> None:
+    """``prodcat heldout`` and the review flags rebuild a bundle's own test split."""
+    _, root = trained
+    rebuilt = rebuild_split(load_bundle(root).metadata, data_dir)
+    assert rebuilt.fingerprint == prepared.fingerprint
+    assert rebuilt.test == prepared.test
+    assert [rebuilt.examples[i] for i in rebuilt.test] == [
+        prepared.examples[i] for i in prepared.test
+    ]
 
 
 def test_scores_well_above_chance(trained: tuple[str, Path], prepared: Prepared) -> None:
@@ -96,11 +120,12 @@ def test_scores_well_above_chance(trained: tuple[str, Path], prepared: Prepared)
     majority = test_paths.most_common(1)[0][1] / sum(test_paths.values())
     assert len(bundle.taxonomy) > 50
     assert majority < 0.1
-    assert ev["ours"]["accuracy"] > 5 * majority
-    assert ev["ours"]["accuracy"] > 0.4
-    assert ev["ours"]["top3_accuracy"] > ev["ours"]["accuracy"]
-    assert ev["ours"]["top_level_accuracy"] > 0.7
-    assert ev["baseline"]["weighted_f1"] > 0.3  # the baseline ran on the same split
+    assert ev is not None
+    assert ev.ours["accuracy"] > 5 * majority
+    assert ev.ours["accuracy"] > 0.4
+    assert ev.ours["top3_accuracy"] > ev.ours["accuracy"]
+    assert ev.ours["top_level_accuracy"] > 0.7
+    assert ev.baseline is not None and ev.baseline["weighted_f1"] > 0.3  # same split
 
 
 def test_rescoring_reproduces_recorded_evaluation(
@@ -118,7 +143,8 @@ def test_rescoring_reproduces_recorded_evaluation(
         d for s in range(0, len(items), 500) for d in classifier.classify(items[s : s + 500])
     ]
     acc = np.mean([d.alternatives[0].path == t for d, t in zip(decisions, truth, strict=True)])
-    assert acc == pytest.approx(bundle.evaluation["ours"]["accuracy"], abs=1e-9)
+    assert bundle.evaluation is not None
+    assert acc == pytest.approx(bundle.evaluation.ours["accuracy"], abs=1e-9)
 
 
 def test_serving_process_never_imports_tensorflow(

@@ -7,6 +7,7 @@ from __future__ import annotations
 import itertools
 from pathlib import Path
 
+import msgspec
 import numpy as np
 import pytest
 
@@ -14,6 +15,7 @@ import workers.inference.model as model_module
 from export.data.datasets import load_dataset
 from workers.core.product import ProductText
 from workers.inference.bundle import Bundle
+from workers.inference.metadata import BUNDLE_FORMAT, BundleMetadata
 from workers.inference.model import RUN_SLICE, Classifier
 from workers.inference.spec import FeaturizerSpec
 from workers.inference.taxonomy import Taxonomy, Thresholds
@@ -84,7 +86,17 @@ def classifier(tmp_path_factory: pytest.TempPathFactory) -> Classifier:
     bundle = Bundle(
         root=root,
         sha256="0" * 64,
-        metadata={"version": "test-bag"},
+        metadata=msgspec.convert(
+            {
+                "format": BUNDLE_FORMAT,
+                "version": "test-bag",
+                "created_at": "2026-01-01T00:00:00Z",
+                "labels": [list(p) for p in sorted(leaves)],
+                "featurizer": {},
+                "thresholds": {},
+            },
+            BundleMetadata,
+        ),
         featurizer=FeaturizerSpec(word_buckets=BUCKETS, char_buckets=BUCKETS),
         taxonomy=Taxonomy.from_unsorted(leaves),
         thresholds=Thresholds(leaf=0.5, by_depth={1: 0.6}),

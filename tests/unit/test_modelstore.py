@@ -7,12 +7,14 @@ import stat
 from datetime import UTC, datetime
 from pathlib import Path
 
+import msgspec
 import pytest
 
 from workers.core.codec import Codec
 from workers.core.errors import BundleError, ConfigError, InvalidEventError
 from workers.core.events import ModelLiveEvent, ModelPublishedEvent, model_version_key
 from workers.inference.bundle import Bundle, verify_manifest, write_manifest
+from workers.inference.metadata import BUNDLE_FORMAT, BundleMetadata
 from workers.inference.scores import weighted_f1
 from workers.inference.spec import FeaturizerSpec
 from workers.inference.taxonomy import Taxonomy, Thresholds
@@ -164,11 +166,23 @@ def _fake_bundle(version: str, figure: float | None, fingerprint: str = "f" * 64
     return Bundle(
         root=Path(version),
         sha256="0" * 64,
-        metadata={
-            "version": version,
-            "evaluation": {"ours": ours},
-            "data": {"fingerprint": fingerprint, "split": {"seed": 0, "test_frac": 0.2}},
-        },
+        metadata=msgspec.convert(
+            {
+                "format": BUNDLE_FORMAT,
+                "version": version,
+                "created_at": NOW.isoformat(),
+                "labels": [["Food", "Tea"]],
+                "featurizer": FeaturizerSpec().to_dict(),
+                "thresholds": {},
+                "evaluation": {"ours": ours},
+                "data": {
+                    "sources": ["bigbasket"],
+                    "fingerprint": fingerprint,
+                    "split": {"seed": 0, "test_frac": 0.2, "val_frac": 0.1},
+                },
+            },
+            BundleMetadata,
+        ),
         featurizer=FeaturizerSpec(),
         taxonomy=Taxonomy([("Food", "Tea")]),
         thresholds=Thresholds(),

@@ -7,7 +7,8 @@ never pickles::
                      output ``probs`` (float32 [B, leaves])
     metadata.json    format, version, labels (leaf paths, sorted), featurizer
                      spec, thresholds, evaluation summary, data fingerprint and
-                     split, package versions, created_at
+                     split, package versions, created_at: typed by
+                     :class:`workers.inference.metadata.BundleMetadata`
     manifest.json    sha256 of every other file, and of the manifest body
     report/          optional evaluation report (Markdown, JSON, PNG)
 
@@ -21,20 +22,24 @@ import hashlib
 import json
 import tarfile
 import tempfile
-from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+
+import msgspec
 
 from workers.core.errors import BundleError
+from workers.inference.metadata import (
+    BUNDLE_FORMAT,
+    BundleMetadata,
+    Evaluation,
+    decode_metadata,
+)
 from workers.inference.spec import FeaturizerSpec
 from workers.inference.taxonomy import Taxonomy, Thresholds
 
-BUNDLE_FORMAT = "prodcat-bundle/1"
 MODEL_FILE = "model.onnx"
 METADATA_FILE = "metadata.json"
 MANIFEST_FILE = "manifest.json"
-_REQUIRED_KEYS = ("format", "version", "labels", "featurizer", "thresholds", "created_at")
 
 
 def sha256_file(path: Path) -> str:
@@ -98,44 +103,55 @@ class Bundle:
 
     root: Path
     sha256: str
-    metadata: Mapping[str, Any]
+    metadata: BundleMetadata
     featurizer: FeaturizerSpec
     taxonomy: Taxonomy
     thresholds: Thresholds
 
     @property
     def version(self) -> str:
-        return str(self.metadata["version"])
+        return self.metadata.version
 
     @property
     def model_path(self) -> Path:
         return self.root / MODEL_FILE
 
     @property
-    def evaluation(self) -> Mapping[str, Any]:
-        value = self.metadata.get("evaluation", {})
-        return value if isinstance(value, Mapping) else {}
+    def evaluation(self) -> Evaluation | None:
+        """The held-out evaluation training stored, if any."""
+        return self.metadata.evaluation
 
 
-def read_metadata(root: Path) -> dict[str, Any]:
+def read_metadata(root: Path) -> BundleMetadata:
+    """``metadata.json`` of the bundle at ``root``, typed (:mod:`workers.inference.metadata`).
+
+    The format is checked first, so a bundle of another format is refused by name rather
+    than by whichever field changed shape."""
     path = root / METADATA_FILE
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        raw = path.read_bytes()
     except FileNotFoundError as exc:
         raise BundleError(f"{path}: missing; this is not a prodcat bundle") from exc
-    except ValueError as exc:
+    try:
+        found = _FORMAT.decode(raw).format
+    except msgspec.DecodeError as exc:
         raise BundleError(f"{path}: not valid JSON ({exc})") from exc
-    if not isinstance(data, dict):
-        raise BundleError(f"{path}: expected a JSON object")
-    missing = [k for k in _REQUIRED_KEYS if k not in data]
-    if missing:
-        raise BundleError(f"{path}: missing keys {missing}; re-export the bundle")
-    if data["format"] != BUNDLE_FORMAT:
+    if found != BUNDLE_FORMAT:
         raise BundleError(
-            f"{path}: bundle format {data['format']!r} is not supported "
+            f"{path}: bundle format {found!r} is not supported "
             f"(this prodcat reads {BUNDLE_FORMAT}); re-export or upgrade prodcat"
         )
-    return data
+    try:
+        return decode_metadata(raw)
+    except msgspec.DecodeError as exc:  # ValidationError too: names the field
+        raise BundleError(f"{path}: {exc}; re-export the bundle") from exc
+
+
+class _Format(msgspec.Struct):
+    format: object = None
+
+
+_FORMAT = msgspec.json.Decoder(_Format)
 
 
 def load_bundle(path: Path, *, expected_sha256: str | None = None) -> Bundle:
@@ -153,12 +169,11 @@ def load_bundle(path: Path, *, expected_sha256: str | None = None) -> Bundle:
     meta = read_metadata(root)
     if not (root / MODEL_FILE).is_file():
         raise BundleError(f"{root / MODEL_FILE}: missing")
-    spec = FeaturizerSpec.from_dict(meta["featurizer"])
-    labels = meta["labels"]
-    if not isinstance(labels, list) or not labels:
+    spec = FeaturizerSpec.from_dict(meta.featurizer)
+    if not meta.labels:
         raise BundleError(f"{root / METADATA_FILE}: 'labels' must be a non-empty list of paths")
     try:
-        taxonomy = Taxonomy([tuple(str(x) for x in p) for p in labels])
+        taxonomy = Taxonomy([tuple(p) for p in meta.labels])
     except (TypeError, ValueError) as exc:
         raise BundleError(f"{root / METADATA_FILE}: bad 'labels': {exc}") from exc
     return Bundle(
@@ -167,7 +182,7 @@ def load_bundle(path: Path, *, expected_sha256: str | None = None) -> Bundle:
         metadata=meta,
         featurizer=spec,
         taxonomy=taxonomy,
-        thresholds=Thresholds.from_dict(meta["thresholds"]),
+        thresholds=Thresholds.from_dict(meta.thresholds),
     )
 
 

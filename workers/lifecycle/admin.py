@@ -18,8 +18,6 @@ import json
 import logging
 import math
 import socket
-from collections.abc import Mapping
-from datetime import datetime
 from pathlib import Path
 from typing import IO, Any
 
@@ -52,11 +50,7 @@ SMOKE_SAMPLE = (
 
 def check_bundle(path: Path, smoke: list[ProductText] | None = None) -> Bundle:
     """Verify, load and smoke-test a bundle; raise :class:`BundleError` naming what is wrong."""
-    bundle = load_bundle(path)  # sha256 manifest, metadata keys and format, featurizer spec
-    meta = bundle.metadata
-    for key in ("evaluation", "data"):
-        if not isinstance(meta.get(key), Mapping):
-            raise BundleError(f"{bundle.root}/metadata.json: '{key}' must be an object")
+    bundle = load_bundle(path)  # sha256 manifest, typed metadata and format, featurizer spec
     classifier = Classifier(bundle, top_k=3)  # onnxruntime loads it, output width = labels
     sample = list(smoke or SMOKE_SAMPLE)[:256]
     probs = classifier.scores(sample)
@@ -78,18 +72,17 @@ def check_bundle(path: Path, smoke: list[ProductText] | None = None) -> Bundle:
 
 
 def published_event(bundle: Bundle, location: str) -> ModelPublishedEvent:
-    ours = bundle.evaluation.get("ours")
-    figures: dict[str, float] = {}
-    if isinstance(ours, Mapping):
-        for name, value in ours.items():
-            numeric = isinstance(value, int | float) and not isinstance(value, bool)
-            if numeric and name != "n" and math.isfinite(float(value)):
-                figures[str(name)] = float(value)
+    ours = bundle.evaluation.ours if bundle.evaluation is not None else {}
+    figures = {
+        name: float(value)
+        for name, value in ours.items()
+        if isinstance(value, int | float)
+        and not isinstance(value, bool)
+        and name != "n"
+        and math.isfinite(value)
+    }
     spec = bundle.featurizer
-    try:
-        created = datetime.fromisoformat(str(bundle.metadata["created_at"]))
-    except ValueError as exc:
-        raise BundleError(f"{bundle.root}/metadata.json: 'created_at' is not a date-time") from exc
+    created = bundle.metadata.created_at
     return ModelPublishedEvent(
         event_type="model.published",
         version=bundle.version,
@@ -182,8 +175,8 @@ class ModelAdmin:
             shown["store"] = f"unusable: {exc}"
         else:
             shown["store"] = "verified"
-            shown["evaluation"] = bundle.evaluation
-            shown["data"] = bundle.metadata.get("data")
+            shown["evaluation"] = msgspec.to_builtins(bundle.evaluation)
+            shown["data"] = msgspec.to_builtins(bundle.metadata.data)
         if live is not None and live.version == version:
             shown["live_record"] = msgspec.to_builtins(live)
         return shown

@@ -17,10 +17,8 @@ refusal says by how much.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from workers.core.errors import ProdcatError
 from workers.core.product import ProductText
@@ -114,20 +112,16 @@ def score_holdout(
     return HoldoutScore(weighted_f1(truth, pred), hits / len(truth), len(truth))
 
 
-def _split_of(bundle: Bundle) -> tuple[Any, ...] | None:
-    data = bundle.metadata.get("data")
-    if not isinstance(data, Mapping):
+def _split_of(bundle: Bundle) -> tuple[str, int, float] | None:
+    data = bundle.metadata.data
+    if data is None or not data.fingerprint:
         return None
-    split = data.get("split")
-    fingerprint = data.get("fingerprint")
-    if not fingerprint or not isinstance(split, Mapping):
-        return None
-    return (fingerprint, split.get("seed"), split.get("test_frac"))
+    return (data.fingerprint, data.split.seed, data.split.test_frac)
 
 
 def _stored(bundle: Bundle, metric: str) -> float | None:
-    ours = bundle.evaluation.get("ours")
-    value = ours.get(metric) if isinstance(ours, Mapping) else None
+    evaluation = bundle.evaluation
+    value = evaluation.ours.get(metric) if evaluation is not None else None
     return float(value) if isinstance(value, int | float) else None
 
 

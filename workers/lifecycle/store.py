@@ -110,7 +110,7 @@ class DirectoryStore:
     def put(self, bundle_dir: Path) -> StoredBundle:
         source = Path(bundle_dir)
         sha = verify_manifest(source)
-        version = str(read_metadata(source)["version"])
+        version = read_metadata(source).version
         target = self.location(version)
         if target.exists():
             have = _manifest_sha(target)
