@@ -1,109 +1,92 @@
-"""Handlers for the offline subcommands ``prodcat train`` and ``prodcat export``."""
+"""The offline commands of ``prodcat``: ``train``, ``export`` and ``heldout``.
+
+:func:`register` adds them to the ``prodcat`` parser. The command line finds it through
+the entry-point group ``prodcat.commands`` (``pyproject.toml``), so ``workers`` never
+imports ``export``. This module declares flags only; what the commands do is
+:mod:`export.commands`, imported when one of them runs (a serving command never loads it).
+"""
 
 from __future__ import annotations
 
 import argparse
-import logging
-import sys
-from dataclasses import replace
+import importlib
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
-from export.data.datasets import train_defaults
-from export.errors import ExportError
-from export.pipeline import run
-from export.training.config import TrainConfig
-from export.training.hyper import ARCHITECTURES, DEFAULT_CANDIDATES, Hyper, parse_candidate
 from workers.core.settings import Settings
-from workers.inference.bundle import load_bundle, pack_bundle, read_metadata
-from workers.inference.spec import FeaturizerSpec
 
-log = logging.getLogger("prodcat.train")
+__all__ = ["register"]
 
-
-def _known_candidate(name: str) -> bool:
-    try:
-        parse_candidate(name)
-    except ValueError:
-        return False
-    return True
+Handler = Callable[[argparse.Namespace, Settings], int]
 
 
-def train_config(args: argparse.Namespace, settings: Settings) -> TrainConfig:
-    """The ``prodcat train`` flags as a config; a registry dataset's
-    :class:`~export.data.datasets.TrainDefaults` fill the flags not given."""
-    defaults = train_defaults(args.data)
-    if defaults.describe():
-        log.info(
-            "registry defaults for %s: %s (%s)",
-            ",".join(args.data),
-            defaults.describe(),
-            defaults.why or "no reason recorded",
-        )
-    dim = args.dim or defaults.dim
-    smoothing = (
-        args.label_smoothing if args.label_smoothing is not None else defaults.label_smoothing
+def _run(name: str) -> Handler:
+    """The handler ``export.commands.<name>``, imported when the command runs."""
+
+    def handler(args: argparse.Namespace, settings: Settings) -> int:
+        command: Handler = getattr(importlib.import_module("export.commands"), name)
+        return command(args, settings)
+
+    return handler
+
+
+def register(sub: Any, common: Callable[[argparse.ArgumentParser], None]) -> None:
+    """Add ``train``, ``export`` and ``heldout`` to the ``prodcat`` parser."""
+    p = sub.add_parser("train", help="train, evaluate and export a model bundle")
+    common(p)
+    p.add_argument(
+        "--data",
+        action="append",
+        required=True,
+        help="dataset name (e.g. bigbasket) or CSV/JSONL catalog file; repeatable",
     )
-    buckets = args.buckets or defaults.buckets
-    if args.candidates:
-        candidates = tuple(c.strip() for c in args.candidates.split(",") if c.strip())
-    else:
-        candidates = defaults.candidates or DEFAULT_CANDIDATES
-    unknown = [c for c in candidates if not _known_candidate(c)]
-    if unknown:
-        raise ExportError(
-            f"--candidates: unknown {unknown}; choose from {', '.join(ARCHITECTURES)}"
-            " (NAME@K trains NAME again with seed + K, e.g. fasttext@1)"
-        )
-    return TrainConfig(
-        data=tuple(args.data),
-        data_dir=settings.data_dir,
-        out=args.out,
-        candidates=candidates,
-        seed=args.seed,
-        limit=args.limit,
-        max_epochs=args.epochs,
-        target_precision=args.target_precision,
-        baseline=not args.no_baseline,
-        labels=tuple(args.labels),
-        version=args.version,
-        hyper=replace(
-            Hyper(),
-            dim=dim or Hyper.dim,
-            label_smoothing=Hyper.label_smoothing if smoothing is None else smoothing,
-        ),
-        spec=(
-            FeaturizerSpec(word_buckets=buckets, char_buckets=buckets)
-            if buckets
-            else FeaturizerSpec()
-        ),
-        verbose=0 if args.quiet else None,
+    p.add_argument(
+        "--labels",
+        action="append",
+        type=Path,
+        default=[],
+        help="extra labels file (e.g. from category.labels); newer labels win",
     )
+    p.add_argument("--out", type=Path, default=Path("var/bundles"), help="bundle output folder")
+    p.add_argument(
+        "--candidates",
+        help="architectures to try, comma-separated: fasttext, twotower, charcnn; NAME@K "
+        "trains NAME again with seed + K, e.g. fasttext,fasttext@1 "
+        "(default: the dataset's registry entry, else fasttext,twotower)",
+    )
+    p.add_argument("--epochs", type=int, help="maximum epochs per candidate")
+    p.add_argument("--limit", type=int, help="use a seeded sample of N rows per dataset")
+    p.add_argument("--seed", type=int, default=0, help="seed for split and training")
+    p.add_argument(
+        "--target-precision",
+        type=float,
+        default=0.9,
+        help="precision the back-off thresholds aim for on validation data",
+    )
+    p.add_argument("--dim", type=int, help="embedding size (default 64)")
+    p.add_argument(
+        "--label-smoothing",
+        type=float,
+        help="label smoothing of the training loss (default 0, or the dataset's registry entry)",
+    )
+    p.add_argument("--buckets", type=int, help="hash buckets per id table (default 2**18)")
+    p.add_argument("--no-baseline", action="store_true", help="skip the TF-IDF baseline")
+    p.add_argument("--version", help="bundle version (default: dataset-timestamp-fingerprint)")
+    p.add_argument("--quiet", action="store_true", help="no per-epoch progress")
+    p.set_defaults(handler=_run("train_command"))
 
+    p = sub.add_parser("export", help="verify a bundle and pack it as one .tar.gz archive")
+    common(p)
+    p.add_argument("bundle", type=Path, help="bundle directory")
+    p.add_argument("--out", type=Path, help="archive path (default: BUNDLE.tar.gz)")
+    p.set_defaults(handler=_run("export_command"))
 
-def train_command(args: argparse.Namespace, settings: Settings) -> int:
-    root = run(train_config(args, settings))
-    evaluation = read_metadata(root).evaluation
-    if evaluation is None:
-        raise ExportError(f"{root}: the bundle holds no evaluation")
-    ours = evaluation.ours
-    base = evaluation.baseline or {}
-    print(f"bundle: {root}")
-    print(f"report: {root / 'report' / 'report.md'}")
-    for key in ("weighted_f1", "macro_f1", "top3_accuracy", "hier_f1", "coverage_at_95"):
-        theirs = base.get(key)
-        line = f"  {key:16s} prodcat {ours.get(key) or 0.0:.4f}"
-        if isinstance(theirs, float):
-            line += f"   baseline {theirs:.4f}"
-        print(line)
-    return 0
-
-
-def export_command(args: argparse.Namespace, settings: Settings) -> int:
-    bundle = load_bundle(args.bundle)
-    out: Path = args.out or args.bundle.with_name(args.bundle.name + ".tar.gz")
-    pack_bundle(bundle.root, out)
-    print(f"{out} (version {bundle.version}, bundle sha256 {bundle.sha256})", file=sys.stdout)
-    return 0
-
-
-__all__ = ["export_command", "train_command", "train_config"]
+    p = sub.add_parser(
+        "heldout",
+        help="write a bundle's held-out test rows (its own test split) as JSON Lines",
+    )
+    common(p)
+    p.add_argument("bundle", type=Path, help="bundle directory or archive")
+    p.add_argument("--out", help="output JSONL (default: stdout)")
+    p.set_defaults(handler=_run("heldout_command"))

@@ -1,3 +1,4 @@
+# Longer than 400 lines: every shared catalog's registry entry beside its reader and quirks.
 """Loaders for the shared labelled catalogs, and their registry.
 
 Each entry of :data:`DATASETS` knows its folder, files, label and quirks;

@@ -32,7 +32,7 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
 
 from export.data.catalog import Example
 from export.data.datasets import load_dataset
-from workers.classify.worker import ClassifyWorker
+from workers.classify.factory import open_worker
 from workers.core.codec import Codec
 from workers.core.events import CategorizedEvent, ProductEvent
 from workers.core.product import ProductText
@@ -307,7 +307,7 @@ class WorkerThread:
     """A ClassifyWorker running in a background thread of the test process."""
 
     def __init__(self, settings: Settings, instance: str = "t") -> None:
-        self.worker = ClassifyWorker(settings, instance=instance)
+        self.worker = open_worker(settings, instance=instance)
         self.error: BaseException | None = None
         self.worker.start()
         self.thread = threading.Thread(target=self._run, daemon=True)

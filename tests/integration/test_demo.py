@@ -20,7 +20,8 @@ from workers.core.events import FeedbackEvent
 from workers.core.overrides import override_key
 from workers.core.settings import KafkaSettings, load_settings
 from workers.demo.feedback import Correction, CorrectionPath
-from workers.demo.run import execute, print_summary
+from workers.demo.run import execute
+from workers.demo.tally import print_summary
 from workers.kafka.sandbox import TopicSandbox
 
 COUNT = 60

@@ -35,7 +35,7 @@ from tests.integration.classify_support import (
     wait_for,
 )
 from tests.integration.model_lifecycle_support import corrupt_bundle, derive_bundle
-from workers.classify.worker import ClassifyWorker
+from workers.classify.factory import open_worker
 from workers.core.errors import BundleError, ConfigError
 from workers.core.events import CategorizedEvent, ModelLiveEvent, utc_now
 from workers.inference.bundle import load_bundle, verify_manifest
@@ -414,13 +414,11 @@ def test_start_without_a_reachable_store_uses_the_local_bundle_or_refuses(
     (tmp_path / "empty-store").mkdir()
     for store, message in cases:
         s.extra["model"] = {"bundle": None, "store": str(store)}
-        worker = ClassifyWorker(s.settings(), instance="refuses")
-        try:
-            with pytest.raises(ConfigError, match=message):
-                worker.start()
-        finally:
-            worker.stop()
-        assert not worker.readiness()["model_loaded"]
+        threads = set(threading.enumerate())
+        with pytest.raises(ConfigError, match=message):
+            open_worker(s.settings(), instance="refuses")
+        # nothing of the half-built worker is left running
+        assert {t for t in threading.enumerate() if t not in threads and not t.daemon} == set()
     s.extra["model"] = {"bundle": str(a), "store": str(tmp_path / "not-mounted")}
     with running_worker(s.settings()) as w:
         assert _serving(w) == _version(a)

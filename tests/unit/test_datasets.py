@@ -240,7 +240,7 @@ def test_fingerprint_depends_on_content_and_order() -> None:
 
 
 def test_registry_defaults_fill_only_the_flags_not_given(tmp_path: Path) -> None:
-    from export.cli import train_config
+    from export.commands import train_config
     from export.training.hyper import DEFAULT_CANDIDATES, Hyper
     from workers.cli.main import build_parser
     from workers.core.settings import Settings

@@ -9,9 +9,9 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, Histogram, generate_latest
 
+from workers.classify.batch import Outcome
 from workers.classify.delivery import METRICS_BATCH, OutputSender, observe_all
 from workers.classify.metrics import ClassifyMetrics
-from workers.classify.pipeline import Outcome
 from workers.core.settings import TopicSettings
 from workers.kafka.offsets import OffsetTracker
 

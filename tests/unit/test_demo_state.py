@@ -13,6 +13,7 @@ from export.data.datasets import load_dataset
 from workers.core.events import CategorizedEvent
 from workers.core.settings import load_settings
 from workers.demo.data import Row
+from workers.demo.feedback import pick_corrections
 from workers.demo.run import Demo
 
 NOW = datetime(2026, 11, 29, 2, 30, tzinfo=UTC)
@@ -82,7 +83,7 @@ def test_outputs_become_figures_and_corrections(demo: Demo, data_dir: Path) -> N
     assert state.samples[-1].agrees is True
 
     skip = {rows[0].product_id}
-    fixes = demo.pick_corrections(rows, skip, 3)
+    fixes = pick_corrections(rows, dict(demo.tally.model_answers), skip, 3)
     assert len(fixes) == 3
     assert {f.product_id for f in fixes} <= wrong_ids - skip
     datasets = [f.product_id.split("-", 1)[0] for f in fixes]

@@ -19,9 +19,10 @@ import pytest
 
 from export.data.datasets import load_dataset
 from tests.unit.payloads import decided_as, product_payloads
+from workers.classify.batch import Outcome
 from workers.classify.metrics import ClassifyMetrics
 from workers.classify.modelwork import MODEL_CHUNK
-from workers.classify.pipeline import BatchPipeline, Outcome
+from workers.classify.pipeline import BatchPipeline
 from workers.core.codec import Codec
 from workers.core.product import ProductText
 from workers.inference.featurizer import Featurizer, PreparedText

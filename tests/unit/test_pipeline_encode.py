@@ -11,10 +11,11 @@ from typing import Any
 import msgspec
 import pytest
 
+from workers.classify.batch import Outcome
 from workers.classify.cache import decode_cached, encode_cached
 from workers.classify.categorized import DecisionEncoder, EventWriter
 from workers.classify.metrics import ClassifyMetrics
-from workers.classify.pipeline import BatchPipeline, Outcome, review_reason
+from workers.classify.pipeline import BatchPipeline, review_reason
 from workers.core.codec import Codec
 from workers.core.events import Alternative, CategorizedEvent, ProductEvent, derive_event_id
 from workers.core.overrides import Override

@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from workers.cli.main import build_parser, settings_from
+from workers.cli.common import settings_from
+from workers.cli.main import build_parser
 from workers.core.settings import Settings, load_settings, settings_rows
 
 README = Path(__file__).resolve().parents[2] / "README.md"

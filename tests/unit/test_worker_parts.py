@@ -16,7 +16,7 @@ import pytest
 from confluent_kafka import KafkaError, TopicPartition
 
 from workers.classify.metrics import ClassifyMetrics
-from workers.classify.partitions import PartitionOwner
+from workers.classify.partitions import ClientHealth, PartitionOwner
 from workers.core.errors import InvalidEventError, PayloadTooLargeError
 from workers.core.settings import Settings
 from workers.kafka.clients import consumer_config, parse_stats, producer_config
@@ -221,24 +221,25 @@ def test_revoke_flushes_commits_forgets_and_drops_lag() -> None:
         return True
 
     unassigned: list[list[tuple[str, int]]] = []
+    health = ClientHealth()
     owner = PartitionOwner(
         tracker,
         metrics,
+        health,
         exactly_once=False,
         flush=flush,
         flush_timeout_s=1.0,
         on_unassign=unassigned.append,
     )
     consumer = _RecordingConsumer()
-    owner.consumer = consumer
-    owner.on_assign(None, [TopicPartition("t", 0), TopicPartition("t", 1)])
-    assert owner.assigned == {("t", 0), ("t", 1)} and owner.brokers_up
+    owner.on_assign(consumer, [TopicPartition("t", 0), TopicPartition("t", 1)])
+    assert owner.assigned == {("t", 0), ("t", 1)} and health.brokers_up
     tracker.ack(tracker.track("t", 0, 5, outputs=1))
     tracker.track("t", 1, 0, outputs=1)
     owner.on_stats(_stats({0: 3, 1: 4}))
     assert metrics.lag_partitions() == {("t", "0"), ("t", "1")}
 
-    owner.on_revoke(None, [TopicPartition("t", 0)])
+    owner.on_revoke(consumer, [TopicPartition("t", 0)])
     assert len(flushed) == 1  # outputs flushed before the commit
     assert consumer.commits == [([("t", 0, 6)], False)]  # synchronous, revoked only
     assert tracker.partitions() == [("t", 1)]
@@ -248,7 +249,7 @@ def test_revoke_flushes_commits_forgets_and_drops_lag() -> None:
     owner.on_stats(_stats({0: 9, 1: 2}))  # a stale report still listing t[0]
     assert metrics.lag_partitions() == {("t", "1")}
 
-    owner.on_lost(None, [TopicPartition("t", 1)])
+    owner.on_lost(consumer, [TopicPartition("t", 1)])
     assert consumer.commits == [([("t", 0, 6)], False)]  # lost: nothing committed
     assert tracker.partitions() == [] and owner.assigned == set()
 
@@ -258,20 +259,20 @@ def test_periodic_commit_is_async_and_failed_commit_is_retried() -> None:
     owner = PartitionOwner(
         tracker,
         metrics,
+        ClientHealth(),
         exactly_once=False,
         flush=lambda deadline: True,
         flush_timeout_s=1.0,
         on_unassign=lambda keys: None,
     )
     consumer = _RecordingConsumer()
-    owner.consumer = consumer
     tracker.ack(tracker.track("t", 0, 0, outputs=1))
-    owner.commit(asynchronous=True)
-    owner.commit(asynchronous=True)  # nothing new: no second commit
+    owner.commit(consumer, asynchronous=True)
+    owner.commit(consumer, asynchronous=True)  # nothing new: no second commit
     assert consumer.commits == [([("t", 0, 1)], True)]
     failed = TopicPartition("t", 0, 1)
     owner.on_commit(KafkaError(KafkaError.REQUEST_TIMED_OUT), [failed])
-    owner.commit(asynchronous=True)
+    owner.commit(consumer, asynchronous=True)
     assert consumer.commits[-1] == ([("t", 0, 1)], True)
 
 

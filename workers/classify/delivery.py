@@ -27,8 +27,8 @@ from typing import Any
 from confluent_kafka import KafkaException
 from prometheus_client import Counter, Histogram
 
+from workers.classify.batch import Outcome
 from workers.classify.metrics import ClassifyMetrics
-from workers.classify.pipeline import Outcome
 from workers.core.settings import TopicSettings
 from workers.kafka.deadletter import dead_letter_record, log_dead_letter
 from workers.kafka.offsets import OffsetTracker, Pending

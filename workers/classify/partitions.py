@@ -1,8 +1,11 @@
 """Which input partitions a classify worker owns, and committing their offsets.
 
-:class:`PartitionOwner` holds the consumer's rebalance, commit, statistics and error
-callbacks. With ``cooperative-sticky`` assignment partitions come and go
-incrementally:
+:class:`ClientHealth` takes the error callback of both Kafka clients: whether a broker
+answers, and the fatal error that stops the worker. :class:`PartitionOwner` holds the
+consumer's rebalance, commit and statistics callbacks. Both exist before the clients (the
+clients' configurations name their callbacks), and neither holds a client: the consumer
+is an argument of :meth:`PartitionOwner.commit`. With ``cooperative-sticky`` assignment
+partitions come and go incrementally:
 
 * on assign, they join :attr:`PartitionOwner.assigned`;
 * on revoke (at-least-once mode), every produced output is flushed first, then the
@@ -29,7 +32,7 @@ from workers.classify.metrics import ClassifyMetrics
 from workers.kafka.clients import parse_stats
 from workers.kafka.offsets import OffsetTracker, TopicPartitionKey
 
-__all__ = ["PartitionOwner", "fmt_partitions"]
+__all__ = ["ClientHealth", "PartitionOwner", "fmt_partitions"]
 
 log = logging.getLogger(__name__)
 
@@ -38,13 +41,32 @@ def fmt_partitions(keys: list[TopicPartitionKey]) -> str:
     return ", ".join(f"{t}[{p}]" for t, p in sorted(keys)) or "nothing"
 
 
+class ClientHealth:
+    """The ``error_cb`` of the worker's consumer and producer: broker reachability (also
+    updated by assignments and statistics) and the fatal error, if one happened."""
+
+    def __init__(self) -> None:
+        self.brokers_up = False
+        self.fatal: BaseException | None = None
+
+    def on_error(self, err: KafkaError) -> None:
+        if err.code() == KafkaError._ALL_BROKERS_DOWN:
+            self.brokers_up = False
+        if err.fatal():
+            log.error("fatal Kafka client error: %s", err)
+            self.fatal = KafkaException(err)
+        else:
+            log.warning("Kafka: %s", err)
+
+
 class PartitionOwner:
-    """Rebalance, commit, stats and error callbacks of the worker's consumer."""
+    """Rebalance, commit and statistics callbacks of the worker's consumer."""
 
     def __init__(
         self,
         tracker: OffsetTracker,
         metrics: ClassifyMetrics,
+        health: ClientHealth,
         *,
         exactly_once: bool,
         flush: Callable[[float], bool],
@@ -53,14 +75,12 @@ class PartitionOwner:
     ) -> None:
         self.tracker = tracker
         self.metrics = metrics
+        self.health = health
         self.exactly_once = exactly_once
         self._flush = flush
         self._flush_timeout_s = flush_timeout_s
         self._on_unassign = on_unassign
-        self.consumer: Any = None
         self.assigned: set[TopicPartitionKey] = set()
-        self.brokers_up = False
-        self.fatal: BaseException | None = None
 
     # ------------------------------------------------------------------ rebalance callbacks
 
@@ -68,7 +88,7 @@ class PartitionOwner:
         keys = [(p.topic, p.partition) for p in partitions]
         self.metrics.rebalances.labels("assign").inc()
         self.assigned.update(keys)
-        self.brokers_up = True
+        self.health.brokers_up = True
         self.metrics.assigned_partitions.set(len(self.assigned))
         log.info("assigned %s", fmt_partitions(keys))
 
@@ -77,7 +97,7 @@ class PartitionOwner:
         self.metrics.rebalances.labels("revoke").inc()
         if not self.exactly_once:
             self._flush(time.monotonic() + self._flush_timeout_s)
-            self.commit(asynchronous=False, only=keys)
+            self.commit(consumer, asynchronous=False, only=keys)
             self.tracker.forget(keys)
         self._unassign(keys)
         log.info("revoked %s", fmt_partitions(keys))
@@ -97,21 +117,12 @@ class PartitionOwner:
 
     # ------------------------------------------------------------------ client callbacks
 
-    def on_error(self, err: KafkaError) -> None:
-        if err.code() == KafkaError._ALL_BROKERS_DOWN:
-            self.brokers_up = False
-        if err.fatal():
-            log.error("fatal Kafka client error: %s", err)
-            self.fatal = KafkaException(err)
-        else:
-            log.warning("Kafka: %s", err)
-
     def on_stats(self, raw: str) -> None:
         try:
             stats = parse_stats(raw)
         except (ValueError, KeyError, TypeError):
             return
-        self.brokers_up = stats.brokers_up > 0
+        self.health.brokers_up = stats.brokers_up > 0
         for (topic, partition), lag in stats.lag.items():
             if (topic, partition) in self.assigned:
                 self.metrics.set_lag(topic, partition, lag)
@@ -126,10 +137,13 @@ class PartitionOwner:
 
     # ------------------------------------------------------------------ commits
 
-    def commit(self, *, asynchronous: bool, only: list[TopicPartitionKey] | None = None) -> None:
-        """Commit the committable offsets (of ``only`` if given). A synchronous commit also
-        repeats offsets already sent asynchronously: those may still be in flight."""
-        if self.consumer is None or self.exactly_once:
+    def commit(
+        self, consumer: Any, *, asynchronous: bool, only: list[TopicPartitionKey] | None = None
+    ) -> None:
+        """Commit the committable offsets (of ``only`` if given) with ``consumer``. A
+        synchronous commit also repeats offsets already sent asynchronously: those may still
+        be in flight."""
+        if self.exactly_once:
             return
         force = not asynchronous
         tracker = self.tracker
@@ -142,7 +156,7 @@ class PartitionOwner:
             return
         tps = [TopicPartition(t, p, o) for (t, p), o in offsets.items()]
         try:
-            self.consumer.commit(offsets=tps, asynchronous=asynchronous)
+            consumer.commit(offsets=tps, asynchronous=asynchronous)
         except KafkaException as exc:
             self.metrics.commits.labels("error").inc()
             log.warning("offset commit of %s failed: %s", fmt_partitions(list(offsets)), exc)

@@ -37,8 +37,8 @@ import logging
 import time
 from collections.abc import Sequence
 from concurrent.futures import Executor, Future
-from dataclasses import dataclass, field
 
+from workers.classify.batch import Answer, Batch, Group, Outcome
 from workers.classify.cache import Lookup, ResultCache, encode_cached
 from workers.classify.categorized import (
     DecisionEncoder,
@@ -59,57 +59,11 @@ from workers.inference.featurizer import PreparedText
 from workers.inference.model import Classifier
 from workers.lifecycle.modelset import ModelSet, canary_routes
 
-__all__ = ["Batch", "BatchPipeline", "Outcome", "review_reason"]
+__all__ = ["BatchPipeline", "review_reason"]
 
 log = logging.getLogger(__name__)
 
 _MODEL, _CACHE = b"model", b"cache"
-
-
-@dataclass(slots=True)
-class Outcome:
-    """What one input payload turned into.
-
-    Either ``error`` is set (dead-letter the input) or ``value`` is the encoded
-    categorized event, keyed by ``key``; ``review`` is its encoded review copy, if any.
-    """
-
-    error: BaseException | None = None
-    key: bytes | None = None
-    value: bytes | None = None
-    review: bytes | None = None
-    source: str = ""
-    occurred_ms: int = 0
-
-
-Answer = DecisionJSON | Override
-
-
-@dataclass(slots=True)
-class Group:
-    """The items of a batch one version serves (the live one, or the canary)."""
-
-    classifier: Classifier
-    role: str  # "live" or "canary"
-    members: list[int]  # event indexes
-    misses: dict[str, list[int]] = field(default_factory=dict)  # content hash -> event indexes
-
-
-@dataclass(slots=True)
-class Batch:
-    """A batch between :meth:`BatchPipeline.begin` and :meth:`BatchPipeline.finish`."""
-
-    outcomes: list[Outcome]
-    events: list[ProductEvent] = field(default_factory=list)
-    where: list[int] = field(default_factory=list)  # payload index of each decoded event
-    hashes: list[str] = field(default_factory=list)
-    answers: list[Answer | None] = field(default_factory=list)
-    sources: list[str] = field(default_factory=list)
-    groups: list[Group] = field(default_factory=list)
-    group_of: list[int] | None = None  # each event's group index; None: all in groups[0]
-    model: Future[list[ModelResult]] | None = None  # with a shadow: the whole model job
-    work: ModelWork | None = None  # without: chunks either thread may run ...
-    jobs: list[tuple[Group, list[PreparedText]]] = field(default_factory=list)  # ... of these
 
 
 def _done(result: list[ModelResult]) -> Future[list[ModelResult]]:

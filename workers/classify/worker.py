@@ -2,10 +2,14 @@
 
 ::
 
-    worker = ClassifyWorker(settings)
-    worker.start()   # load the bundle, create topics and clients, serve /metrics
+    worker = open_worker(settings)  # topics, the live model, clients, HTTP server
+    worker.start()   # subscribe, serve /metrics, follow the control topic
     worker.run()     # until request_stop()/stop(); then drain and close
     # from another thread: worker.stop() (drain, wait for run() to finish)
+
+:func:`workers.classify.factory.open_worker` builds every collaborator before the
+worker exists (and closes what it opened if one of them fails), so a worker object is
+always complete.
 
 Each loop iteration consumes up to ``batch_max`` messages (what is fetched, or the
 first message to arrive and what follows within ``batch_timeout_ms``), hands the
@@ -40,37 +44,31 @@ from __future__ import annotations
 
 import gc
 import logging
-import socket
 import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from typing import Any
 
-from confluent_kafka import Consumer, KafkaException, Producer
-from prometheus_client import CollectorRegistry
+from confluent_kafka import KafkaException
 
 from workers.classify.cache import ResultCache
 from workers.classify.delivery import OutputSender
+from workers.classify.flight import FlightSlot, InFlight
 from workers.classify.metrics import ClassifyMetrics
-from workers.classify.partitions import PartitionOwner
-from workers.classify.pipeline import Batch, BatchPipeline
+from workers.classify.partitions import ClientHealth, PartitionOwner
+from workers.classify.pipeline import BatchPipeline
 from workers.core.codec import Codec
-from workers.core.errors import ConfigError, ProdcatError
+from workers.core.errors import ProdcatError
 from workers.core.product import ProductText
 from workers.core.settings import Settings
-from workers.kafka.clients import admin_config, consumer_config, producer_config
-from workers.kafka.offsets import OffsetTracker, TopicPartitionKey
-from workers.kafka.topics import ensure_topics, topic_specs
+from workers.kafka.offsets import OffsetTracker
 from workers.kafka.transactions import TransactionalSender
 from workers.lifecycle.modelset import ModelSet
-from workers.lifecycle.store import StoreUnavailableError
 from workers.lifecycle.swap import ModelSwitcher
 from workers.process.httpserver import HealthServer
-from workers.process.osthreads import name_os_thread
 
-__all__ = ["ClassifyWorker", "WorkerFailedError"]
+__all__ = ["ClassifyWorker", "WorkerFailedError", "worker_readiness"]
 
 log = logging.getLogger(__name__)
 
@@ -91,47 +89,54 @@ class WorkerFailedError(ProdcatError):
 
 
 class ClassifyWorker:
-    """One classify worker: a consumer-group member with its own producer and model."""
+    """One classify worker: a consumer-group member with its own producer and model.
+
+    Build it with :func:`workers.classify.factory.open_worker`; the constructor takes the
+    collaborators ready-made.
+    """
 
     def __init__(
         self,
         settings: Settings,
         *,
-        instance: str | None = None,
-        registry: CollectorRegistry | None = None,
+        instance: str,
+        metrics: ClassifyMetrics,
+        tracker: OffsetTracker,
+        codec: Codec,
+        switcher: ModelSwitcher,
+        pipeline: BatchPipeline,
+        cache: ResultCache,
+        producer: Any,
+        sender: OutputSender,
+        consumer: Any,
+        health: ClientHealth,
+        owner: PartitionOwner,
+        flight: FlightSlot,
+        executor: ThreadPoolExecutor,
+        transactions: TransactionalSender | None = None,
+        http: HealthServer | None = None,
     ) -> None:
         self.settings = settings
-        self.instance = instance or socket.gethostname()
-        self.worker_name = f"classify@{self.instance}"
-        self.metrics = ClassifyMetrics(registry)
-        self.tracker = OffsetTracker()
-        self.codec = Codec(settings.classify.max_payload_bytes)
+        self.instance = instance
+        self.worker_name = f"classify@{instance}"
+        self.metrics = metrics
+        self.tracker = tracker
+        self.codec = codec
         self.exactly_once = settings.classify.exactly_once
         t = settings.topics
         self.inputs = [t.product_created, t.product_updated]
-        self.switcher: ModelSwitcher | None = None
-        self.pipeline: BatchPipeline | None = None
-        self.cache: ResultCache | None = None
-        self.consumer: Any = None
-        self.producer: Any = None
-        self.http: HealthServer | None = None
-        self.sender: OutputSender | None = None
-        self._txn: TransactionalSender | None = None
-        self._in_flight: _InFlight | None = None
-        self._executor = ThreadPoolExecutor(
-            max_workers=1,
-            thread_name_prefix="prodcat-model",
-            initializer=name_os_thread,
-            initargs=("prodcat-model",),
-        )
-        self.owner = PartitionOwner(
-            self.tracker,
-            self.metrics,
-            exactly_once=self.exactly_once,
-            flush=self.flush,
-            flush_timeout_s=settings.classify.drain_timeout_s,
-            on_unassign=self._mark_revoked,
-        )
+        self.switcher = switcher
+        self.pipeline = pipeline
+        self.cache = cache
+        self.producer = producer
+        self.sender = sender
+        self.consumer = consumer
+        self.health = health
+        self.owner = owner
+        self.http = http
+        self._txn = transactions
+        self._flight = flight
+        self._executor = executor
         self._paused = False
         self._stop = threading.Event()
         self._loop_error: BaseException | None = None
@@ -143,81 +148,13 @@ class ClassifyWorker:
     # ------------------------------------------------------------------ lifecycle
 
     def start(self) -> None:
-        """Create missing topics, load the live model (or the local bundle), create the
-        clients, start the HTTP server and the model follower."""
+        """Subscribe to the inputs, serve HTTP, follow the control topic for new models."""
         s = self.settings
-        self.switcher = ModelSwitcher(s, self.metrics.lifecycle, sample=self._warm_up_sample)
-        if s.model.bundle is None:  # the store is the only source: fail before any connection
-            try:
-                self.switcher.store.check()
-            except StoreUnavailableError as exc:
-                raise ConfigError(
-                    f"no model bundle: {exc}, and no local bundle is configured; refusing to "
-                    "become ready. Pass --bundle DIR or set PRODCAT_MODEL_BUNDLE"
-                ) from exc
-        used = {
-            *self.inputs,
-            s.topics.categorized,
-            s.topics.review,
-            s.topics.dead_letter,
-            s.topics.models,
-        }
-        ensure_topics(
-            admin_config(s.kafka), [spec for spec in topic_specs(s) if spec.name in used], 15.0
-        )
-        models = self.switcher.initial(CONTROL_READ_TIMEOUT_S)
-        self.metrics.model.info(models.info())
-        self.cache = ResultCache(s.redis, on_error=self._cache_error)
-        self.pipeline = BatchPipeline(models, self.codec, self.metrics, self.cache)
-        kafka_log = logging.getLogger("prodcat.kafka")
-        self.producer = Producer(
-            producer_config(
-                s,
-                self.instance,
-                transactional=self.exactly_once,
-                error_cb=self.owner.on_error,
-                logger=kafka_log,
-            )
-        )
-        self.sender = OutputSender(
-            self.producer,
-            s.topics,
-            self.metrics,
-            self.tracker,
-            self.worker_name,
-            exactly_once=self.exactly_once,
-        )
-        if self.exactly_once:
-            self._txn = TransactionalSender(self.producer, s.classify.drain_timeout_s)
-            self._txn.init()
-        self.consumer = Consumer(
-            consumer_config(
-                s,
-                self.instance,
-                error_cb=self.owner.on_error,
-                stats_cb=self.owner.on_stats,
-                on_commit=self.owner.on_commit,
-                logger=kafka_log,
-            )
-        )
-        self.owner.consumer = self.consumer
         owner = self.owner
         self.consumer.subscribe(
             self.inputs, on_assign=owner.on_assign, on_revoke=owner.on_revoke, on_lost=owner.on_lost
         )
-        if s.metrics.port:
-            try:
-                self.http = HealthServer(
-                    s.metrics.host,
-                    s.metrics.port,
-                    metrics=self.metrics.exposition,
-                    readiness=self.readiness,
-                )
-            except OSError as exc:
-                raise ConfigError(
-                    f"cannot serve metrics on {s.metrics.host}:{s.metrics.port} ({exc}); "
-                    "set PRODCAT_METRICS_PORT (or --metrics-port) to a free port, 0 to disable"
-                ) from exc
+        if self.http is not None:
             self.http.start()
         # Everything loaded so far lives as long as the process: keep it out of the cyclic
         # GC's full collections (about 30 ms each over the loaded modules and model).
@@ -227,7 +164,7 @@ class ClassifyWorker:
         # default 5 ms switch interval it then waits up to 5 ms for the loop's pure-Python
         # work to let go each time (measured: 1 ms gave 19-23k events/s against 17-20k).
         sys.setswitchinterval(s.classify.switch_interval_ms / 1000.0)
-        self.switcher.start()
+        self.switcher.start(sample=self._warm_up_sample)
         self._started = True
         log.info(
             "classify worker %s consuming %s in group %s (%s)",
@@ -251,11 +188,7 @@ class ClassifyWorker:
             self._drain_and_close()
 
     def readiness(self) -> dict[str, bool]:
-        return {
-            "model_loaded": self.pipeline is not None,
-            "partitions_assigned": bool(self.owner.assigned),
-            "broker_reachable": self.owner.brokers_up,
-        }
+        return worker_readiness(self.owner)
 
     def run(self) -> None:
         """Process batches until stopped, then drain and close. Raises
@@ -279,9 +212,7 @@ class ClassifyWorker:
         """The fatal error that stops the worker, if any (client, delivery or transaction)."""
         if self._loop_error is not None:
             return self._loop_error
-        if self.owner.fatal is None and self.sender is not None:
-            return self.sender.fatal
-        return self.owner.fatal
+        return self.health.fatal or self.sender.fatal
 
     # ------------------------------------------------------------------ the loop
 
@@ -298,24 +229,24 @@ class ClassifyWorker:
         a loop iteration of latency and GIL hand-offs."""
         c = self.settings.classify
         producer = self.producer
-        if self.switcher is not None:
-            pending = self.switcher.take()
-            if pending is not None:
-                self._swap(pending)
+        pending = self.switcher.take()
+        if pending is not None:
+            self._swap(pending)
         if not self.exactly_once:
             if self.tracker.in_flight >= c.max_in_flight:
                 self._set_paused(True)
                 producer.poll(0.05)
             elif self._paused:
                 self._set_paused(False)
-        messages = self._consume(wait=not (self._paused or self._in_flight is not None))
+        flight = self._flight
+        messages = self._consume(wait=not (self._paused or flight.batch is not None))
         producer.poll(0)
         started = self._begin(messages) if messages else None
-        if self._in_flight is not None:
-            self._finish(self._in_flight)
-        self._in_flight = started
+        if flight.batch is not None:
+            self._finish(flight.batch)
+        flight.batch = started
         if started is not None and not started.overlap:
-            self._in_flight = None
+            flight.batch = None
             self._finish(started)
         now = time.monotonic()
         if not self.exactly_once and now - self._last_commit >= COMMIT_INTERVAL_S:
@@ -339,8 +270,7 @@ class ClassifyWorker:
             messages += consume(c.batch_max - 1, c.batch_timeout_ms / 1000.0)
         return messages
 
-    def _begin(self, messages: list[Message]) -> _InFlight | None:
-        assert self.pipeline is not None
+    def _begin(self, messages: list[Message]) -> InFlight | None:
         started = time.perf_counter()
         kept: list[Message] = []
         counts: dict[str, int] = {}
@@ -369,10 +299,9 @@ class ClassifyWorker:
         overlap = not self.exactly_once and len(kept) >= self.settings.classify.overlap_min_batch
         self.metrics.batches.labels("overlap" if overlap else "inline").inc()
         batch = self.pipeline.begin([m.value() for m in kept], self._executor if overlap else None)
-        return _InFlight(kept, batch, started, overlap)
+        return InFlight(kept, batch, started, overlap)
 
-    def _finish(self, flight: _InFlight) -> None:
-        assert self.pipeline is not None and self.sender is not None
+    def _finish(self, flight: InFlight) -> None:
         outcomes = self.pipeline.finish(flight.batch)
         kept = flight.messages
         if flight.revoked:  # partitions revoked since the batch began: their new owner reads them
@@ -394,7 +323,6 @@ class ClassifyWorker:
 
     def _swap(self, models: ModelSet) -> None:
         """Serve ``models`` from the next batch on (the batch in flight keeps its own)."""
-        assert self.pipeline is not None
         started = time.perf_counter()
         old = self.pipeline.models
         self.pipeline.models = models
@@ -406,26 +334,17 @@ class ClassifyWorker:
 
     def _warm_up_sample(self) -> list[ProductText]:
         """Real inputs of the latest batch, to warm a new model on (called off the loop)."""
-        events = self.pipeline.recent if self.pipeline is not None else []
-        return [ProductText.of(e) for e in events[:WARM_UP_ITEMS]]
-
-    def _mark_revoked(self, keys: list[TopicPartitionKey]) -> None:
-        """Partitions leave us: the batch in flight must not produce or track them."""
-        if self._in_flight is not None:
-            self._in_flight.revoked.update(keys)
-
-    def _cache_error(self, operation: str) -> None:
-        self.metrics.cache_errors.labels(operation).inc()
+        return [ProductText.of(e) for e in self.pipeline.recent[:WARM_UP_ITEMS]]
 
     # ------------------------------------------------------------------ commit, drain
 
     def commit(self, *, asynchronous: bool) -> None:
         """Commit every committable offset (at-least-once mode)."""
-        self.owner.commit(asynchronous=asynchronous)
+        self.owner.commit(self.consumer, asynchronous=asynchronous)
 
     def flush(self, deadline: float) -> bool:
         """Serve delivery reports until every output is acknowledged or ``deadline``."""
-        return self.sender.flush(deadline) if self.sender is not None else True
+        return self.sender.flush(deadline)
 
     def _set_paused(self, paused: bool) -> None:
         assignment = self.consumer.assignment()
@@ -447,40 +366,34 @@ class ClassifyWorker:
             return
         deadline = time.monotonic() + self.settings.classify.drain_timeout_s
         try:
-            flight, self._in_flight = self._in_flight, None
+            flight, self._flight.batch = self._flight.batch, None
             if flight is not None and self.failure() is None:
                 self._finish(flight)  # the batch in flight is finished, not dropped
-            if self.producer is not None and self.failure() is None and not self.flush(deadline):
+            if self.failure() is None and not self.flush(deadline):
                 log.warning(
                     "drain: %d outputs still unacknowledged at the deadline; their inputs "
                     "stay uncommitted and will be reprocessed",
                     self.tracker.in_flight,
                 )
             self.commit(asynchronous=False)
-            if self.consumer is not None:
-                self.consumer.close()
-            if self.producer is not None:
-                self.flush(deadline)
+            self.consumer.close()
+            self.flush(deadline)
         except (KafkaException, RuntimeError) as exc:
             log.error("drain: %s", exc)
         finally:
-            if self.switcher is not None:
-                self.switcher.stop()
+            self.switcher.stop()
             self._executor.shutdown(wait=True)
-            if self.cache is not None:
-                self.cache.close()
+            self.cache.close()
             if self.http is not None:
                 self.http.close()
             self._closed.set()
             log.info("classify worker %s stopped", self.worker_name)
 
 
-@dataclass(slots=True)
-class _InFlight:
-    """A batch begun (model possibly still running) but not yet produced."""
-
-    messages: list[Message]
-    batch: Batch
-    started: float
-    overlap: bool  # the model runs on the helper thread while the loop consumes the next batch
-    revoked: set[TopicPartitionKey] = field(default_factory=set)
+def worker_readiness(owner: PartitionOwner) -> dict[str, bool]:
+    """What ``/readyz`` reports for a worker whose partitions ``owner`` holds."""
+    return {
+        "model_loaded": True,  # an open worker has its model
+        "partitions_assigned": bool(owner.assigned),
+        "broker_reachable": owner.health.brokers_up,
+    }

@@ -1,18 +1,34 @@
-"""The products ``prodcat demo`` replays: real catalog rows its model never trained on."""
+"""The demo's model and products, both through ``prodcat`` commands.
+
+The demo never imports the training code: it trains its bundle with ``prodcat train`` and
+takes the products it replays from ``prodcat heldout``, which writes the bundle's own test
+split (rebuilt from its metadata: sources, ``--limit``, split seed and fractions, checked
+against its data fingerprint). So every product the demo shows was held out of training.
+"""
 
 from __future__ import annotations
 
+import os
 import random
+import subprocess
+import sys
+import tempfile
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 
+from workers.core.categories import parse_category_path
+from workers.core.errors import ProdcatError
 from workers.core.events import ProductEvent
+from workers.core.records import read_records, record_text, text_value
 from workers.core.settings import Settings
 
-__all__ = ["DEMO_DATASETS", "Row", "held_out_rows", "product_event"]
+__all__ = ["DEMO_DATASETS", "Row", "held_out_rows", "product_event", "train_bundle"]
 
 DEMO_DATASETS = ("bigbasket", "cn_ecommerce_products")
+SAMPLE_SEED = 7
+EPOCHS = 8
 
 
 @dataclass(frozen=True)
@@ -30,31 +46,50 @@ class Row:
         return self.product_id.split("-", 1)[0]
 
 
-def held_out_rows(settings: Settings, datasets: tuple[str, ...], per_dataset: int) -> list[Row]:
-    """Test-split rows (grouped by title, seed 0: the split ``prodcat train`` holds out)
-    of each catalog, a seeded sample of ``per_dataset`` each, interleaved."""
-    from export.data.datasets import load_dataset
-    from export.data.splits import deduplicate, grouped_split
+def _prodcat(settings: Settings, *args: str) -> None:
+    """Run ``prodcat ARGS`` (``python -m workers.cli``) with this settings' data folder."""
+    env = {**os.environ, "PRODCAT_DATA_DIR": str(settings.data_dir)}
+    argv = [sys.executable, "-m", "workers.cli", *args]
+    if subprocess.run(argv, env=env, check=False).returncode != 0:
+        raise ProdcatError(f"the demo's `prodcat {args[0]}` failed (see its output above)")
 
-    lists: list[list[Row]] = []
-    for name in datasets:
-        examples, _ = load_dataset(name, settings.data_dir)
-        examples, _ = deduplicate(examples)
-        split = grouped_split(examples, seed=0)
-        rng = random.Random(7)
-        picked = rng.sample(list(split.test), min(per_dataset, len(split.test)))
-        lists.append(
-            [
+
+def train_bundle(settings: Settings, datasets: tuple[str, ...], rows: int, out: Path) -> Path:
+    """A small bundle on ``datasets`` (``rows`` per catalog, fastText only, no baseline),
+    trained by ``prodcat train``, as ``out/<version>``."""
+    version = f"demo-{'-'.join(datasets)}-{rows}"
+    args = ["train", *(f"--data={d}" for d in datasets), f"--out={out}", f"--version={version}"]
+    # the global defaults, whatever a catalog's registry entry prefers: a quick, small model
+    args += ["--candidates=fasttext", f"--limit={rows}", f"--epochs={EPOCHS}", "--no-baseline"]
+    args += ["--dim=64", f"--buckets={2**18}", "--label-smoothing=0"]
+    _prodcat(settings, *args)
+    return out / version
+
+
+def held_out_rows(settings: Settings, bundle: Path, count: int) -> list[Row]:
+    """About ``count`` rows of the bundle's test split (``prodcat heldout``): a seeded sample
+    of each of its catalogs, interleaved."""
+    with tempfile.TemporaryDirectory(prefix="prodcat-demo-") as tmp:
+        path = Path(tmp) / "heldout.jsonl"
+        _prodcat(settings, "heldout", str(bundle), f"--out={path}")
+        by_source: dict[str, list[Row]] = {}
+        for line, record in read_records(path, required=("title", "category_path")):
+            text = record_text(record, path, line)
+            source = text_value(record.get("source"))
+            by_source.setdefault(source, []).append(
                 Row(
-                    f"{name}-{examples[i].product_id}",
-                    examples[i].title,
-                    examples[i].brand,
-                    dict(examples[i].attributes),
-                    examples[i].path,
+                    f"{source}-{text_value(record.get('product_id'))}",
+                    text.title,
+                    text.brand,
+                    dict(text.attributes),
+                    parse_category_path(record.get("category_path")),
                 )
-                for i in picked
-            ]
-        )
+            )
+    if not by_source:
+        raise ProdcatError(f"bundle {bundle} has no held-out rows to replay")
+    per_source = max(1, count // len(by_source))
+    rng = random.Random(SAMPLE_SEED)
+    lists = [rng.sample(rows, min(per_source, len(rows))) for rows in by_source.values()]
     return [row for group in zip(*lists, strict=False) for row in group]
 
 

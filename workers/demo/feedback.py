@@ -29,9 +29,10 @@ from workers.core.codec import Codec
 from workers.core.events import FeedbackEvent
 from workers.core.overrides import override_key
 from workers.core.settings import KafkaSettings
+from workers.demo.data import Row
 from workers.kafka.clients import writer_config
 
-__all__ = ["Correction", "CorrectionPath", "feedback_events"]
+__all__ = ["Correction", "CorrectionPath", "feedback_events", "pick_corrections"]
 
 Spawn = Callable[[str, list[str], dict[str, str]], "subprocess.Popen[bytes]"]
 
@@ -65,6 +66,34 @@ def feedback_events(corrections: Sequence[Correction], now: datetime) -> list[Fe
         )
         for c in corrections
     ]
+
+
+def pick_corrections(
+    rows: list[Row],
+    answers: Mapping[str, tuple[tuple[str, ...], str]],
+    skip: set[str],
+    n: int,
+) -> list[Correction]:
+    """Up to ``n`` products the model got wrong (``answers``: its answer and version per
+    product, judged against the catalog's label), alternating catalogs: the moderator
+    sets the catalog's label."""
+    picked: list[Correction] = []
+    by_dataset: dict[str, list[Correction]] = {}
+    for row in rows:
+        answer = answers.get(row.product_id)
+        if row.product_id in skip or answer is None:
+            continue
+        path, version = answer
+        if path != row.path[: len(path)]:
+            dataset = row.dataset
+            fix = Correction(row.product_id, row.title, path, row.path, version)
+            by_dataset.setdefault(dataset, []).append(fix)
+    queues = list(by_dataset.values())
+    while len(picked) < n and any(queues):
+        for queue in queues:
+            if queue and len(picked) < n:
+                picked.append(queue.pop(0))
+    return picked
 
 
 class CorrectionPath:

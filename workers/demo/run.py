@@ -1,11 +1,12 @@
 """``prodcat demo``: the whole loop on real catalog data, in one command.
 
 1. checks Kafka and Redis (``deploy/local/demo`` starts the local stack first);
-2. uses ``--bundle`` or trains a small bundle on English and Chinese catalogs
-   (cached under ``var/demo`` for the next run);
+2. uses ``--bundle`` or trains a small bundle on English and Chinese catalogs with
+   ``prodcat train`` (cached under ``var/demo`` for the next run);
 3. starts a classify worker process (and the feedback app, once it exists) on
    demo-only topics, consumer groups and Redis keys;
-4. replays real held-out products (never seen in training) at ``--rate``;
+4. replays real held-out products at ``--rate``: the bundle's own test split, from
+   ``prodcat heldout`` (:mod:`workers.demo.data`);
 5. shows a live view (:mod:`workers.demo.view`): events/s in and out, consumer
    lag per partition, p99 latency, cache hit ratio and a scrolling sample of
    products with their categories (:mod:`workers.demo.probes` measures);
@@ -27,96 +28,40 @@ import time
 import uuid
 from collections import Counter, deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 from confluent_kafka import (
     TIMESTAMP_NOT_AVAILABLE,
     Consumer,
     Producer,
 )
 
-from workers.core.categories import format_path
 from workers.core.codec import Codec
 from workers.core.errors import ProdcatError
 from workers.core.events import CategorizedEvent
 from workers.core.settings import Settings
-from workers.demo.data import Row, held_out_rows, product_event
-from workers.demo.feedback import Correction, CorrectionPath
-from workers.demo.probes import LagProbe, WorkerFigures, scrape_worker
+from workers.demo.data import Row, held_out_rows, product_event, train_bundle
+from workers.demo.feedback import Correction, CorrectionPath, pick_corrections
+from workers.demo.probes import LagProbe, scrape_worker
 from workers.demo.sandbox import Sandbox, free_port, wait_ready
-from workers.demo.view import SampleRow, TerminalView, ViewState, render_table
+from workers.demo.tally import DemoResult, Tally, print_summary, quantile
+from workers.demo.view import TerminalView, ViewState
 from workers.kafka.clients import reader_config, writer_config
 from workers.process.connectivity import check_kafka, check_redis
 
 
 def ensure_bundle(settings: Settings, args: argparse.Namespace) -> Path:
+    """``--bundle``, else the demo bundle trained earlier, else one trained now."""
     if args.bundle:
         return Path(args.bundle)
     root = Path("var/demo/bundles")
-    version = f"demo-{'-'.join(args.datasets)}-{args.train_rows}"
-    if (root / version / "manifest.json").is_file():
-        print(f"using the demo bundle trained earlier: {root / version}")
-        return root / version
-    print(f"training a demo bundle on {', '.join(args.datasets)} ({args.train_rows} rows each)…")
-    from export.pipeline import run
-    from export.training.config import TrainConfig
-
-    config = TrainConfig(
-        data=tuple(args.datasets),
-        data_dir=settings.data_dir,
-        out=root,
-        candidates=("fasttext",),
-        limit=args.train_rows,
-        max_epochs=8,
-        baseline=False,
-        version=version,
-        verbose=1 if sys.stdout.isatty() else 2,
-    )
-    return run(config)
-
-
-def _quantile(values: list[float], q: float) -> float | None:
-    return float(np.percentile(np.asarray(values), q * 100)) if values else None
-
-
-@dataclass
-class Tally:
-    """What the threads observe; read and written under ``lock``."""
-
-    sent: int = 0
-    received: int = 0
-    reviewed: int = 0
-    agree: int = 0
-    judged: int = 0
-    latencies_ms: list[float] = field(default_factory=list)
-    sources: Counter[str] = field(default_factory=Counter)
-    samples: deque[SampleRow] = field(default_factory=lambda: deque(maxlen=80))
-    model_answers: dict[str, tuple[tuple[str, ...], str]] = field(default_factory=dict)
-    overrides_seen: Counter[str] = field(default_factory=Counter)
-    lag: dict[tuple[str, int], int] | None = None
-    max_lag: int = 0
-    worker: WorkerFigures | None = None
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-
-@dataclass
-class DemoResult:
-    """The figures of one finished demo run (the summary table, as data)."""
-
-    run_id: str
-    sent: int
-    received: int
-    sources: dict[str, int]
-    corrected: list[Correction]
-    corrections_how: str
-    cache_hit_ratio: float | None
-    p99_ms: float | None
-    max_lag: int
-    worker_rc: int | None = None
-    feedback_rc: int | None = None
-    rows: list[tuple[str, str]] = field(default_factory=list)
+    datasets = tuple(args.datasets)
+    cached = root / f"demo-{'-'.join(datasets)}-{args.train_rows}"
+    if (cached / "manifest.json").is_file():
+        print(f"using the demo bundle trained earlier: {cached}")
+        return cached
+    print(f"training a demo bundle on {', '.join(datasets)} ({args.train_rows} rows each)…")
+    return train_bundle(settings, datasets, args.train_rows, root)
 
 
 class Demo:
@@ -165,28 +110,7 @@ class Demo:
             consumer.close()
 
     def record(self, ev: CategorizedEvent, produced_at: float) -> None:
-        row = self.rows_by_id.get(ev.product_id)
-        path = tuple(ev.category_path)
-        agrees = None
-        if row is not None and ev.source != "override":
-            agrees = path == row.path[: len(path)]
-        with self.tally.lock:
-            t = self.tally
-            t.received += 1
-            t.sources[ev.source] += 1
-            t.reviewed += ev.needs_review
-            t.latencies_ms.append((produced_at - ev.event_time.timestamp()) * 1000.0)
-            if agrees is not None:
-                t.judged += 1
-                t.agree += agrees
-            if ev.source == "model":
-                t.model_answers[ev.product_id] = (path, ev.model_version)
-            elif ev.source == "override":
-                t.overrides_seen[ev.product_id] += 1
-            title = row.title if row else ev.product_id
-            t.samples.append(
-                SampleRow(ev.source, ev.confidence, title, path, ev.needs_review, agrees)
-            )
+        self.tally.record(ev, produced_at, self.rows_by_id.get(ev.product_id))
 
     def probe(self) -> None:
         """Every 0.5 s: the classify group's lag and the worker's /metrics."""
@@ -234,67 +158,14 @@ class Demo:
                 time.sleep(delay)
         producer.flush(10)
 
-    def pick_corrections(self, rows: list[Row], skip: set[str], n: int) -> list[Correction]:
-        """Products the model got wrong (against the catalog's label), alternating
-        catalogs: the moderator sets the catalog's label."""
-        with self.tally.lock:
-            answers = dict(self.tally.model_answers)
-        picked: list[Correction] = []
-        by_dataset: dict[str, list[Correction]] = {}
-        for row in rows:
-            answer = answers.get(row.product_id)
-            if row.product_id in skip or answer is None:
-                continue
-            path, version = answer
-            if path != row.path[: len(path)]:
-                dataset = row.dataset
-                fix = Correction(row.product_id, row.title, path, row.path, version)
-                by_dataset.setdefault(dataset, []).append(fix)
-        queues = list(by_dataset.values())
-        while len(picked) < n and any(queues):
-            for queue in queues:
-                if queue and len(picked) < n:
-                    picked.append(queue.pop(0))
-        return picked
-
     # ------------------------------------------------------------------- view
     def state(self) -> ViewState:
-        now = time.monotonic()
-        with self.tally.lock:
-            t = self.tally
-            self.history.append((now, t.sent, t.received))
-            recent = t.latencies_ms[-2000:]
-            lag = dict(t.lag) if t.lag is not None else None
-            worker = t.worker
-            sources = tuple(sorted(t.sources.items()))
-            counts = (t.sent, t.received, t.reviewed, t.agree, t.judged)
-            samples = tuple(t.samples)
-        past = next((h for h in self.history if h[0] >= now - 2.0), self.history[0])
-        span = max(now - past[0], 1e-9)
-        by_topic: dict[str, list[int]] = {}
-        for (topic, partition), n in sorted((lag or {}).items()):
-            by_topic.setdefault(topic.split(".", 1)[-1], []).insert(partition, n)
-        sent, received, reviewed, agree, judged = counts
-        return ViewState(
+        return self.tally.view(
+            self.history,
             run_id=self.run_id,
             phase=self.phase,
-            elapsed_s=now - self.started,
+            started=self.started,
             target_rate=self.args.rate,
-            sent=sent,
-            received=received,
-            rate_in=(sent - past[1]) / span if span > 0.2 else 0.0,
-            rate_out=(received - past[2]) / span if span > 0.2 else 0.0,
-            lag_total=None if lag is None else sum(lag.values()),
-            lag_by_topic=tuple((k, tuple(v)) for k, v in by_topic.items()),
-            p50_ms=_quantile(recent, 0.5),
-            p99_ms=_quantile(recent, 0.99),
-            worker_p99_ms=worker.latency_quantile_ms(0.99) if worker else None,
-            cache_hit_ratio=worker.cache_hit_ratio if worker else None,
-            sources=sources,
-            review_ratio=reviewed / received if received else None,
-            agreement=agree / judged if judged else None,
-            judged=judged,
-            samples=samples,
             notes=tuple(self.corrections.notes),
         )
 
@@ -382,7 +253,9 @@ class Demo:
             timeout_s=120 + len(again) / rate,
         )
         skip = {r.product_id for r in again}
-        fixes = self.pick_corrections(rows, skip, self.args.corrections)
+        with self.tally.lock:
+            answers = dict(self.tally.model_answers)
+        fixes = pick_corrections(rows, answers, skip, self.args.corrections)
         # The app reads products, predictions and feedback from different topics; feedback
         # for a product it has not read yet waits (parked) until it has: let it catch up
         # first, so the corrections take effect at once on screen.
@@ -416,13 +289,13 @@ class Demo:
                 corrected=fixes,
                 corrections_how=self.corrections.how,
                 cache_hit_ratio=t.worker.cache_hit_ratio if t.worker else None,
-                p99_ms=_quantile(latencies, 0.99),
+                p99_ms=quantile(latencies, 0.99),
                 max_lag=t.max_lag,
             )
             reviewed, agree, judged = t.reviewed, t.agree, t.judged
         langs = Counter(r.dataset for r in self.rows_by_id.values())
         elapsed = time.monotonic() - self.started
-        p50 = _quantile(latencies, 0.5)
+        p50 = quantile(latencies, 0.5)
         res.rows = [
             ("bundle", self.bundle.name),
             ("products", ", ".join(f"{n} from {name}" for name, n in sorted(langs.items()))),
@@ -479,9 +352,8 @@ def execute(args: argparse.Namespace, settings: Settings) -> DemoResult:
     check_redis(settings, 5.0)
     bundle = ensure_bundle(settings, args)
     count = int(args.rate * args.duration) if args.duration else args.count
-    datasets = tuple(args.datasets)
-    print(f"picking {count} held-out products from {', '.join(datasets)}…", flush=True)
-    rows = held_out_rows(settings, datasets, max(1, count // len(datasets)))
+    print(f"picking {count} products {bundle.name} never saw in training…", flush=True)
+    rows = held_out_rows(settings, bundle, count)
     demo = Demo(settings, args, bundle)
     result: DemoResult | None = None
     try:
@@ -504,13 +376,3 @@ def run_demo(args: argparse.Namespace, settings: Settings) -> int:
         signal.signal(signal.SIGTERM, previous)
     print_summary(result)
     return 0 if result.worker_rc == 0 else 1
-
-
-def print_summary(result: DemoResult) -> None:
-    print()
-    for line in render_table("prodcat demo: summary", result.rows):
-        print(line)
-    for c in result.corrected:
-        print(f"  corrected {c.title[:60]}")
-        print(f"      model said {format_path(c.wrong)}")
-        print(f"      moderator  {format_path(c.right)}")

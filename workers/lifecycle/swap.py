@@ -2,9 +2,9 @@
 
 ::
 
-    switcher = ModelSwitcher(settings, metrics.lifecycle, sample=recent_texts)
+    switcher = ModelSwitcher(settings, metrics.lifecycle)
     models = switcher.initial(timeout_s)   # the live version, or the local bundle, or refuse
-    switcher.start()                       # follower thread
+    switcher.start(sample=recent_texts)    # follower thread; new models warm up on samples
     ...
     pending = switcher.take()              # in the batch loop, between batches
     if pending is not None: pipeline.models = pending
@@ -217,7 +217,11 @@ class ModelSwitcher:
 
     # ------------------------------------------------------------------ following
 
-    def start(self) -> None:
+    def start(self, sample: Callable[[], list[ProductText]] | None = None) -> None:
+        """Follow the control topic on a thread; ``sample`` gives recent real inputs that
+        new models are warmed up on before they are offered."""
+        if sample is not None:
+            self.sample = sample
         self._thread = threading.Thread(
             target=self._follow, name="prodcat-model-follower", daemon=True
         )

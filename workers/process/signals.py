@@ -1,13 +1,8 @@
 """Signals for long-running workers: the first SIGTERM/SIGINT drains, the second exits now.
 
 The worker classes install nothing themselves (they may run inside tests or other
-programs); the CLI calls :func:`install_stop_signals` around ``run()``::
-
-    restore = install_stop_signals(worker.request_stop)
-    try:
-        worker.run()
-    finally:
-        restore()
+programs); the CLI runs them with :func:`serve`, which installs the handlers around
+``start()``, ``run()`` and ``stop()`` and restores the previous ones afterwards.
 
 The worker loop only makes short blocking calls, so the handler (which Python runs
 on the main thread between bytecodes) gets its turn within tens of milliseconds.
@@ -20,8 +15,9 @@ import os
 import signal
 from collections.abc import Callable
 from types import FrameType
+from typing import Protocol
 
-__all__ = ["install_stop_signals"]
+__all__ = ["Service", "install_stop_signals", "serve"]
 
 log = logging.getLogger(__name__)
 
@@ -52,3 +48,26 @@ def install_stop_signals(
             signal.signal(sig, old)
 
     return restore
+
+
+class Service(Protocol):
+    """A long-running process object: the classify worker or the feedback app."""
+
+    def start(self) -> None: ...
+    def run(self) -> None: ...
+    def request_stop(self) -> None: ...
+    def stop(self) -> None: ...
+
+
+def serve(service: Service) -> None:
+    """Start ``service`` and run it until it returns, the first SIGTERM/SIGINT draining it
+    and a second exiting at once; then stop it (also when start or run raised)."""
+    restore = install_stop_signals(service.request_stop)
+    try:
+        try:
+            service.start()
+            service.run()
+        finally:
+            service.stop()
+    finally:
+        restore()

@@ -1,0 +1,106 @@
+"""``prodcat publish`` and ``prodcat models``: the model lifecycle from the command line."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from workers.cli.common import Subparsers
+from workers.core.settings import Settings
+
+__all__ = ["register"]
+
+
+def _publish(args: argparse.Namespace, settings: Settings) -> int:
+    from workers.lifecycle.admin import ModelAdmin
+
+    admin = ModelAdmin(settings, actor=args.by)
+    print(
+        admin.publish(
+            args.bundle_dir,
+            live=args.live,
+            holdout=args.holdout,
+            force=args.force,
+            tolerance=args.tolerance,
+        )
+    )
+    return 0
+
+
+def _models(args: argparse.Namespace, settings: Settings) -> int:
+    from workers.lifecycle.admin import ModelAdmin, print_rows
+
+    admin = ModelAdmin(settings, actor=getattr(args, "by", None))
+    action = args.models_command
+    if action == "list":
+        print_rows(admin.rows(), sys.stdout, as_json=args.json)
+    elif action == "show":
+        print(json.dumps(admin.show(args.version), indent=2, default=str))
+    elif action == "promote":
+        print(
+            admin.promote(
+                args.version, holdout=args.holdout, force=args.force, tolerance=args.tolerance
+            )
+        )
+    elif action == "rollback":
+        print(admin.rollback(args.to))
+    elif action == "canary":
+        print(admin.canary(None if args.off else args.version, 0.0 if args.off else args.share))
+    elif action == "shadow":
+        print(admin.shadow(None if args.off else args.version))
+    return 0
+
+
+def _by_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--by", help="who makes the change (default: user@host)")
+
+
+def _gate_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--holdout",
+        type=Path,
+        help="labelled CSV/JSONL both versions are scored on (default: the stored figures, "
+        "when both bundles share a data fingerprint and split)",
+    )
+    parser.add_argument("--force", action="store_true", help="go live even if the gate refuses")
+    parser.add_argument(
+        "--tolerance", type=float, help="largest allowed drop (PRODCAT_MODEL_GATE_TOLERANCE)"
+    )
+
+
+def register(sub: Subparsers, common: Callable[[argparse.ArgumentParser], None]) -> None:
+    p = sub.add_parser("publish", help="check a bundle, store it, announce it (optionally live)")
+    common(p)
+    p.add_argument("bundle_dir", type=Path, metavar="BUNDLE", help="bundle directory")
+    p.add_argument("--live", action="store_true", help="also make it the live version (gated)")
+    _gate_flags(p)
+    _by_flag(p)
+    p.set_defaults(handler=_publish)
+
+    p = sub.add_parser("models", help="list published versions; promote, roll back, canary")
+    common(p)
+    actions = p.add_subparsers(dest="models_command", required=True)
+    a = actions.add_parser("list", help="published versions with their metrics and roles")
+    a.add_argument("--json", action="store_true", help="one JSON object per line")
+    a = actions.add_parser("show", help="one version in full")
+    a.add_argument("version")
+    a = actions.add_parser("promote", help="make a published version live (gated)")
+    a.add_argument("version")
+    _gate_flags(a)
+    _by_flag(a)
+    a = actions.add_parser("rollback", help="make the previous live version live again")
+    a.add_argument("--to", help="roll back to this version instead of the previous one")
+    _by_flag(a)
+    a = actions.add_parser("canary", help="serve a share of products with a candidate")
+    a.add_argument("version", nargs="?")
+    a.add_argument("--share", type=float, default=0.05, help="share of products, 0..1")
+    a.add_argument("--off", action="store_true", help="stop the canary")
+    _by_flag(a)
+    a = actions.add_parser("shadow", help="run a candidate beside the live version, unpublished")
+    a.add_argument("version", nargs="?")
+    a.add_argument("--off", action="store_true", help="stop the shadow")
+    _by_flag(a)
+    p.set_defaults(handler=_models)

@@ -1,0 +1,64 @@
+"""``prodcat classify`` and ``prodcat feedback``: the two long-running processes.
+
+Both run until SIGTERM/SIGINT, which drains (:func:`workers.process.signals.serve`).
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from workers.cli.common import Subparsers, add_service_flags
+from workers.core.settings import Settings
+
+__all__ = ["register"]
+
+
+def _classify(args: argparse.Namespace, settings: Settings) -> int:
+    from workers.classify.factory import open_worker
+    from workers.process.signals import serve
+
+    classify: dict[str, Any] = {}
+    if args.group_id:
+        classify["group_id"] = args.group_id
+    if args.exactly_once:
+        classify["exactly_once"] = True
+    if classify:
+        settings = settings.with_overrides(classify=classify)
+    serve(open_worker(settings, instance=args.instance))
+    return 0
+
+
+def _feedback(args: argparse.Namespace, settings: Settings) -> int:
+    from workers.feedback.app import FeedbackApp
+    from workers.process.signals import serve
+
+    serve(FeedbackApp(settings, instance=args.instance))
+    return 0
+
+
+def register(sub: Subparsers, common: Callable[[argparse.ArgumentParser], None]) -> None:
+    p = sub.add_parser("classify", help="run a classify worker")
+    common(p)
+    p.add_argument("--bundle", type=Path, help="bundle directory or archive (PRODCAT_MODEL_BUNDLE)")
+    p.add_argument("--group-id", help="consumer group (PRODCAT_CLASSIFY_GROUP_ID)")
+    p.add_argument(
+        "--exactly-once",
+        action="store_true",
+        default=None,
+        help="transactional outputs and offsets (PRODCAT_CLASSIFY_EXACTLY_ONCE)",
+    )
+    add_service_flags(
+        p,
+        "this worker's stable name (default: host name); in exactly-once mode it makes the "
+        "transactional.id, so give each worker its own",
+    )
+    p.set_defaults(handler=_classify)
+
+    p = sub.add_parser("feedback", help="run the feedback app (overrides, labels, quality)")
+    common(p)
+    p.add_argument("--bundle", type=Path, help="bundle whose taxonomy checks categories")
+    add_service_flags(p, "this app instance's name (default: host name)")
+    p.set_defaults(handler=_feedback)

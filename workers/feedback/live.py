@@ -1,0 +1,36 @@
+"""The live model as the feedback app sees it: its version, categories and featurizer.
+
+Feedback must name a category of the live model's taxonomy (a leaf or an ancestor), a
+label is written only for a leaf, and an override's ``input_hash`` is the featurizer's
+content hash: all three come from the bundle the app loads at start.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from workers.feedback.policy import taxonomy_nodes
+from workers.inference.bundle import Bundle
+from workers.inference.featurizer import Featurizer
+
+__all__ = ["LiveModel"]
+
+
+@dataclass(frozen=True, slots=True)
+class LiveModel:
+    """What the app needs of the live bundle."""
+
+    version: str
+    nodes: frozenset[tuple[str, ...]]
+    leaves: frozenset[tuple[str, ...]]
+    featurizer: Featurizer
+
+    @classmethod
+    def of(cls, bundle: Bundle) -> LiveModel:
+        taxonomy = bundle.taxonomy
+        return cls(
+            bundle.version,
+            taxonomy_nodes(taxonomy),
+            frozenset(taxonomy.leaves),
+            Featurizer(bundle.featurizer),
+        )
