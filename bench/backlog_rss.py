@@ -1,8 +1,8 @@
 """Memory of one classify worker while a large backlog waits for it.
 
-    python bench/backlog_rss.py --bundle DIR [--messages 1000000] [--timeout-s 900]
+    python -m bench.backlog_rss --bundle DIR [--messages 1000000] [--timeout-s 900]
 
-Produces ``--messages`` real catalog rows (the distinct rows of ``bench/classify_bench.py``,
+Produces ``--messages`` real catalog rows (the distinct rows of :func:`bench.common.distinct_rows`,
 cycled, each with its own ``product_id`` and ``event_id``) to a fresh 6-partition input
 topic, then starts ``prodcat classify`` on it and samples the worker's resident memory
 (``VmRSS``, and ``VmHWM`` at the end) every half second until every input has its output
@@ -16,68 +16,48 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from confluent_kafka import Producer
-from confluent_kafka.admin import AdminClient
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from classify_bench import (
+from bench.common import (
     CODEC,
     RESULTS,
     RUN_ID,
-    Worker,
     add_service_args,
-    cleanup,
+    delete_keys,
     distinct_rows,
     make_topics,
     output_count,
+    producer,
+    row_event,
+    sandbox,
     worker_env,
 )
-
-from workers.core.events import ProductEvent
-
-REPO = Path(__file__).resolve().parents[1]
+from bench.procs import Worker
+from workers.kafka.sandbox import TopicSandbox
 
 
 def produce_backlog(bootstrap: str, topic: str, n: int, data_dir: Path) -> float:
     """``n`` product.created events, cycling the distinct catalog rows; returns seconds."""
     rows = distinct_rows(data_dir)
-    p = Producer(
-        {
-            "bootstrap.servers": bootstrap,
+    p = producer(
+        bootstrap,
+        **{
             "linger.ms": 50,
             "batch.size": 1_000_000,
             "batch.num.messages": 100_000,
             "compression.type": "lz4",
-            "acks": 1,
             "queue.buffering.max.messages": 1_000_000,
             "queue.buffering.max.kbytes": 1_048_576,
-            "partitioner": "murmur2_random",
-        }
+        },
     )
     start = time.monotonic()
     now = datetime.now(UTC)
     produce, poll = p.produce, p.poll
     for i in range(n):
-        e = rows[i % len(rows)]
         pid = f"backlog-{RUN_ID}-{i}"
-        value = CODEC.encode(
-            ProductEvent(
-                event_type="product.created",
-                event_id=pid,
-                product_id=pid,
-                title=e.title,
-                brand=e.brand,
-                description=e.description,
-                attributes=e.attributes,
-                occurred_at=now,
-            )
-        )
+        value = CODEC.encode(row_event(rows[i % len(rows)], f"backlog-{RUN_ID}", i, now))
         while True:
             try:
                 produce(topic, value, pid.encode())
@@ -108,16 +88,17 @@ def main() -> int:
     ap.add_argument("--timeout-s", type=float, default=900.0, help="longest wait for the drain")
     args = ap.parse_args()
     RESULTS.mkdir(parents=True, exist_ok=True)
-    admin = AdminClient({"bootstrap.servers": args.bootstrap})
+    box = sandbox(args.bootstrap, "backlog")
     try:
-        return run(args, admin)
+        return run(args, box)
     finally:
-        cleanup(args, admin)
+        box.delete_all()
+        delete_keys(args.redis_url, f"prodcat-bench:{RUN_ID}*")
 
 
-def run(args: argparse.Namespace, admin: AdminClient) -> int:
+def run(args: argparse.Namespace, box: TopicSandbox) -> int:
     load0 = os.getloadavg()[0]
-    topics = make_topics(admin, "backlog")
+    topics = make_topics(box, "backlog")
     print(f"producing {args.messages:,} messages to {topics['product_created']} ...", flush=True)
     took = produce_backlog(args.bootstrap, topics["product_created"], args.messages, args.data_dir)
     print(f"    {took:.0f} s ({args.messages / took:,.0f} msg/s)", flush=True)

@@ -1,11 +1,11 @@
-"""The two comparison workers of ``bench/classify_bench.py``, each run as its own process.
+"""The two comparison workers of :mod:`bench.classify_bench`, each run as its own process.
 
-``python bench/baselines.py passthrough`` is the ceiling: the classify worker's Kafka
+``python -m bench.baselines passthrough`` is the ceiling: the classify worker's Kafka
 clients (same consumer and producer configuration, same batch size), JSON decode and
 validation of each event, and one encoded categorized event produced per input with a
 fixed answer; no model, no Redis, no offset tracking.
 
-``python bench/baselines.py faust`` is the straightforward faust-streaming agent: one
+``python -m bench.baselines faust`` is the straightforward faust-streaming agent: one
 event at a time, decode, ``Classifier.classify([item])``, encode, ``await topic.send``.
 
 Both read the topic names and the bundle from the same ``PRODCAT_*`` environment as
@@ -162,4 +162,4 @@ if __name__ == "__main__":
         raise SystemExit(passthrough())
     if mode == "faust":
         raise SystemExit(faust_agent())
-    raise SystemExit("usage: python bench/baselines.py passthrough|faust")
+    raise SystemExit("usage: python -m bench.baselines passthrough|faust")

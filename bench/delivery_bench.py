@@ -1,6 +1,6 @@
 """Python cost of producing a batch's outputs and handling their delivery reports.
 
-    python bench/delivery_bench.py --bundle DIR [--events 20000] [--repeat 3]
+    python -m bench.delivery_bench --bundle DIR [--events 20000] [--repeat 3]
 
 Real catalog rows go through :class:`workers.classify.pipeline.BatchPipeline` once (outside the
 timing); then :class:`workers.classify.delivery.OutputSender` produces every outcome (categorized
@@ -17,21 +17,13 @@ producer setting (e.g. ``compression.type``, ``linger.ms``) to compare configura
 from __future__ import annotations
 
 import argparse
-import sys
 import time
-import uuid
 from datetime import UTC, datetime
-from pathlib import Path
 
 from confluent_kafka import Producer
-from confluent_kafka.admin import AdminClient
-from confluent_kafka.cimpl import NewTopic  # where it is typed; admin re-exports it
 from prometheus_client import CollectorRegistry
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from classify_bench import distinct_rows, payload
-
+from bench.common import add_service_args, distinct_rows, payload, sandbox
 from workers.classify.delivery import OutputSender
 from workers.classify.metrics import ClassifyMetrics
 from workers.classify.pipeline import BatchPipeline
@@ -40,8 +32,6 @@ from workers.core.settings import Settings, TopicSettings
 from workers.inference.model import Classifier
 from workers.kafka.clients import producer_config
 from workers.kafka.offsets import OffsetTracker
-
-REPO = Path(__file__).resolve().parents[1]
 
 
 class _Consumed:
@@ -64,9 +54,7 @@ class _Consumed:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    ap.add_argument("--bundle", type=Path, required=True)
-    ap.add_argument("--data-dir", type=Path, default=REPO.parent / "shared" / "data")
-    ap.add_argument("--bootstrap", default="127.0.0.1:9092")
+    add_service_args(ap)
     ap.add_argument("--events", type=int, default=20_000)
     ap.add_argument("--batch", type=int, default=1000)
     ap.add_argument("--repeat", type=int, default=3)
@@ -92,19 +80,15 @@ def main() -> int:
         for i in range(0, len(payloads), args.batch)
         for o in pipe.run(payloads[i : i + args.batch])
     ]
-    run = uuid.uuid4().hex[:8]
-    topics = TopicSettings(categorized=f"bench.{run}.out", review=f"bench.{run}.review")
-    admin = AdminClient({"bootstrap.servers": args.bootstrap})
-    new = [NewTopic(t, 6, 1) for t in (topics.categorized, topics.review)]
-    for future in admin.create_topics(new).values():
-        future.result(30)
+    box = sandbox(args.bootstrap, "delivery")
+    topics = TopicSettings(categorized=box.new(6, name="out"), review=box.new(6, name="review"))
     settings = Settings().with_overrides(kafka={"bootstrap": args.bootstrap})
     n = len(outcomes)
     reviews = sum(o.review is not None for o in outcomes)
     best = best_process = float("inf")
     try:
         for offset_base in range(args.repeat):
-            producer = Producer({**producer_config(settings, f"bench-{run}"), **overrides})
+            producer = Producer({**producer_config(settings, "bench"), **overrides})
             tracker = OffsetTracker()
             sender = OutputSender(
                 producer, topics, ClassifyMetrics(CollectorRegistry()), tracker, "bench"
@@ -121,8 +105,7 @@ def main() -> int:
             assert tracker.in_flight == 0, tracker.in_flight
             producer.flush(10)
     finally:
-        for future in admin.delete_topics([t.topic for t in new]).values():
-            future.result(30)
+        box.delete_all()
     print(
         f"{n} events ({reviews} review copies), batches of {args.batch}, best of {args.repeat}: "
         f"{best * 1e6 / n:.2f} CPU µs/event on the sending thread, "

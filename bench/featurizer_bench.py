@@ -1,6 +1,6 @@
 """Featurizer throughput on real titles (not a test).
 
-    python bench/featurizer_bench.py [--rows 5000] [--repeat 3]
+    python -m bench.featurizer_bench [--rows 5000] [--repeat 3]
 
 Reads title+brand rows from bigbasket and myntra (English) and titles from
 cn_ecommerce_products (Chinese) under ``$PRODCAT_DATA_DIR`` (default
@@ -21,10 +21,9 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from bench.common import REPO
 from workers.core.product import ProductText
 from workers.inference.featurizer import Featurizer
-
-REPO = Path(__file__).resolve().parents[1]
 
 
 def data_dir() -> Path:

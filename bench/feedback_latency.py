@@ -1,6 +1,6 @@
 """Feedback-to-override latency of ``prodcat feedback`` on the local broker.
 
-    python bench/feedback_latency.py --bundle var/bundles/<version> [--corrections 300]
+    python -m bench.feedback_latency --bundle var/bundles/<version> [--corrections 300]
 
 Starts ``prodcat feedback`` as a subprocess on fresh topics (6 partitions), a fresh
 consumer group and Redis namespace, feeds it real catalog products (bigbasket) and their
@@ -21,7 +21,6 @@ broker's acknowledgement) is printed beside it. Everything it created is deleted
 from __future__ import annotations
 
 import argparse
-import contextlib
 import shutil
 import statistics
 import subprocess
@@ -31,34 +30,32 @@ import time
 import urllib.request
 import uuid
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import msgspec
 import redis
 from confluent_kafka import Consumer, Producer, TopicPartition
-from confluent_kafka.admin import AdminClient
-from confluent_kafka.cimpl import NewTopic
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from classify_bench import add_service_args, worker_env
-
+from bench.common import (
+    CODEC,
+    PARTITIONS,
+    REPO,
+    RESULTS,
+    add_service_args,
+    delete_keys,
+    kafka,
+    percentile,
+    row_event,
+    sandbox,
+    worker_env,
+)
 from export.data.datasets import load_dataset
-from workers.core.codec import Codec
-from workers.core.events import CategorizedEvent, FeedbackEvent, ProductEvent, derive_event_id
+from workers.core.events import CategorizedEvent, FeedbackEvent, derive_event_id
 from workers.core.overrides import decode_override, override_key
 from workers.inference.bundle import load_bundle
+from workers.kafka.clients import reader_config, writer_config
 
-REPO = Path(__file__).resolve().parents[1]
-PARTITIONS = 6
-CODEC = Codec(1 << 20)
 CATEGORIZED = msgspec.json.Decoder(CategorizedEvent)
-
-
-def _percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
 
 
 def _metric(port: int, name: str, **labels: str) -> float:
@@ -94,24 +91,11 @@ def main() -> int:
     leaves = list(load_bundle(args.bundle).taxonomy.leaves)
     rows, _ = load_dataset("bigbasket", args.data_dir, limit=args.corrections)
     tag = uuid.uuid4().hex[:10]
-    names = {
-        key: f"bench.feedback.{key}.{tag}"
-        for key in (
-            "product_created",
-            "product_updated",
-            "categorized",
-            "feedback",
-            "labels",
-            "dead_letter",
-        )
-    }
+    box = sandbox(args.bootstrap, "feedback")
+    kinds = ("product_created", "product_updated", "categorized", "feedback", "labels")
+    names = {key: box.new(PARTITIONS, name=key) for key in (*kinds, "dead_letter")}
     app_id = f"prodcat-feedback-bench-{tag}"
     prefix = f"prodcat-bench:{tag}"
-    admin = AdminClient({"bootstrap.servers": args.bootstrap})
-    for future in admin.create_topics(
-        [NewTopic(n, num_partitions=PARTITIONS, replication_factor=1) for n in names.values()]
-    ).values():
-        future.result(30)
     port = 19000 + int(tag[:4], 16) % 1000
     state_dir = tempfile.mkdtemp(prefix="prodcat-feedback-bench-")
     env = worker_env(args, names, prefix)
@@ -123,19 +107,12 @@ def main() -> int:
             "PRODCAT_LOG_LEVEL": "WARNING",
         }
     )
-    log_path = REPO / "bench" / "results" / "feedback-latency.log"
+    log_path = RESULTS / "feedback-latency.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
     client = redis.Redis.from_url(args.redis_url)
-    producer = Producer(
-        {"bootstrap.servers": args.bootstrap, "linger.ms": 0, "partitioner": "murmur2_random"}
-    )
+    producer = Producer(writer_config(kafka(args.bootstrap), "bench-feedback"))
     consumer = Consumer(
-        {
-            "bootstrap.servers": args.bootstrap,
-            "group.id": f"bench-{tag}",
-            "enable.auto.commit": False,
-            "fetch.wait.max.ms": 5,
-        }
+        reader_config(kafka(args.bootstrap), "bench-feedback", **{"fetch.wait.max.ms": 5})
     )
     with log_path.open("wb") as log:
         proc = subprocess.Popen(
@@ -148,21 +125,12 @@ def main() -> int:
         try:
             now = datetime.now(UTC)
             for i, r in enumerate(rows):
-                product = ProductEvent(
-                    event_type="product.created",
-                    event_id=f"p-{i}",
-                    product_id=r.product_id,
-                    title=r.title,
-                    brand=r.brand,
-                    description=r.description,
-                    attributes=r.attributes,
-                    occurred_at=now,
-                )
+                product = row_event(r, tag, i, now)
                 shown = leaves[i % len(leaves)]
                 predicted = CategorizedEvent(
                     event_type="product.categorized",
                     event_id=f"c-{i}",
-                    product_id=r.product_id,
+                    product_id=product.product_id,
                     category_id=derive_event_id(*shown)[:16],
                     category_path=list(shown),
                     confidence=0.8,
@@ -171,12 +139,12 @@ def main() -> int:
                     needs_review=False,
                     model_version="bench",
                     source="model",
-                    causation_id=f"p-{i}",
+                    causation_id=product.event_id,
                     input_hash="0123456789abcdef",
                     event_time=now,
                     classified_at=now,
                 )
-                key = r.product_id.encode()
+                key = product.product_id.encode()
                 producer.produce(names["product_created"], CODEC.encode(product), key)
                 producer.produce(names["categorized"], CODEC.encode(predicted), key)
             producer.flush(30)
@@ -207,13 +175,14 @@ def main() -> int:
             to_redis: list[float] = []
             to_event: list[float] = []
             both: list[float] = []
-            for i, r in enumerate(rows):
+            for i in range(len(rows)):
+                product_id = f"{tag}-{i}"  # as product_event named it
                 shown = leaves[i % len(leaves)]
                 right = leaves[(i + 1) % len(leaves)]
                 event = FeedbackEvent(
                     event_type="category.feedback",
                     event_id=f"fb-{tag}-{i}",
-                    product_id=r.product_id,
+                    product_id=product_id,
                     action="correct",
                     category_path=list(right),
                     rejected_category_path=list(shown),
@@ -222,10 +191,10 @@ def main() -> int:
                     occurred_at=datetime.now(UTC),
                 )
                 start = time.perf_counter()
-                producer.produce(names["feedback"], CODEC.encode(event), r.product_id.encode())
+                producer.produce(names["feedback"], CODEC.encode(event), product_id.encode())
                 producer.flush(10)
                 redis_at = event_at = None
-                rkey = override_key(prefix, r.product_id)
+                rkey = override_key(prefix, product_id)
                 deadline = start + 30
                 while (redis_at is None or event_at is None) and time.perf_counter() < deadline:
                     if redis_at is None:
@@ -253,15 +222,9 @@ def main() -> int:
             proc.terminate()
             code = proc.wait(60)
             consumer.close()
-            for future in admin.delete_topics(
-                [*names.values(), f"{app_id}-products-changelog", f"{app_id}-quality-changelog"]
-            ).values():
-                with contextlib.suppress(Exception):  # cleanup only
-                    future.result(30)
+            box.delete_all(also_prefixed=[f"{app_id}-"])  # and the app's changelogs
             shutil.rmtree(state_dir, ignore_errors=True)
-            keys = list(client.scan_iter(match=f"{prefix}:*", count=1000))
-            if keys:
-                client.delete(*keys)
+            delete_keys(args.redis_url, f"{prefix}:*")
     print(
         f"feedback-to-override latency, {len(both)} moderator corrections one at a time, "
         f"{PARTITIONS} partitions, local broker (ms):"
@@ -275,8 +238,8 @@ def main() -> int:
     ):
         ms = [v * 1000 for v in values]
         print(
-            f"| {name} | {_percentile(ms, 50):.1f} | {_percentile(ms, 90):.1f} | "
-            f"{_percentile(ms, 99):.1f} | {max(ms):.1f} | {statistics.fmean(ms):.1f} |"
+            f"| {name} | {percentile(ms, 0.5):.1f} | {percentile(ms, 0.9):.1f} | "
+            f"{percentile(ms, 0.99):.1f} | {max(ms):.1f} | {statistics.fmean(ms):.1f} |"
         )
     if app_count:
         print(

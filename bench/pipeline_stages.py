@@ -1,8 +1,8 @@
 """Per-stage cost of the classify worker's batch path, in process, without Kafka or Redis.
 
-    python bench/pipeline_stages.py --bundle DIR [--events 20000] [--batch 1000] [--repeat 3]
+    python -m bench.pipeline_stages --bundle DIR [--events 20000] [--batch 1000] [--repeat 3]
 
-Real catalog rows (the same distinct rows as ``bench/classify_bench.py``) are encoded as
+Real catalog rows (the same distinct rows as :mod:`bench.classify_bench`) are encoded as
 ``product.created`` payloads, then each stage of :class:`workers.classify.pipeline.BatchPipeline`
 is timed separately over batches of ``--batch``, best of ``--repeat``, on one thread:
 JSON decode, normalization (``Featurizer.prepare``), content hashes, featurization,
@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import gc
-import sys
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -25,19 +24,15 @@ from typing import Any
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from classify_bench import distinct_rows, payload
-
+from bench.common import REPO, distinct_rows, payload
+from workers.classify.batch import Outcome
 from workers.classify.cache import encode_cached
 from workers.classify.categorized import DecisionEncoder, EventWriter
 from workers.classify.metrics import ClassifyMetrics
-from workers.classify.pipeline import BatchPipeline, Outcome
+from workers.classify.pipeline import BatchPipeline
 from workers.core.codec import Codec
 from workers.core.product import ProductText
 from workers.inference.model import Classifier
-
-REPO = Path(__file__).resolve().parents[1]
 
 
 def timed(fn: Callable[[], Any], repeat: int) -> tuple[float, Any]:

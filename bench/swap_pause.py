@@ -1,6 +1,6 @@
 """Swap pause: the longest gap between batches while a classify worker hot-swaps its model.
 
-    python bench/swap_pause.py --bundle var/bundles/<version> [--rate 4000] [--swaps 4]
+    python -m bench.swap_pause --bundle var/bundles/<version> [--rate 4000] [--swaps 4]
 
 On the local broker and Redis, with topics, group, Redis prefix and model store of its own:
 publishes the bundle as version A and a re-versioned copy as B, starts one classify worker
@@ -23,7 +23,6 @@ import argparse
 import itertools
 import json
 import shutil
-import sys
 import tempfile
 import threading
 import time
@@ -34,23 +33,27 @@ from pathlib import Path
 from typing import Any
 
 import msgspec
-from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
-from confluent_kafka.admin import AdminClient
-from confluent_kafka.cimpl import NewTopic
+from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-
-from export.data.datasets import load_dataset  # noqa: E402
-from workers.classify.worker import ClassifyWorker  # noqa: E402
-from workers.core.codec import Codec  # noqa: E402
-from workers.core.events import CategorizedEvent, ProductEvent  # noqa: E402
-from workers.core.settings import Settings  # noqa: E402
-from workers.inference.bundle import write_manifest  # noqa: E402
-from workers.lifecycle.admin import ModelAdmin  # noqa: E402
+from bench.common import (
+    CODEC,
+    add_service_args,
+    delete_keys,
+    kafka,
+    make_topics,
+    percentile,
+    producer,
+    sandbox,
+)
+from export.data.datasets import load_dataset
+from workers.classify.factory import open_worker
+from workers.core.events import CategorizedEvent, ProductEvent
+from workers.core.settings import Settings
+from workers.inference.bundle import write_manifest
+from workers.kafka.clients import reader_config
+from workers.lifecycle.admin import ModelAdmin
 
 PARTITIONS = 3
-CODEC = Codec(1 << 20)
 
 
 def relabel(src: Path, dst: Path, version: str) -> Path:
@@ -66,32 +69,10 @@ def relabel(src: Path, dst: Path, version: str) -> Path:
     return dst
 
 
-def make_topics(bootstrap: str, run: str) -> dict[str, str]:
-    admin = AdminClient({"bootstrap.servers": bootstrap})
-    names = {
-        k: f"bench-swap-{run}.{k}"
-        for k in ("product_created", "product_updated", "categorized", "review", "dead_letter")
-    }
-    names["models"] = f"bench-swap-{run}.models"
-    new = [NewTopic(n, num_partitions=1 if k == "models" else PARTITIONS) for k, n in names.items()]
-    for future in admin.create_topics(new, operation_timeout=20).values():
-        future.result(20)
-    return names
-
-
-def delete_topics(bootstrap: str, names: dict[str, str]) -> None:
-    admin = AdminClient({"bootstrap.servers": bootstrap})
-    for future in admin.delete_topics(list(names.values()), operation_timeout=20).values():
-        try:
-            future.result(20)
-        except Exception as exc:
-            print(f"  (could not delete a topic: {exc})")
-
-
 def feed(
     bootstrap: str, topic: str, events: list[ProductEvent], rate: float, done: threading.Event
 ) -> None:
-    p = Producer({"bootstrap.servers": bootstrap, "linger.ms": 5, "partitioner": "murmur2_random"})
+    p = producer(bootstrap)
     start = time.perf_counter()
     for i, e in enumerate(events):
         due = start + i / rate
@@ -112,7 +93,7 @@ def feed(
 def count_outputs(
     bootstrap: str, topic: str, expect: int, timeout_s: float = 120.0
 ) -> Counter[str]:
-    c = Consumer({"bootstrap.servers": bootstrap, "group.id": f"bench-{uuid.uuid4().hex}"})
+    c = Consumer(reader_config(kafka(bootstrap), "bench-swap"))
     c.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in range(PARTITIONS)])
     decoder = msgspec.json.Decoder(CategorizedEvent)
     seen: Counter[str] = Counter()
@@ -130,17 +111,9 @@ def count_outputs(
     return seen
 
 
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else 0.0
-
-
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    ap.add_argument("--bundle", type=Path, required=True, help="a trained bundle directory")
-    ap.add_argument("--bootstrap", default="127.0.0.1:9092")
-    ap.add_argument("--redis-url", default="redis://127.0.0.1:6379/0")
-    ap.add_argument("--data-dir", type=Path, default=REPO.parent / "shared" / "data")
+    add_service_args(ap)
     ap.add_argument("--dataset", default="bigbasket")
     ap.add_argument("--rate", type=float, default=4000.0, help="events per second")
     ap.add_argument("--swaps", type=int, default=4)
@@ -150,11 +123,13 @@ def main() -> int:
 
     run = uuid.uuid4().hex[:8]
     work = Path(tempfile.mkdtemp(prefix="prodcat-swap-bench-"))
-    topics = make_topics(args.bootstrap, run)
+    box = sandbox(args.bootstrap, "swap")
+    topics = make_topics(box, "swap", partitions=PARTITIONS, control=True)
     try:
         return _run(args, run, work, topics)
     finally:
-        delete_topics(args.bootstrap, topics)
+        box.delete_all()
+        delete_keys(args.redis_url, f"bench-swap:{run}:*")
         shutil.rmtree(work, ignore_errors=True)
 
 
@@ -191,7 +166,7 @@ def _run(args: argparse.Namespace, run: str, work: Path, topics: dict[str, str])
         for i in range(n)
     ]
 
-    worker = ClassifyWorker(settings, instance=f"swapbench-{run}")
+    worker = open_worker(settings, instance=f"swapbench-{run}")
     starts: list[float] = []
     switched: list[float] = []
     begin, swap = worker._begin, worker._swap

@@ -6,26 +6,19 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from workers.core.errors import ProdcatError
+from workers.core.records import RecordError
 
 
 class ExportError(ProdcatError):
     """Root of every error the offline ``export`` package raises on purpose."""
 
 
-class DataError(ExportError):
+class DataError(ExportError, RecordError):
     """A data file or folder is missing, empty or malformed.
 
-    The message names the file and, when known, the 1-based line, then says
-    what is wrong, e.g. ``bigbasket.csv line 17: column 'category' is missing``.
-    ``path`` and ``line`` are kept as attributes for callers that want them.
+    The message names the file and, when known, the 1-based line, then says what is
+    wrong, e.g. ``bigbasket.csv line 17: column 'category' is missing``, as every
+    :class:`~workers.core.records.RecordError`; ``path``, ``line`` and ``problem`` are
+    attributes.
     """
-
-    def __init__(self, path: Path | str, problem: str, *, line: int | None = None) -> None:
-        self.path = Path(path)
-        self.line = line
-        self.problem = problem
-        where = self.path.name if line is None else f"{self.path.name} line {line}"
-        super().__init__(f"{where}: {problem} ({self.path})")

@@ -5,7 +5,7 @@ The panels are declared here, once, and the JSON is generated:
     .venv/bin/python deploy/grafana/dashboard.py          # rewrite the JSON
     .venv/bin/python deploy/grafana/dashboard.py --check  # exit 1 if the JSON is stale
 
-tests/unit/test_dashboard.py fails when the committed JSON differs from this output, and
+tests/deploy/test_dashboard.py fails when the committed JSON differs from this output, and
 checks every metric named in a query against what the workers export.
 """
 

@@ -34,7 +34,7 @@ from export.data.catalog import Example
 from export.data.datasets import load_dataset
 from workers.classify.factory import open_worker
 from workers.core.codec import Codec
-from workers.core.events import CategorizedEvent, ProductEvent
+from workers.core.events import CategorizedEvent, ProductEvent, product_event
 from workers.core.product import ProductText
 from workers.core.settings import Settings
 from workers.inference.model import Classifier
@@ -104,15 +104,8 @@ def offline_categories(bundle: Path, rows: list[Example]) -> list[str]:
 def product_events(rows: Iterable[Example], tag: str, copy: int = 0) -> list[ProductEvent]:
     now = datetime.now(UTC)
     return [
-        ProductEvent(
-            event_type="product.created",
-            event_id=f"{tag}-{copy}-{i}",
-            product_id=f"{e.product_id}-{copy}",
-            title=e.title,
-            brand=e.brand,
-            description=e.description,
-            attributes=e.attributes,
-            occurred_at=now,
+        product_event(
+            e, product_id=f"{e.product_id}-{copy}", event_id=f"{tag}-{copy}-{i}", occurred_at=now
         )
         for i, e in enumerate(rows)
     ]

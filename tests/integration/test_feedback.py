@@ -48,6 +48,7 @@ from workers.core.events import (
     ProductEvent,
     derive_event_id,
 )
+from workers.core.events import product_event as make_product_event
 from workers.core.overrides import decode_override, override_key
 from workers.core.product import ProductText
 from workers.core.settings import Settings
@@ -173,16 +174,13 @@ def running_app(settings: Settings) -> Iterator[AppThread]:
 
 
 def product_event(row: Example, event_id: str, kind: str = "product.created") -> ProductEvent:
-    return ProductEvent(
-        event_type=kind,  # type: ignore[arg-type]
-        event_id=event_id,
+    return make_product_event(
+        row,
         product_id=row.product_id,
-        title=row.title,
-        brand=row.brand,
-        description=row.description,
-        attributes=row.attributes,
-        seller_id="seller-1",
+        event_id=event_id,
         occurred_at=datetime.now(UTC),
+        event_type=kind,  # type: ignore[arg-type]
+        seller_id="seller-1",
     )
 
 

@@ -30,6 +30,15 @@ import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from export.data.catalog import Example
+from tests.deploy.test_alerts import RULES
+from tests.deploy.test_dashboard import (
+    EXPECTED_METRICS,
+    PENDING_COMPONENTS,
+    dashboard,
+    dashboard_queries,
+    exported_names,
+    metric_names_in,
+)
 from tests.integration.classify_support import (
     PARTITIONS,
     Setup,
@@ -39,15 +48,6 @@ from tests.integration.classify_support import (
     produce_events,
     product_events,
     wait_for,
-)
-from tests.unit.test_alerts import RULES
-from tests.unit.test_dashboard import (
-    EXPECTED_METRICS,
-    PENDING_COMPONENTS,
-    dashboard,
-    dashboard_queries,
-    exported_names,
-    metric_names_in,
 )
 from workers.core.settings import KafkaSettings
 from workers.kafka.sandbox import TopicSandbox

@@ -9,7 +9,8 @@ from datetime import UTC, datetime
 import numpy as np
 
 from workers.core.codec import Codec
-from workers.core.events import ProductEvent
+from workers.core.events import product_event
+from workers.core.product import ProductText
 from workers.inference.taxonomy import Decided, Taxonomy, Thresholds
 
 
@@ -18,13 +19,7 @@ def product_payloads(products: list[tuple[str, str]], codec: Codec) -> list[byte
     now = datetime.now(UTC)
     return [
         codec.encode(
-            ProductEvent(
-                event_type="product.created",
-                event_id=f"e-{i}",
-                product_id=pid,
-                title=title,
-                occurred_at=now,
-            )
+            product_event(ProductText(title), product_id=pid, event_id=f"e-{i}", occurred_at=now)
         )
         for i, (pid, title) in enumerate(products)
     ]

@@ -24,7 +24,7 @@ import pytest
 from export.data.catalog import Example, load_catalog_file
 from export.data.datasets import load_dataset
 from workers.core.codec import Codec
-from workers.core.events import ProductEvent
+from workers.core.events import product_event
 from workers.core.product import ProductText
 from workers.inference.featurizer import Featurizer
 from workers.inference.predict import predict_file
@@ -96,13 +96,11 @@ class _Capture:
 def _event_text(e: Example, attributes: dict[str, str | None]) -> ProductText:
     """The classify worker's input for the row sent as a product.created event (the
     contract has no null attribute: a producer leaves a missing facet out)."""
-    event = ProductEvent(
-        event_type="product.created",
-        event_id=f"evt-{e.product_id}",
+    sent = ProductText(e.title, e.brand, e.description, {k: v for k, v in attributes.items() if v})
+    event = product_event(
+        sent,
         product_id=e.product_id,
-        title=e.title,
-        brand=e.brand,
-        attributes={k: v for k, v in attributes.items() if v is not None},
+        event_id=f"evt-{e.product_id}",
         occurred_at=datetime(2024, 6, 1, tzinfo=UTC),
     )
     codec = Codec()

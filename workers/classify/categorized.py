@@ -15,7 +15,7 @@ assembled from parts instead:
 
 The result equals ``Codec.encode(CategorizedEvent(...))`` for the same values (field
 order, string escaping, float and time formats are all msgspec's, since every value is
-encoded by msgspec); ``tests/unit/test_pipeline_encode.py`` checks it over escaping,
+encoded by msgspec); ``tests/unit/classify/test_categorized.py`` checks it over escaping,
 clamping and review cases.
 """
 

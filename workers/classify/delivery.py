@@ -49,7 +49,7 @@ def observe_all(histogram: Histogram, values: Sequence[float]) -> None:
 
     Uses the bucket counters of prometheus_client's ``Histogram`` (``_upper_bounds``,
     ``_buckets``, ``_sum``: unchanged since 0.4); with a client that lacks them it falls
-    back to one ``observe`` per value. ``tests/unit/test_delivery_fast.py`` checks that
+    back to one ``observe`` per value. ``tests/unit/classify/test_delivery.py`` checks that
     both give the same exposition."""
     bounds = getattr(histogram, "_upper_bounds", None)
     buckets = getattr(histogram, "_buckets", None)

@@ -12,9 +12,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 
 from workers.lifecycle.metrics import STAGE_BUCKETS, LifecycleMetrics
+from workers.process.metrics import Metrics
 
 __all__ = ["ClassifyMetrics", "TopicCounters"]
 
@@ -47,11 +48,11 @@ class TopicCounters:
     produced: Counter
 
 
-class ClassifyMetrics:
+class ClassifyMetrics(Metrics):
     """All metrics of one classify worker, registered in :attr:`registry`."""
 
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
-        self.registry = registry if registry is not None else CollectorRegistry(auto_describe=True)
+        super().__init__(registry)
         r = self.registry
         self.consumed = Counter(
             "prodcat_consumed", "Messages consumed, by topic.", ["topic"], registry=r
@@ -192,7 +193,3 @@ class ClassifyMetrics:
 
     def lag_partitions(self) -> set[tuple[str, str]]:
         return set(self._lag_labels)
-
-    def exposition(self) -> bytes:
-        """The registry in the Prometheus text format."""
-        return generate_latest(self.registry)

@@ -2,7 +2,7 @@
 
 The language-neutral contracts are the JSON Schema files in ``schemas/`` (see
 ``schemas/README.md`` for topics, keys and evolution rules). The Structs here mirror them
-field for field, constraint for constraint; ``tests/unit/test_schemas.py`` fails when the two
+field for field, constraint for constraint; ``tests/unit/core/test_schemas.py`` fails when the two
 drift. At run time the typed msgspec decode *is* the validation: no jsonschema on the hot path.
 
 Reader policy (tolerant reader): decoding ignores fields it does not know, so a producer may
@@ -28,6 +28,7 @@ from typing import Annotated, Final, Literal, TypeAlias
 import msgspec
 
 from workers.core.errors import InvalidEventError
+from workers.core.product import HasText
 
 # --------------------------------------------------------------------------- constrained types
 # Each alias matches one definition in the schema files; keep both in step (the drift test checks).
@@ -282,6 +283,30 @@ def derive_event_id(*parts: str) -> str:
     e.g. ``derive_event_id("product.categorized", causation_id, model_version)``.
     """
     return hashlib.sha256(msgspec.json.encode(parts)).hexdigest()[:32]
+
+
+def product_event(
+    text: HasText,
+    *,
+    product_id: str,
+    event_id: str,
+    occurred_at: datetime,
+    event_type: Literal["product.created", "product.updated"] = "product.created",
+    seller_id: str | None = None,
+) -> ProductEvent:
+    """The ``product.created`` (or ``product.updated``) event that carries ``text``'s fields
+    (a catalog row, the demo's or a benchmark's products; see :class:`ProductText`)."""
+    return ProductEvent(
+        event_type=event_type,
+        event_id=event_id,
+        product_id=product_id,
+        title=text.title,
+        brand=text.brand,
+        description=text.description,
+        attributes=dict(text.attributes),
+        seller_id=seller_id,
+        occurred_at=occurred_at,
+    )
 
 
 def override_categorized(

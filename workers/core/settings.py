@@ -4,7 +4,7 @@ Values come from (highest wins): CLI flags, environment variables with the
 ``PRODCAT_`` prefix, a ``.env`` file, then the defaults below. Nested sections
 use a single underscore after the section name, for example
 ``PRODCAT_KAFKA_BOOTSTRAP`` or ``PRODCAT_REDIS_URL``. Every field is listed in
-the README's configuration table; ``tests/unit/test_settings.py`` keeps the two
+the README's configuration table; ``tests/unit/core/test_settings.py`` keeps the two
 in step.
 """
 

@@ -20,11 +20,11 @@ from pathlib import Path
 
 from workers.core.categories import parse_category_path
 from workers.core.errors import ProdcatError
-from workers.core.events import ProductEvent
+from workers.core.events import ProductEvent, product_event
 from workers.core.records import read_records, record_text, text_value
 from workers.core.settings import Settings
 
-__all__ = ["DEMO_DATASETS", "Row", "held_out_rows", "product_event", "train_bundle"]
+__all__ = ["DEMO_DATASETS", "Row", "held_out_rows", "replay_event", "train_bundle"]
 
 DEMO_DATASETS = ("bigbasket", "cn_ecommerce_products")
 SAMPLE_SEED = 7
@@ -40,6 +40,7 @@ class Row:
     brand: str
     attributes: dict[str, str]
     path: tuple[str, ...]
+    description: str = ""
 
     @property
     def dataset(self) -> str:
@@ -93,14 +94,12 @@ def held_out_rows(settings: Settings, bundle: Path, count: int) -> list[Row]:
     return [row for group in zip(*lists, strict=False) for row in group]
 
 
-def product_event(row: Row, event_type: str) -> ProductEvent:
+def replay_event(row: Row, event_type: str) -> ProductEvent:
     """A fresh ``product.created`` / ``product.updated`` event for ``row``."""
-    return ProductEvent(
-        event_type=event_type,  # type: ignore[arg-type]
-        event_id=uuid.uuid4().hex,
+    return product_event(
+        row,
         product_id=row.product_id,
-        title=row.title,
-        brand=row.brand,
-        attributes=row.attributes,
+        event_id=uuid.uuid4().hex,
         occurred_at=datetime.now(UTC),
+        event_type=event_type,  # type: ignore[arg-type]
     )

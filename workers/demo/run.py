@@ -40,7 +40,7 @@ from workers.core.codec import Codec
 from workers.core.errors import ProdcatError
 from workers.core.events import CategorizedEvent
 from workers.core.settings import Settings
-from workers.demo.data import Row, held_out_rows, product_event, train_bundle
+from workers.demo.data import Row, held_out_rows, replay_event, train_bundle
 from workers.demo.feedback import Correction, CorrectionPath, pick_corrections
 from workers.demo.probes import LagProbe, scrape_worker
 from workers.demo.sandbox import Sandbox, free_port, wait_ready
@@ -148,7 +148,7 @@ class Demo:
                 producer.flush(0)
                 return
             producer.produce(
-                topic, self.codec.encode(product_event(row, event_type)), row.product_id
+                topic, self.codec.encode(replay_event(row, event_type)), row.product_id
             )
             with self.tally.lock:
                 self.tally.sent += 1

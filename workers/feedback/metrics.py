@@ -13,11 +13,12 @@ import logging
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from workers.feedback.quality import QualitySnapshot
+from workers.process.metrics import Metrics
 
 __all__ = ["FeedbackMetrics", "QualityCollector", "Snapshot"]
 
@@ -113,11 +114,11 @@ class QualityCollector(Collector):
         yield from (rate, matured, corrected, pending, *by_category.values(), confusions, sizes)
 
 
-class FeedbackMetrics:
+class FeedbackMetrics(Metrics):
     """All metrics of one feedback app, registered in :attr:`registry`."""
 
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
-        self.registry = registry if registry is not None else CollectorRegistry(auto_describe=True)
+        super().__init__(registry)
         r = self.registry
         self.consumed = Counter(
             "prodcat_feedback_consumed", "Messages consumed, by topic.", ["topic"], registry=r
@@ -183,6 +184,3 @@ class FeedbackMetrics:
 
     def add_collector(self, collector: Collector) -> None:
         self.registry.register(collector)
-
-    def exposition(self) -> bytes:
-        return generate_latest(self.registry)

@@ -56,7 +56,7 @@ _SPORT: Final = "健康运动、户外"
 
 #: The ten ``online_shopping_10_cats`` review categories -> the path prefixes of
 #: the ``cn_ecommerce_products`` taxonomy they cover (checked against
-#: ``allcategories.csv`` by tests/unit/test_reviews.py). ``酒店`` (hotels) is
+#: ``allcategories.csv`` by tests/unit/inference/test_reviews.py). ``酒店`` (hotels) is
 #: not a product category and has no prefix.
 CN_ECOMMERCE_MAP: Final[CategoryMap] = MappingProxyType(
     {

@@ -1,7 +1,7 @@
 """The Kafka topics prodcat uses, and creating the missing ones.
 
 ``topic_specs`` is the code form of the topic table in ``schemas/README.md``;
-``tests/unit/test_topics.py`` keeps the two in step.
+``tests/unit/kafka/test_topics.py`` keeps the two in step.
 """
 
 from __future__ import annotations

@@ -239,38 +239,35 @@ class ModelAdmin:
         return self._set_live(state, target, f"rollback from {current.version}", None)
 
     def canary(self, version: str | None, share: float) -> str:
-        state = self.state()
-        current = self._require_live(state)
-        if version is not None:
-            self.bundle(state, version)
-            if version == current.version:
-                raise ConfigError(f"{version} is the live version; a canary must differ")
         if not 0.0 <= share <= 1.0:
             raise ConfigError(f"--share must be between 0 and 1, got {share}")
-        event = msgspec.structs.replace(
-            current,
-            reason=f"canary {version} at {share:.1%}" if version else "canary off",
-            changed_at=utc_now(),
-            changed_by=self.actor,
+        return self._beside_live(
+            "canary",
+            version,
+            f"canary {version} at {share:.1%}" if version else "canary off",
             canary_version=version,
             canary_share=share if version else 0.0,
         )
-        self._write(event)
-        return event.reason
 
     def shadow(self, version: str | None) -> str:
+        return self._beside_live(
+            "shadow",
+            version,
+            f"shadow {version}" if version else "shadow off",
+            shadow_version=version,
+        )
+
+    def _beside_live(self, role: str, version: str | None, reason: str, **changes: Any) -> str:
+        """Set (or, with ``version`` None, stop) the canary or shadow of the live record:
+        ``version`` must be published, intact in the store and not the live version."""
         state = self.state()
         current = self._require_live(state)
         if version is not None:
             self.bundle(state, version)
             if version == current.version:
-                raise ConfigError(f"{version} is the live version; a shadow must differ")
+                raise ConfigError(f"{version} is the live version; a {role} must differ")
         event = msgspec.structs.replace(
-            current,
-            reason=f"shadow {version}" if version else "shadow off",
-            changed_at=utc_now(),
-            changed_by=self.actor,
-            shadow_version=version,
+            current, reason=reason, changed_at=utc_now(), changed_by=self.actor, **changes
         )
         self._write(event)
         return event.reason

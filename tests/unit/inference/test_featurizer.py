@@ -30,7 +30,7 @@ from workers.inference.featurizer import Featurizer, PreparedText
 from workers.inference.hashing import RUN_RANGES, class_table
 from workers.inference.spec import SUPPORTED, FeaturizerSpec, FieldLimits
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 
 # --------------------------------------------------------------------------- reference
 

@@ -11,7 +11,7 @@ from workers.cli.common import settings_from
 from workers.cli.main import build_parser
 from workers.core.settings import Settings, load_settings, settings_rows
 
-README = Path(__file__).resolve().parents[2] / "README.md"
+README = Path(__file__).resolve().parents[3] / "README.md"
 
 
 def test_env_nested_sections(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -1,16 +1,15 @@
-"""The msgspec codec in workers/core/events.py: examples, round trips, and errors that name
-the field."""
+"""workers.core.codec: examples, round trips, and errors that name the field."""
 
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime, timedelta, timezone
-from pathlib import Path
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import msgspec
 import pytest
 
+from tests.unit.core.examples import CREATED, UPDATED, example, payload
 from workers.core.codec import Codec
 from workers.core.errors import InvalidEventError, PayloadTooLargeError
 from workers.core.events import (
@@ -23,43 +22,8 @@ from workers.core.events import (
     ModelLiveEvent,
     ModelPublishedEvent,
     ProductEvent,
-    derive_event_id,
-    event_time,
-    event_time_ms,
-    message_key,
-    model_version_key,
     utc_now,
 )
-from workers.core.product import ProductText
-from workers.kafka.deadletter import (
-    DLQ_ERROR_CLASS,
-    DLQ_ERROR_FIELD,
-    DLQ_ERROR_MESSAGE,
-    DLQ_FAILED_AT,
-    DLQ_HEADERS,
-    DLQ_MESSAGE_MAX_CHARS,
-    dead_letter_headers,
-)
-
-EXAMPLE_DIR = Path(__file__).resolve().parents[2] / "schemas" / "examples"
-
-
-def example(name: str) -> dict[str, Any]:
-    data: dict[str, Any] = json.loads((EXAMPLE_DIR / f"{name}.json").read_text(encoding="utf-8"))
-    return data
-
-
-def payload(doc: dict[str, Any]) -> bytes:
-    return json.dumps(doc, ensure_ascii=False).encode("utf-8")
-
-
-CREATED = example("product.created.v1")
-UPDATED = example("product.updated.v1")
-
-
-@pytest.fixture
-def codec() -> Codec:
-    return Codec()
 
 
 def rejected(
@@ -68,9 +32,6 @@ def rejected(
     with pytest.raises(InvalidEventError) as err:
         codec.decode(data, type_)
     return err.value
-
-
-# --------------------------------------------------------------------------- examples
 
 
 @pytest.mark.parametrize("name", sorted(EVENT_SCHEMAS))
@@ -122,9 +83,6 @@ def test_payload_at_the_limit_is_accepted(codec: Codec) -> None:
     assert (
         Codec(max_payload_bytes=len(data)).decode_product(data).product_id == CREATED["product_id"]
     )
-
-
-# --------------------------------------------------------------------------- errors
 
 
 @pytest.mark.parametrize("data", [None, b""])
@@ -288,9 +246,6 @@ def test_decode_any_struct_builds_and_reuses_a_decoder(codec: Codec) -> None:
     assert err.value.field == "$.category_path"
 
 
-# --------------------------------------------------------------------------- control topic
-
-
 def test_decode_control_dispatches_on_the_key(codec: Codec) -> None:
     published = payload(example("model.published.v1"))
     live = payload(example("model.live.v1"))
@@ -302,101 +257,3 @@ def test_decode_control_dispatches_on_the_key(codec: Codec) -> None:
     with pytest.raises(InvalidEventError) as err:
         codec.decode_control(MODEL_LIVE_KEY, published)
     assert err.value.field == "$.event_type"
-
-
-# --------------------------------------------------------------------------- helpers
-
-
-def test_message_keys(codec: Codec) -> None:
-    product = codec.decode_product(payload(CREATED))
-    assert message_key(product) == b"IN-GROC-000184223"
-    published = codec.decode(payload(example("model.published.v1")), ModelPublishedEvent)
-    assert message_key(published) == b"version:2024.06.1" == model_version_key("2024.06.1")
-    live = codec.decode(payload(example("model.live.v1")), ModelLiveEvent)
-    assert message_key(live) == b"live"
-    label = codec.decode(payload(example("category.label.v1")), LabelEvent)
-    assert message_key(label) == product.product_id.encode()
-
-
-@pytest.mark.parametrize(
-    ("name", "field"),
-    [
-        ("product.created.v1", "occurred_at"),
-        ("product.categorized.v1", "event_time"),
-        ("category.feedback.v1", "occurred_at"),
-        ("category.label.v1", "label_time"),
-        ("model.published.v1", "created_at"),
-        ("model.live.v1", "changed_at"),
-    ],
-)
-def test_event_time(codec: Codec, name: str, field: str) -> None:
-    event = codec.decode(payload(example(name)), EVENT_SCHEMAS[name])
-    expected = datetime.fromisoformat(example(name)[field].replace("Z", "+00:00"))
-    assert event_time(event) == expected
-    assert event_time_ms(event) == round(expected.timestamp() * 1000)
-
-
-def test_event_time_ms_is_exact() -> None:
-    when = datetime(2024, 6, 14, 9, 21, 37, 512999, tzinfo=timezone(timedelta(hours=5, minutes=30)))
-    event = ProductEvent(
-        event_type="product.created", event_id="e", product_id="p", title="t", occurred_at=when
-    )
-    assert event_time_ms(event) == 1718337097512
-
-
-def test_derive_event_id_is_deterministic_and_injective() -> None:
-    a = derive_event_id("product.categorized", "evt-1", "2024.06.1")
-    assert a == derive_event_id("product.categorized", "evt-1", "2024.06.1")
-    assert len(a) == 32
-    assert int(a, 16) >= 0
-    assert a != derive_event_id("product.categorized", "evt-1", "2024.06.2")
-    assert derive_event_id("a,b", "c") != derive_event_id("a", "b,c")
-    categorized = example("product.categorized.v1")  # follows the recipe in schemas/README.md
-    recipe = ("product.categorized", categorized["causation_id"], categorized["model_version"])
-    assert categorized["event_id"] == derive_event_id(*recipe)
-
-
-def test_product_text_is_the_same_for_serving_and_training(codec: Codec) -> None:
-    product = codec.decode_product(payload(CREATED))
-    label = codec.decode(payload(example("category.label.v1")), LabelEvent)
-    assert ProductText.of(product) == ProductText.of(label)
-    assert ProductText.of(product) == ProductText(
-        title=CREATED["title"],
-        brand=CREATED["brand"],
-        description=CREATED["description"],
-        attributes=CREATED["attributes"],
-    )
-
-
-def test_dead_letter_headers() -> None:
-    error = InvalidEventError("ProductEvent: must not be blank (at $.title)", field="$.title")
-    when = datetime(2024, 6, 14, 3, 5, 11, 51000, tzinfo=UTC)
-    headers = dead_letter_headers(
-        error, topic="product.created", partition=3, offset=1048576, worker="w", failed_at=when
-    )
-    assert dict(headers) == {
-        "prodcat-error-class": b"InvalidEventError",
-        "prodcat-error-message": b"ProductEvent: must not be blank (at $.title)",
-        "prodcat-error-field": b"$.title",
-        "prodcat-source-topic": b"product.created",
-        "prodcat-source-partition": b"3",
-        "prodcat-source-offset": b"1048576",
-        "prodcat-attempt": b"1",
-        "prodcat-failed-at": b"2024-06-14T03:05:11.051Z",
-        "prodcat-worker": b"w",
-    }
-    assert [k for k, _ in headers] == list(DLQ_HEADERS)
-    too_large = PayloadTooLargeError("x" * 5000)
-    cut = dict(dead_letter_headers(too_large, topic="t", partition=0, offset=0, worker="w"))
-    assert cut[DLQ_ERROR_CLASS] == b"PayloadTooLargeError"
-    assert len(cut[DLQ_ERROR_MESSAGE]) == DLQ_MESSAGE_MAX_CHARS
-    assert cut[DLQ_ERROR_FIELD] == b"$"
-    other = dict(
-        dead_letter_headers(RuntimeError("boom"), topic="t", partition=0, offset=0, worker="w")
-    )
-    assert DLQ_ERROR_FIELD not in other
-    assert datetime.fromisoformat(other[DLQ_FAILED_AT].decode().replace("Z", "+00:00")).tzinfo
-
-
-def test_utc_now_is_aware() -> None:
-    assert utc_now().utcoffset() == timedelta(0)

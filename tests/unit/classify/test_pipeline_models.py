@@ -1,20 +1,15 @@
-"""Canary routing by a stable hash of product_id, and the pipeline's canary/shadow split.
+"""The pipeline and its model set: the canary's share, a batch keeps its set, the shadow.
 
-The pipeline tests use stand-in classifiers (a fixed answer per version) so that which
-version served each item is visible; the real models are exercised in
-tests/integration/test_model_lifecycle.py.
-"""
+Stand-in classifiers (a fixed answer per version) make which version answered visible."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import msgspec
 import pytest
 
-from export.data.datasets import load_dataset
 from tests.unit.payloads import decided_as, product_payloads
 from workers.classify.metrics import ClassifyMetrics
 from workers.classify.pipeline import BatchPipeline
@@ -24,43 +19,7 @@ from workers.inference.featurizer import Featurizer, PreparedText
 from workers.inference.model import BatchTimings
 from workers.inference.spec import FeaturizerSpec
 from workers.inference.taxonomy import Decided, Decision
-from workers.lifecycle.modelset import ModelSet, canary_point, canary_routes
-
-N_PRODUCTS = 10_000
-
-
-@pytest.fixture(scope="module")
-def products(data_dir: Path) -> list[tuple[str, str]]:
-    """(product_id, title) of 10,000 real bigbasket products."""
-    rows, _ = load_dataset("bigbasket", data_dir, limit=N_PRODUCTS)
-    return [(r.product_id, r.title) for r in rows]
-
-
-def test_canary_point_is_pinned() -> None:
-    # SHA-256 of the UTF-8 id, first 8 bytes big-endian / 2**64: any language can compute it.
-    assert canary_point("sku-42") == pytest.approx(0.0676905806365784, abs=1e-15)
-    assert 0.0 <= canary_point("") < 1.0
-
-
-@pytest.mark.parametrize("share", [0.01, 0.05, 0.2, 0.5])
-def test_canary_share_is_close_on_10000_real_products(
-    products: list[tuple[str, str]], share: float
-) -> None:
-    ids = [pid for pid, _ in products]
-    assert len(set(ids)) == N_PRODUCTS
-    routes = canary_routes(ids, share)
-    assert abs(sum(routes) / len(ids) - share) < 0.02
-    assert routes == [canary_point(pid) < share for pid in ids]  # the documented rule
-
-
-def test_raising_the_share_only_moves_products_to_the_canary(
-    products: list[tuple[str, str]],
-) -> None:
-    ids = [pid for pid, _ in products]
-    small = {pid for pid, r in zip(ids, canary_routes(ids, 0.05), strict=True) if r}
-    large = {pid for pid, r in zip(ids, canary_routes(ids, 0.2), strict=True) if r}
-    assert small < large
-    assert not any(canary_routes(ids, 0.0)) and all(canary_routes(ids, 1.0))
+from workers.lifecycle.modelset import ModelSet, canary_point
 
 
 class _Fixed:

@@ -1,23 +1,16 @@
+"""workers.classify.cache: cached values, the circuit breaker, a cache without Redis."""
+
 from __future__ import annotations
 
 import json
 
 import msgspec
-import pytest
 
 from workers.classify.cache import CircuitBreaker, ResultCache, decode_cached, encode_cached
 from workers.classify.categorized import DecisionEncoder, DecisionJSON
 from workers.core.categories import category_id
-from workers.core.overrides import Override, decode_override, override_key, result_key
 from workers.core.settings import RedisSettings
 from workers.inference.taxonomy import Alternative, Decision
-
-
-def test_key_formats() -> None:
-    assert override_key("prodcat", "P-1") == "prodcat:override:P-1"
-    assert result_key("prodcat", "v1.2", "ab" * 32) == f"prodcat:result:v1.2:{'ab' * 32}"
-    # the version is part of the key: a new model never reads an old model's answers
-    assert result_key("p", "a", "h") != result_key("p", "b", "h")
 
 
 def _decision() -> Decision:
@@ -58,27 +51,6 @@ def test_unreadable_cached_value_is_a_miss() -> None:
     # the layout before DecisionJSON (nested arrays) reads as a miss, not as garbage
     old = msgspec.msgpack.encode(["c1", ["A", "B"], 0.9, [["c1", ["A", "B"], 0.9]], False, False])
     assert decode_cached(old) is None
-
-
-@pytest.mark.parametrize(
-    ("raw", "expected"),
-    [
-        (
-            json.dumps({"category_path": ["A", "B"], "category_id": "x1", "source": "moderator"}),
-            Override("x1", ("A", "B"), "moderator"),
-        ),
-        (json.dumps({"category_path": "A > B"}), Override(category_id(("A", "B")), ("A", "B"))),
-        (json.dumps({"category_path": []}), None),
-        (json.dumps({"category_id": "x"}), None),
-        ("not json", None),
-    ],
-)
-def test_decode_override(raw: str, expected: Override | None) -> None:
-    assert decode_override(raw.encode()) == expected
-
-
-def test_decode_override_non_utf8() -> None:
-    assert decode_override(b"\xff\xfe") is None
 
 
 class FakeClock:

@@ -28,7 +28,7 @@ from workers.core.errors import InvalidEventError
 from workers.core.events import EVENT_SCHEMAS, CategorizedEvent, ProductEvent
 from workers.kafka.deadletter import DLQ_HEADERS, dead_letter_headers
 
-SCHEMA_DIR = Path(__file__).resolve().parents[2] / "schemas"
+SCHEMA_DIR = Path(__file__).resolve().parents[3] / "schemas"
 SCHEMAS: dict[str, dict[str, Any]] = {
     p.name.removesuffix(".schema.json"): json.loads(p.read_text(encoding="utf-8"))
     for p in sorted(SCHEMA_DIR.glob("*.schema.json"))

@@ -16,7 +16,7 @@ from workers.core.errors import ConfigError, ProdcatError, ServiceUnavailableErr
 from workers.core.settings import Settings
 from workers.kafka.topics import DAY_MS, TopicSpec, ensure_topics, topic_specs
 
-README = Path(__file__).resolve().parents[2] / "schemas" / "README.md"
+README = Path(__file__).resolve().parents[3] / "schemas" / "README.md"
 
 
 def readme_rows() -> dict[str, list[str]]:

@@ -24,7 +24,7 @@ import pytest
 import yaml
 from pydantic import SecretStr
 
-from tests.unit.test_compose import _setting_env_names
+from tests.deploy.test_compose import _setting_env_names
 from workers.core.settings import Settings
 
 REPO_ROOT = Path(__file__).resolve().parents[2]

@@ -137,7 +137,7 @@ def test_serving_code_never_unpickles() -> None:
     """No module of the serving package imports a pickle-style loader, or lets numpy do it."""
     import ast
 
-    root = Path(__file__).resolve().parents[2] / "workers"
+    root = Path(__file__).resolve().parents[3] / "workers"
     for path in sorted(root.rglob("*.py")):
         tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
         for node in ast.walk(tree):

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.unit.test_dashboard import EXPECTED_METRICS, metric_names_in
+from tests.deploy.test_dashboard import EXPECTED_METRICS, metric_names_in
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 RULES_DIR = REPO_ROOT / "deploy" / "prometheus" / "rules"

@@ -17,7 +17,7 @@ from export.data.catalog import Example
 from export.data.datasets import load_dataset
 from export.data.splits import Split, bucket, deduplicate, group_key, grouped_split
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[4]
 
 
 def ex(title: str, path: tuple[str, ...] = ("A",), brand: str = "", pid: str = "") -> Example:

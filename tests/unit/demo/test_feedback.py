@@ -13,7 +13,7 @@ from workers.core.codec import Codec
 from workers.core.events import FeedbackEvent
 from workers.demo.feedback import Correction, feedback_events
 
-SCHEMA = Path(__file__).resolve().parents[2] / "schemas" / "category.feedback.v1.schema.json"
+SCHEMA = Path(__file__).resolve().parents[3] / "schemas" / "category.feedback.v1.schema.json"
 
 
 def _corrections(data_dir: Path) -> list[Correction]:
