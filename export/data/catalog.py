@@ -160,10 +160,7 @@ def load_catalog_file(
             examples.append(
                 Example(
                     product_id=text_value(record.get("product_id")) or f"{path.name}:{line}",
-                    title=text.title,
-                    brand=text.brand,
-                    description=text.description,
-                    attributes=dict(text.attributes),
+                    **text._asdict(),  # title, brand, description, attributes
                     path=category,
                     source=name,
                     label_time=label_time,
