@@ -46,6 +46,14 @@ LAYERS: dict[str, set[str]] = {
         "workers.lifecycle",
         "workers.process",
     },
+    "workers.serving": {
+        "workers.core",
+        "workers.inference",
+        "workers.kafka",
+        "workers.lifecycle",
+        "workers.process",
+        "workers.classify",
+    },
     "workers.demo": {"workers.core", "workers.inference", "workers.kafka", "workers.process"},
     "workers.cli": {
         "workers.core",
@@ -54,6 +62,7 @@ LAYERS: dict[str, set[str]] = {
         "workers.lifecycle",
         "workers.classify",
         "workers.feedback",
+        "workers.serving",
         "workers.process",
         "workers.demo",
     },
@@ -77,7 +86,8 @@ LAYERS: dict[str, set[str]] = {
     },
 }
 SERVING = ("workers.core", "workers.inference", "workers.kafka", "workers.classify",
-           "workers.lifecycle", "workers.feedback", "workers.process")  # fmt: skip
+           "workers.lifecycle", "workers.feedback", "workers.process",
+           "workers.serving")  # fmt: skip
 HEAVY = ("tensorflow", "keras", "tf2onnx", "sklearn")
 
 

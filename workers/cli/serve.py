@@ -1,4 +1,4 @@
-"""``prodcat classify`` and ``prodcat feedback``: the two long-running processes.
+"""``prodcat classify``, ``prodcat feedback`` and ``prodcat serve``: the long-running processes.
 
 Both run until SIGTERM/SIGINT, which drains (:func:`workers.process.signals.serve`).
 """
@@ -39,6 +39,23 @@ def _feedback(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _serve(args: argparse.Namespace, settings: Settings) -> int:
+    from workers.process.signals import serve
+    from workers.serving.app import ServeApp
+
+    changes: dict[str, Any] = {}
+    for flag in ("host", "port", "query_bundle", "batch_wait_ms"):
+        value = getattr(args, flag)
+        if value is not None:
+            changes[flag] = value
+    if args.no_batching:
+        changes["batching"] = False
+    if changes:
+        settings = settings.with_overrides(serve=changes)
+    serve(ServeApp(settings))
+    return 0
+
+
 def register(sub: Subparsers, common: Callable[[argparse.ArgumentParser], None]) -> None:
     p = sub.add_parser("classify", help="run a classify worker")
     common(p)
@@ -62,3 +79,22 @@ def register(sub: Subparsers, common: Callable[[argparse.ArgumentParser], None])
     p.add_argument("--bundle", type=Path, help="bundle whose taxonomy checks categories")
     add_service_flags(p, "this app instance's name (default: host name)")
     p.set_defaults(handler=_feedback)
+
+    p = sub.add_parser("serve", help="run the HTTP API: products, search queries, taxonomy, OIP v2")
+    common(p)
+    p.add_argument("--bundle", type=Path, help="local product bundle (PRODCAT_MODEL_BUNDLE)")
+    p.add_argument(
+        "--query-bundle", type=Path, help="local query bundle (PRODCAT_SERVE_QUERY_BUNDLE)"
+    )
+    p.add_argument("--host", help="bind address of the API (PRODCAT_SERVE_HOST)")
+    p.add_argument("--port", type=int, help="port of the API (PRODCAT_SERVE_PORT)")
+    p.add_argument(
+        "--batch-wait-ms", type=float, help="batching wait budget (PRODCAT_SERVE_BATCH_WAIT_MS)"
+    )
+    p.add_argument(
+        "--no-batching",
+        action="store_true",
+        help="one model run per request (PRODCAT_SERVE_BATCHING=false)",
+    )
+    add_service_flags(p, "this server's name (default: host name)")
+    p.set_defaults(handler=_serve)

@@ -188,6 +188,7 @@ def _resolve_keys(path: str, data: bytes, type_: type[Any]) -> str:
                 node, tp = node[key], value_type
             else:
                 node, tp = node[int(index)], typing.get_args(tp)[0]
+                out += f"[{index}]"
         return out
     except Exception:  # anything unexpected: keep msgspec's own path
         return path

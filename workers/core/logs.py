@@ -7,7 +7,9 @@ import logging
 import sys
 from datetime import UTC, datetime
 
-_EXTRA_KEYS = ("topic", "partition", "offset", "product_id", "model_version", "error_class")
+_EXTRA_KEYS = (
+    "topic", "partition", "offset", "product_id", "model_version", "error_class", "http",
+)  # fmt: skip
 
 
 class JsonFormatter(logging.Formatter):

@@ -73,6 +73,13 @@ class TopicSettings(_Section):
     feedback: str = Field("category.feedback", description="Corrections and user signals.")
     labels: str = Field("category.labels", description="Training labels from feedback.")
     models: str = Field("prodcat.models", description="Compacted control topic: live model.")
+    query_models: str = Field(
+        "prodcat.query-models", description="Compacted control topic: live query model."
+    )
+    clicks: str = Field("search.clicks", description="Input: search clicks and purchases.")
+    query_labels: str = Field(
+        "search.query-labels", description="Query training labels from clicks."
+    )
 
 
 class RedisSettings(_Section):
@@ -119,6 +126,34 @@ class MetricsSettings(_Section):
 
     host: str = Field("127.0.0.1", description="Bind address of the metrics/health server.")
     port: int = Field(9108, ge=0, le=65535, description="Port; 0 disables the server.")
+
+
+class ServeSettings(_Section):
+    """``prodcat serve``: the HTTP API (products, queries, taxonomy, Open Inference Protocol)."""
+
+    host: str = Field("127.0.0.1", description="Bind address of the HTTP API.")
+    port: int = Field(8080, ge=0, le=65535, description="Port of the HTTP API (0: any free one).")
+    token: SecretStr | None = Field(
+        None, description="Bearer token every API call must carry (secret); unset: no auth."
+    )
+    query_bundle: Path | None = Field(
+        None, description="Local query bundle to serve when none is live (optional)."
+    )
+    query_top_k: int = Field(5, ge=1, le=20, description="Categories in each query answer.")
+    max_body_bytes: int = Field(1 << 20, ge=1024, description="Largest request body, bytes.")
+    max_items: int = Field(256, ge=1, description="Most products or queries per request.")
+    request_timeout_ms: int = Field(
+        2000, ge=1, description="A request not answered by then gets 503, ms."
+    )
+    batching: bool = Field(
+        True, description="Classify concurrent requests' items in one model run."
+    )
+    batch_wait_ms: float = Field(
+        1.0, ge=0, le=100, description="After a batch's first item, the longest wait for more, ms."
+    )
+    batch_max_items: int = Field(512, ge=1, description="Most items per model run.")
+    cache: bool = Field(True, description="Look up overrides and cached product answers in Redis.")
+    access_log: bool = Field(True, description="Log one line per request (prodcat.access).")
 
 
 class ClassifySettings(_Section):
@@ -168,6 +203,31 @@ class FeedbackSettings(_Section):
     )
 
 
+class ClicksSettings(_Section):
+    """``prodcat clicks``: the faust app that learns query categories from search clicks."""
+
+    app_id: str = Field("prodcat-clicks", description="Faust app id (its consumer group).")
+    half_life_s: float = Field(
+        14 * 24 * 3600.0, gt=0, description="Half-life of a click's weight in a query's tally, s."
+    )
+    click_weight: float = Field(1.0, gt=0, description="Weight of a click.")
+    cart_weight: float = Field(2.0, gt=0, description="Weight of an add-to-cart.")
+    purchase_weight: float = Field(4.0, gt=0, description="Weight of a purchase.")
+    min_weight: float = Field(
+        3.0, gt=0, description="Decayed weight a query needs before it makes a label."
+    )
+    min_share: float = Field(
+        0.6, gt=0, le=1, description="Share of that weight the top category needs for a label."
+    )
+    max_categories: int = Field(
+        20, ge=1, description="Categories kept per query (the lightest are dropped)."
+    )
+    state_dir: Path = Field(Path("var/clicks"), description="Faust local state directory.")
+    store: str = Field(
+        "memory://", description="Faust table store URL (memory:// rebuilds from changelogs)."
+    )
+
+
 class Settings(BaseSettings):
     """Every setting of prodcat. Frozen: derive a new one with ``model_copy(update=...)``."""
 
@@ -191,7 +251,9 @@ class Settings(BaseSettings):
     model: ModelSettings = ModelSettings()
     metrics: MetricsSettings = MetricsSettings()
     classify: ClassifySettings = ClassifySettings()
+    serve: ServeSettings = ServeSettings()
     feedback: FeedbackSettings = FeedbackSettings()
+    clicks: ClicksSettings = ClicksSettings()
 
     def with_overrides(self, **sections: Any) -> Settings:
         """A copy with some fields changed, e.g. ``with_overrides(kafka={"bootstrap": x})``.

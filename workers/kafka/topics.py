@@ -78,6 +78,9 @@ def topic_specs(settings: Settings) -> list[TopicSpec]:
         (t.feedback, n, _delete(EVENT_RETENTION_DAYS)),
         (t.labels, n, _compact()),
         (t.models, CONTROL_PARTITIONS, _compact()),
+        (t.query_models, CONTROL_PARTITIONS, _compact()),
+        (t.clicks, n, _delete(EVENT_RETENTION_DAYS)),
+        (t.query_labels, n, _compact()),
     ]
     return [TopicSpec(name, parts, conf, rf) for name, parts, conf in rows]
 

@@ -257,3 +257,21 @@ def test_decode_control_dispatches_on_the_key(codec: Codec) -> None:
     with pytest.raises(InvalidEventError) as err:
         codec.decode_control(MODEL_LIVE_KEY, published)
     assert err.value.field == "$.event_type"
+
+
+class _Item(msgspec.Struct):
+    title: str
+    attributes: dict[str, str] = {}
+
+
+class _Request(msgspec.Struct):
+    items: list[_Item]
+
+
+def test_a_dict_key_inside_a_list_keeps_the_list_index() -> None:
+    """The key resolution of ``[...]`` keeps the indexes before it (``$.items[1].attributes.x``),
+    as in an HTTP request holding several products."""
+    body = b'{"items":[{"title":"a"},{"title":"b","attributes":{"ok":"1","size":2}}]}'
+    with pytest.raises(InvalidEventError) as caught:
+        Codec().decode(body, _Request)
+    assert caught.value.field == "$.items[1].attributes.size"

@@ -55,7 +55,11 @@ def test_readme_table_matches_topic_specs() -> None:
             assert int(spec.config["retention.ms"]) == days * DAY_MS
         else:
             assert "retention.ms" not in spec.config
-        assert "product_id" in key or spec.name in {"prodcat.dead-letter", "prodcat.models"}
+        assert "product_id" in key or spec.name in {
+            "prodcat.dead-letter",
+            "prodcat.models",
+            "prodcat.query-models",
+        }
 
 
 def test_specs_follow_settings() -> None:
