@@ -8,11 +8,12 @@ PRODCAT_KAFKA_BOOTSTRAP and PRODCAT_REDIS_URL.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 import redis
@@ -27,6 +28,8 @@ from workers.process.connectivity import check_kafka, check_redis
 
 if TYPE_CHECKING:
     from tests.integration.classify_support import Setup
+    from tests.integration.feedback_support import FeedbackSetup
+    from tests.integration.redis_support import PrivateRedis
 
 DEFAULT_KAFKA_BOOTSTRAP = "127.0.0.1:9092"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
@@ -140,3 +143,47 @@ def setup(
     s = Setup.create(topic_factory, kafka_bootstrap, redis_url, classify_bundle)
     yield s
     delete_keys(redis_url, s.prefix)
+
+
+@pytest.fixture
+def private_redis(tmp_path: Path) -> Iterator[PrivateRedis]:
+    """A redis-server of this test's own on a free port (no persistence), for tests that
+    stop, restart or empty Redis; the shared Redis is never touched."""
+    from tests.integration.classify_support import free_port
+    from tests.integration.redis_support import PrivateRedis
+
+    r = PrivateRedis(free_port(), tmp_path)
+    r.start()
+    try:
+        yield r
+    finally:
+        r.stop()
+
+
+@pytest.fixture
+def make_setup(
+    topic_factory: TopicSandbox,
+    kafka_bootstrap: str,
+    redis_url: str,
+    classify_bundle: Path,
+    tmp_path: Path,
+) -> Iterator[Callable[..., FeedbackSetup]]:
+    """``make_setup(redis_url=..., **feedback_settings)``: topics, a faust app id, a state
+    directory and a Redis prefix for one feedback test (keys deleted afterwards)."""
+    from tests.integration.classify_support import delete_keys
+    from tests.integration.feedback_support import FeedbackSetup
+
+    made: list[FeedbackSetup] = []
+
+    def make(*, redis_url: str = redis_url, **feedback: Any) -> FeedbackSetup:
+        s = FeedbackSetup.make(
+            topic_factory, kafka_bootstrap, redis_url, classify_bundle, tmp_path / "faust",
+            **feedback,
+        )  # fmt: skip
+        made.append(s)
+        return s
+
+    yield make
+    for s in made:
+        with contextlib.suppress(redis.RedisError):  # a private Redis may be gone by now
+            delete_keys(s.redis_url, s.prefix)

@@ -3,80 +3,25 @@ shared one)."""
 
 from __future__ import annotations
 
-import shutil
-import subprocess
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import redis
 
 from export.data.catalog import Example
 from tests.integration.classify_support import (
     Setup,
     categorized,
-    free_port,
     produce_events,
     product_events,
     read_all,
     running_worker,
     wait_for,
 )
+from tests.integration.redis_support import PrivateRedis
 from workers.kafka.sandbox import TopicSandbox
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
-
-
-class PrivateRedis:
-    def __init__(self, port: int, workdir: Path) -> None:
-        self.port = port
-        self.workdir = workdir
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def start(self) -> None:
-        server = shutil.which("redis-server")
-        if server is None:
-            pytest.fail("redis-server is not installed (needed for a private Redis)")
-        self.proc = subprocess.Popen(
-            [server, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "no", "--dir", str(self.workdir)],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )  # fmt: skip
-        client = redis.Redis(port=self.port, socket_timeout=1)
-
-        def up() -> bool:
-            try:
-                return bool(client.ping())
-            except redis.RedisError:
-                return False
-
-        wait_for(up, 10, f"private redis-server on port {self.port}", 0.05)
-        client.close()
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            self.proc.wait(10)
-        self.proc = None
-
-    def client(self) -> redis.Redis:
-        return redis.Redis(port=self.port, socket_timeout=2)
-
-
-@pytest.fixture
-def private_redis(tmp_path: Path) -> Iterator[PrivateRedis]:
-    r = PrivateRedis(free_port(), tmp_path)
-    r.start()
-    try:
-        yield r
-    finally:
-        r.stop()
 
 
 def test_redis_down_keeps_classifying_and_caching_resumes(

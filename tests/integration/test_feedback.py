@@ -1,8 +1,8 @@
 """The feedback app against the real broker and Redis (and, end to end, a classify worker).
 
 Each test has its own topics, consumer groups, faust app id (so its own changelog topics,
-deleted afterwards), state directory and Redis key prefix. Waits poll with generous
-timeouts; nothing asserts wall-clock times.
+deleted afterwards), state directory and Redis key prefix (``make_setup`` in conftest.py).
+Waits poll with generous timeouts; nothing asserts wall-clock times.
 """
 
 from __future__ import annotations
@@ -11,18 +11,13 @@ import json
 import signal
 import subprocess
 import sys
-import threading
 import time
 import urllib.request
-import uuid
 from collections import Counter
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import msgspec
 import pytest
 import redis
 from prometheus_client.parser import text_string_to_metric_families
@@ -30,30 +25,27 @@ from prometheus_client.parser import text_string_to_metric_families
 from export.data.catalog import Example
 from tests.integration.classify_support import (
     CODEC,
-    PARTITIONS,
     REPO,
-    Setup,
     categorized,
-    delete_keys,
     free_port,
     produce,
     read_all,
     running_worker,
     wait_for,
 )
-from workers.core.events import (
-    CategorizedEvent,
-    FeedbackEvent,
-    LabelEvent,
-    ProductEvent,
-    derive_event_id,
+from tests.integration.feedback_support import (
+    LABELS,
+    TIMEOUT_S,
+    feedback,
+    leaves,
+    prediction,
+    product_event,
+    read_override,
+    running_app,
+    send,
 )
-from workers.core.events import product_event as make_product_event
-from workers.core.overrides import decode_override, override_key
+from workers.core.events import CategorizedEvent
 from workers.core.product import ProductText
-from workers.core.settings import Settings
-from workers.feedback.app import FeedbackApp
-from workers.inference.bundle import load_bundle
 from workers.inference.model import Classifier
 from workers.kafka.deadletter import (
     DLQ_ERROR_CLASS,
@@ -62,187 +54,10 @@ from workers.kafka.deadletter import (
     DLQ_SOURCE_PARTITION,
     DLQ_SOURCE_TOPIC,
 )
-from workers.kafka.sandbox import TopicSandbox
 
 pytestmark = [pytest.mark.integration]
 
-TIMEOUT_S = 60.0
 GRACE_S = 2.0  # PRODCAT_FEEDBACK_UNKNOWN_GRACE_S in the tests that let parked feedback expire
-LABELS = msgspec.json.Decoder(LabelEvent)
-
-
-# --------------------------------------------------------------------------- set-up
-
-
-class FeedbackSetup(Setup):
-    """Setup plus the feedback topics, a faust app id and a state directory."""
-
-    @classmethod
-    def make(
-        cls,
-        factory: TopicSandbox,
-        bootstrap: str,
-        redis_url: str,
-        bundle: Path,
-        state_dir: Path,
-        **feedback: Any,
-    ) -> FeedbackSetup:
-        base = Setup.create(factory, bootstrap, redis_url, bundle)
-        s = cls(base.bootstrap, base.redis_url, base.bundle, base.topics)
-        s.topics["feedback"] = factory.new(PARTITIONS, name="feedback")
-        s.topics["labels"] = factory.new(
-            PARTITIONS, name="labels", config={"cleanup.policy": "compact"}
-        )
-        app_id = f"prodcat-fb-test-{uuid.uuid4().hex[:10]}"
-        for table in ("products", "quality"):
-            factory.adopt(f"{app_id}-{table}-changelog")
-        s.extra["feedback"] = {"app_id": app_id, "state_dir": str(state_dir), **feedback}
-        return s
-
-
-@pytest.fixture
-def make_setup(
-    topic_factory: TopicSandbox,
-    kafka_bootstrap: str,
-    redis_url: str,
-    classify_bundle: Path,
-    tmp_path: Path,
-) -> Iterator[Any]:
-    made: list[FeedbackSetup] = []
-
-    def make(**feedback: Any) -> FeedbackSetup:
-        s = FeedbackSetup.make(
-            topic_factory,
-            kafka_bootstrap,
-            redis_url,
-            classify_bundle,
-            tmp_path / "faust",
-            **feedback,
-        )
-        made.append(s)
-        return s
-
-    yield make
-    for s in made:
-        delete_keys(redis_url, s.prefix)
-
-
-class AppThread:
-    """A FeedbackApp started here and run on a background thread."""
-
-    def __init__(self, settings: Settings) -> None:
-        self.threads_before = set(threading.enumerate())
-        self.app = FeedbackApp(settings, instance="test")
-        self.error: BaseException | None = None
-        self.app.start()
-        self.thread = threading.Thread(target=self._run, name="feedback-app", daemon=True)
-        self.thread.start()
-        wait_for(lambda: self.app.running or not self.thread.is_alive(), TIMEOUT_S, "app start")
-        assert self.app.running, f"feedback app did not start: {self.error!r}"
-
-    def _run(self) -> None:
-        try:
-            self.app.run()
-        except BaseException as exc:  # surfaced by stop()
-            self.error = exc
-
-    def metric(self, name: str, **labels: str) -> float:
-        value = self.app.metrics.registry.get_sample_value(name, labels)
-        return 0.0 if value is None else value
-
-    def stop(self) -> None:
-        self.app.request_stop()
-        self.thread.join(TIMEOUT_S)
-        self.app.stop()
-        assert not self.thread.is_alive(), "feedback app thread did not stop"
-        if self.error is not None:
-            raise self.error
-        left = [t for t in threading.enumerate() if t not in self.threads_before and not t.daemon]
-        assert not left, f"the feedback app left threads running: {left}"
-
-
-@contextmanager
-def running_app(settings: Settings) -> Iterator[AppThread]:
-    a = AppThread(settings)
-    try:
-        yield a
-    finally:
-        a.stop()
-
-
-# --------------------------------------------------------------------------- events
-
-
-def product_event(row: Example, event_id: str, kind: str = "product.created") -> ProductEvent:
-    return make_product_event(
-        row,
-        product_id=row.product_id,
-        event_id=event_id,
-        occurred_at=datetime.now(UTC),
-        event_type=kind,  # type: ignore[arg-type]
-        seller_id="seller-1",
-    )
-
-
-def prediction(
-    product_id: str, path: tuple[str, ...], version: str, at: datetime, source: str = "model"
-) -> CategorizedEvent:
-    return CategorizedEvent(
-        event_type="product.categorized",
-        event_id=derive_event_id("test", product_id, version, str(at)),
-        product_id=product_id,
-        category_id=derive_event_id(*path)[:16],
-        category_path=list(path),
-        confidence=0.9,
-        alternatives=[],
-        abstained=False,
-        needs_review=False,
-        model_version=version,
-        source=source,  # type: ignore[arg-type]
-        causation_id=f"cause-{product_id}",
-        input_hash="0123456789abcdef",
-        event_time=at,
-        classified_at=at,
-    )
-
-
-def feedback(
-    product_id: str,
-    source: str,
-    path: tuple[str, ...] | None,
-    *,
-    action: str = "correct",
-    at: datetime | None = None,
-    actor: str | None = None,
-    seller: str | None = None,
-) -> FeedbackEvent:
-    return FeedbackEvent(
-        event_type="category.feedback",
-        event_id=f"fb-{uuid.uuid4().hex}",
-        product_id=product_id,
-        action=action,  # type: ignore[arg-type]
-        category_path=list(path) if path is not None else None,
-        source=source,  # type: ignore[arg-type]
-        actor_id=actor,
-        seller_id=seller,
-        occurred_at=at or datetime.now(UTC),
-    )
-
-
-def send(bootstrap: str, topic: str, events: list[Any]) -> None:
-    produce(bootstrap, topic, ((e.product_id.encode(), CODEC.encode(e), None) for e in events))
-
-
-def leaves(bundle: Path) -> list[tuple[str, ...]]:
-    return list(load_bundle(bundle).taxonomy.leaves)
-
-
-def read_override(client: redis.Redis, prefix: str, product_id: str) -> tuple[str, ...] | None:
-    raw = client.get(override_key(prefix, product_id))
-    if raw is None:
-        return None
-    found = decode_override(raw)
-    return None if found is None else found.path
 
 
 # --------------------------------------------------------------------------- tests
@@ -411,8 +226,10 @@ def test_feedback_read_before_its_product_is_parked_and_applied_when_it_arrives(
         assert state is not None and not state.known() and len(state.pending) == 1
     assert read_override(redis_client, s.prefix, row.product_id) is None
 
-    # A restart keeps it: the parked feedback is in the table's changelog.
+    # A restart keeps it: the parked feedback is in the table's changelog, and the gauge
+    # says so as soon as the table is recovered, before any event of its partition arrives.
     with running_app(settings) as fb:
+        wait_for(lambda: fb.metric("prodcat_feedback_parked") == 1, TIMEOUT_S, "the restored gauge")
         send(s.bootstrap, s.topics["product_created"], [product_event(row, "c-late")])
         wait_for(
             lambda: read_override(redis_client, s.prefix, row.product_id) == right,

@@ -1,11 +1,13 @@
 """Prodcat's Redis keys, and the override value the feedback app writes for the classify worker.
 
-Two key families share one Redis::
+Two key families (and a marker) share one Redis::
 
     {prefix}:override:{product_id}                 written by the feedback app; a person's
                                                    answer, which wins over the model
     {prefix}:result:{model_version}:{content_hash} written by the classify worker; the
                                                    model's answer for that exact product text
+    {prefix}:feedback-restored:{app_id}            the feedback app's marker: a field per
+                                                   partition whose overrides Redis holds
 
 Both sides build keys here (the hot path takes :func:`override_prefix` and
 :func:`result_prefix` once per batch and appends the ids). An override value is a JSON
@@ -28,6 +30,7 @@ __all__ = [
     "encode_override",
     "override_key",
     "override_prefix",
+    "restore_marker_key",
     "result_key",
     "result_prefix",
 ]
@@ -46,6 +49,13 @@ def result_prefix(prefix: str, model_version: str) -> str:
 def override_key(prefix: str, product_id: str) -> str:
     """Key of a product's override: ``{prefix}:override:{product_id}``."""
     return override_prefix(prefix) + product_id
+
+
+def restore_marker_key(prefix: str, app_id: str) -> str:
+    """``{prefix}:feedback-restored:{app_id}``: a hash the feedback app sets a field in (the
+    partition number) once Redis holds every override of that partition; a missing field
+    tells it Redis lost keys (:mod:`workers.feedback.restore`)."""
+    return f"{prefix}:feedback-restored:{app_id}"
 
 
 def result_key(prefix: str, model_version: str, content_hash: str) -> str:

@@ -197,6 +197,38 @@ class FeedbackSettings(_Section):
         description="Seconds feedback for a not yet seen product stays parked before it is "
         "dead-lettered as UnknownProductError.",
     )
+    session_timeout_s: float = Field(
+        8.0,
+        ge=6,
+        le=300,
+        description="Consumer-group session timeout of the app, seconds: how long the group "
+        "waits for an instance that died without leaving (kill -9) before its partitions move.",
+    )
+    static_membership: bool = Field(
+        False,
+        description="Join the group as a static member named after the instance "
+        "(group.instance.id): one restarted under the same name takes its partitions back "
+        "at once, but one stopped for good holds them for the session timeout. For stable, "
+        "unique instance names (a StatefulSet).",
+    )
+    redis_probe_interval_s: float = Field(
+        1.0,
+        gt=0,
+        le=60,
+        description="Seconds between checks that Redis answers and still holds the overrides.",
+    )
+    restore_rate: int = Field(
+        5000,
+        ge=1,
+        description="Most overrides per second checked or written back when Redis is "
+        "restored or reconciled from the tables.",
+    )
+    reconcile_interval_s: float = Field(
+        600.0,
+        ge=0,
+        description="Seconds between full comparisons of the tables' overrides with Redis "
+        "(missing or stale ones are rewritten); 0 turns them off.",
+    )
     state_dir: Path = Field(Path("var/feedback"), description="Faust local state directory.")
     store: str = Field(
         "memory://", description="Faust table store URL (memory:// rebuilds from changelogs)."

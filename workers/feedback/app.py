@@ -29,7 +29,6 @@ from collections.abc import Callable, Mapping
 from typing import Any, Final
 
 import faust
-import redis
 import redis.asyncio as aioredis
 
 from workers.core.codec import Codec
@@ -40,6 +39,8 @@ from workers.feedback.live import LiveModel
 from workers.feedback.metrics import FeedbackMetrics, QualityCollector, Snapshot
 from workers.feedback.parking import ParkedIndex
 from workers.feedback.publisher import Publisher
+from workers.feedback.redislink import RedisLink
+from workers.feedback.restore import Restorer
 from workers.feedback.runtime import (
     async_redis,
     close_loop,
@@ -68,6 +69,11 @@ SNAPSHOT_TIMEOUT_S: Final = 5.0
 WATCHDOG_INTERVAL_S: Final = 1.0
 
 
+def heartbeat_interval(session_timeout_s: float) -> float:
+    """Heartbeats a fifth of the session timeout apart (at most 3 s, faust's default)."""
+    return min(3.0, session_timeout_s / 5)
+
+
 class FeedbackApp:
     """The ``prodcat feedback`` process: explicit start, run, request_stop and stop."""
 
@@ -92,7 +98,8 @@ class FeedbackApp:
         self._stop_requested = threading.Event()
         self._running = threading.Event()
         self._redis: aioredis.Redis | None = None
-        self._redis_ok = False
+        self._link: RedisLink | None = None
+        self._restorer: Restorer | None = None
         self._app: Any = None
         self._tables: FeedbackTables | None = None
         self._worker = f"feedback-{self.instance}"
@@ -173,7 +180,7 @@ class FeedbackApp:
             "app_running": self.running,
             "partitions_assigned": assigned,
             "tables_recovered": recovered,
-            "redis": self._redis_ok,
+            "redis": self._link is not None and self._link.available,
         }
 
     async def _serve(self) -> None:
@@ -181,20 +188,28 @@ class FeedbackApp:
         self._stop_event = asyncio.Event()
         if self._stop_requested.is_set():
             return
-        self._redis = async_redis(self.settings.redis)
-        try:
-            self._redis_ok = bool(await self._redis.ping())
-        except (redis.RedisError, OSError) as exc:
-            log.warning(
-                "Redis at %s does not answer (%s); overrides wait until it does",
-                redact_url(self.settings.redis.url),
-                exc,
-            )
+        s = self.settings
+        self._redis = async_redis(s.redis)
+        link = self._link = RedisLink(
+            self._redis,
+            prefix=s.redis.key_prefix,
+            shown=redact_url(s.redis.url),
+            probe_interval_s=s.feedback.redis_probe_interval_s,
+            metrics=self.metrics,
+            stop_event=self._stop_event,
+        )
+        await link.probe()
         app = self._app = self._build()
+        assert self._restorer is not None
+        helpers: list[asyncio.Task[None]] = []
         try:
             await asyncio.wait_for(app.start(), START_TIMEOUT_S)
             self._running.set()
-            log.info("feedback app %s started", self.settings.feedback.app_id)
+            log.info("feedback app %s started", s.feedback.app_id)
+            helpers = [
+                asyncio.ensure_future(link.run()),
+                asyncio.ensure_future(self._restorer.run()),
+            ]
             while not self._stop_event.is_set():
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._stop_event.wait(), WATCHDOG_INTERVAL_S)
@@ -206,6 +221,10 @@ class FeedbackApp:
         finally:
             self._running.clear()
             log.info("feedback app stopping")
+            self._stop_event.set()
+            for task in helpers:
+                task.cancel()
+            await asyncio.gather(*helpers, return_exceptions=True)
             try:
                 await asyncio.wait_for(app.stop(), STOP_TIMEOUT_S)
             except TimeoutError:
@@ -234,23 +253,37 @@ class FeedbackApp:
             topic_partitions=self._partitions,
             topic_replication_factor=s.kafka.replication_factor,
             consumer_auto_offset_reset="earliest",
+            consumer_group_instance_id=self.member_id(),
+            broker_session_timeout=fb.session_timeout_s,
+            broker_heartbeat_interval=heartbeat_interval(fb.session_timeout_s),
             producer_acks=-1,
             producer_linger=0.0,
             processing_guarantee="at_least_once",
         )
         tables = self._tables = FeedbackTables(app, self._partitions, fb)
         source = app.topic(t.product_created, t.product_updated, t.categorized, t.feedback, **RAW)
+        assert self._link is not None
         publisher = Publisher(
             s,
             model=self.model,
-            redis_client=self._redis,
+            link=self._link,
             out={name: app.topic(name, **RAW) for name in (t.categorized, t.labels, t.dead_letter)},
             metrics=self.metrics,
             codec=self.codec,
-            stop_event=self._stop_event,
             worker=self._worker,
             on_failure=self._fail,
-            on_redis=self._set_redis_ok,
+        )
+        self._restorer = Restorer(
+            link=self._link,
+            tables=tables,
+            parked=self._parked,
+            metrics=self.metrics,
+            app_id=fb.app_id,
+            rate=fb.restore_rate,
+            reconcile_interval_s=fb.reconcile_interval_s,
+            assigned=self._assigned_feedback_partitions,
+            ready=self._tables_ready,
+            stop_event=self._stop_event,
         )
         handler = FeedbackHandler(
             s,
@@ -278,14 +311,28 @@ class FeedbackApp:
         app.on_partitions_revoked.connect(on_revoked)
         return app
 
+    def member_id(self) -> str | None:
+        """The group.instance.id of this instance (None: dynamic membership)."""
+        if not self.settings.feedback.static_membership:
+            return None
+        return f"{self.settings.feedback.app_id}.{self.instance}"
+
     def _fail(self, error: BaseException) -> None:
         """An output failed: stop the app (exit 1); the input is redelivered after a restart."""
         self._failure = error
         if self._stop_event is not None:
             self._stop_event.set()
 
-    def _set_redis_ok(self, ok: bool) -> None:
-        self._redis_ok = ok
+    def _tables_ready(self) -> bool:
+        """Tables recovered and no rebalance under way (faust internals: False until up)."""
+        app = self._app
+        with contextlib.suppress(AttributeError):
+            return bool(
+                app.tables.recovery.completed.is_set()
+                and not app.rebalancing
+                and not app.in_recovery
+            )
+        return False
 
     def _assigned_feedback_partitions(self) -> set[int]:
         """The feedback topic's partitions assigned to this app (none before faust is up)."""

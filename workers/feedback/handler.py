@@ -35,7 +35,13 @@ from workers.feedback.policy import (
 )
 from workers.feedback.publisher import OutputError, Publisher
 from workers.feedback.runtime import message_headers
-from workers.feedback.state import MAX_PARKED, ParkedFeedback, ProductState, text_of
+from workers.feedback.state import (
+    MAX_PARKED,
+    OverrideState,
+    ParkedFeedback,
+    ProductState,
+    text_of,
+)
 from workers.feedback.tables import FeedbackTables
 
 __all__ = ["FeedbackHandler"]
@@ -119,6 +125,7 @@ class FeedbackHandler:
             msgspec.structs.replace(
                 state, text=text_of(event), seller_id=event.seller_id or state.seller_id
             ),
+            message.partition,
         )
         if state.pending:
             await self._release_parked(event.product_id, message.partition)
@@ -131,7 +138,25 @@ class FeedbackHandler:
             return
         tables = self.tables
         state = tables.state(event.product_id) or ProductState()
-        tables.save(event.product_id, tables.record_prediction(message.partition, state, event))
+        after = tables.record_prediction(message.partition, state, event)
+        where = (message.partition, message.offset)
+        override = after.override
+        if override is None:
+            tables.save(event.product_id, after, message.partition)
+        elif event.source == "override":
+            same = tuple(event.category_path) == override.category_path
+            if same and override.shown_before(*where):
+                after = _shown(after, override, where)  # the latest answer is the override
+            tables.save(event.product_id, after, message.partition)
+        elif not override.shown_before(*where):
+            tables.save(event.product_id, after, message.partition)  # an override follows it
+        else:
+            # The worker answered without the override (Redis had lost it, or the answer
+            # was looked up just before the override was written): put it back in Redis and
+            # answer as the worker would have, so the product's latest answer is the override.
+            with self.publisher.overriding(event.product_id):
+                shown = await self.publisher.reassert(event, override)
+                tables.save(event.product_id, _shown(after, override, shown), message.partition)
         if state.pending:
             await self._release_parked(event.product_id, message.partition)
 
@@ -168,7 +193,7 @@ class FeedbackHandler:
                 field="$.product_id",
             )
         if parked is not state:
-            tables.save(product_id, parked)
+            tables.save(product_id, parked, source.partition)
         self.parked.update(source.partition, product_id, parked)
         log.info(
             "feedback %s[%d]@%d parked: product %s not seen yet",
@@ -193,7 +218,7 @@ class FeedbackHandler:
                 validate(event, rest, self.model.nodes, model_version=self.model.version)
             except InvalidEventError as exc:
                 await self.publisher.dead_letter(exc, item)
-                tables.save(product_id, rest)
+                tables.save(product_id, rest, partition)
                 continue
             await self._apply(event, rest, partition, save_unchanged=True)
             released += 1
@@ -226,7 +251,7 @@ class FeedbackHandler:
                 self.metrics.parked_expired.inc()
             if old:
                 if rest.known() or rest.pending:
-                    tables.save(product_id, rest)
+                    tables.save(product_id, rest, partition)
                 else:
                     tables.delete(product_id)
             self.parked.update(partition, product_id, rest)
@@ -250,14 +275,23 @@ class FeedbackHandler:
         """Decide on one valid feedback event of a known product, publish, update the tables."""
         tables = self.tables
         effect = decide(state, event, self.policy)
-        if effect.outcome != "duplicate":
-            if effect.override is not None:
-                await self.publisher.override(event, effect.state, effect.override)
+        override = effect.override
+        if override is not None:
+            with self.publisher.overriding(event.product_id):
+                shown = await self.publisher.override(event, effect.state, override)
+                tables.record_feedback(partition, state, effect)
+                tables.save(event.product_id, _shown(effect.state, override, shown), partition)
+        elif effect.outcome != "duplicate":
             tables.record_feedback(partition, state, effect)
-            tables.save(event.product_id, effect.state)
+            tables.save(event.product_id, effect.state, partition)
         elif save_unchanged:
-            tables.save(event.product_id, state)
+            tables.save(event.product_id, state, partition)
         self.metrics.feedback.labels(event.source, event.action, effect.outcome).inc()
         if effect.override is not None:
             latency = self.clock() - event.occurred_at.timestamp()
             self.metrics.override_latency.observe(max(latency, 0.0))
+
+
+def _shown(state: ProductState, override: OverrideState, where: tuple[int, int]) -> ProductState:
+    """``state`` with ``override`` in effect, last shown at ``where``."""
+    return msgspec.structs.replace(state, override=msgspec.structs.replace(override, shown=where))

@@ -172,7 +172,34 @@ class FeedbackMetrics(Metrics):
             registry=r,
         )
         self.redis_errors = Counter(
-            "prodcat_feedback_redis_errors", "Failed Redis writes (retried).", registry=r
+            "prodcat_feedback_redis_errors",
+            "Failed Redis commands (override writes are retried).",
+            registry=r,
+        )
+        self.redis_available = Gauge(
+            "prodcat_feedback_redis_available",
+            "1 while Redis answers the app's probe and writes, else 0.",
+            registry=r,
+        )
+        self.overrides_restored = Counter(
+            "prodcat_feedback_overrides_restored",
+            "Overrides written back into Redis from the tables, by what was wrong "
+            "(missing, stale).",
+            ["reason"],
+            registry=r,
+        )
+        self.restore_passes = Counter(
+            "prodcat_feedback_restore_passes",
+            "Comparisons of the tables' overrides with Redis, by trigger (start, "
+            "redis_restarted, redis_emptied, periodic).",
+            ["trigger"],
+            registry=r,
+        )
+        self.overrides_reasserted = Counter(
+            "prodcat_feedback_overrides_reasserted",
+            "Model answers read after an override (the worker did not find it in Redis): the "
+            "override was written again and its answer re-published.",
+            registry=r,
         )
         self.override_latency = Histogram(
             "prodcat_feedback_override_latency_seconds",

@@ -6,7 +6,7 @@ handled twice yields the same records (``schemas/README.md``, identity and causa
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 
 from workers.core.categories import category_id
 from workers.core.events import (
@@ -22,13 +22,14 @@ from workers.feedback.state import OverrideState, StoredText
 __all__ = ["label_event", "override_event", "override_value"]
 
 
-def override_value(event: FeedbackEvent, override: OverrideState) -> bytes:
-    """JSON for ``{prefix}:override:{product_id}``."""
+def override_value(override: OverrideState) -> bytes:
+    """JSON for ``{prefix}:override:{product_id}``, from the override as the table keeps it
+    (so a live write and a restore write the same value)."""
     return encode_override(
         override.category_path,
         source=override.source,
-        feedback_event_id=event.event_id,
-        occurred_at=event.occurred_at.isoformat(),
+        feedback_event_id=override.feedback_event_id,
+        occurred_at=datetime.fromtimestamp(override.at, UTC).isoformat(),
     )
 
 

@@ -67,6 +67,10 @@ class ParkedIndex:
     def indexed(self, partition: int) -> bool:
         return partition in self._parts
 
+    def partitions(self) -> list[int]:
+        """The partitions indexed now."""
+        return list(self._parts)
+
     def update(self, partition: int, product_id: str, state: ProductState | None) -> None:
         """Record what ``state`` has parked for ``product_id`` (nothing: drop the entry)."""
         entries = self._parts.setdefault(partition, {})

@@ -74,6 +74,16 @@ class OverrideState(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     at: float
     """``occurred_at`` of the deciding feedback, epoch seconds."""
     feedback_event_id: str
+    shown: tuple[int, int] | None = None
+    """(partition, offset) in ``product.categorized`` of the latest ``source: override``
+    event the app published for it: a model answer read at a later offset of that
+    partition was given without the override (see ``FeedbackHandler._on_categorized``)."""
+
+    def shown_before(self, partition: int, offset: int) -> bool:
+        """Whether a categorized event at (``partition``, ``offset``) comes after the latest
+        answer with this override that the app knows of (or it knows of none there)."""
+        shown = self.shown
+        return shown is None or shown[0] != partition or offset > shown[1]
 
 
 class Vote(msgspec.Struct, frozen=True, kw_only=True, gc=False):
@@ -113,6 +123,9 @@ class ProductState(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     votes: tuple[Vote, ...] = ()
     pending: tuple[ParkedFeedback, ...] = ()
     """Parked feedback, oldest first: non-empty only while the product is unknown."""
+    partition: int | None = None
+    """The input partition the state was last written from (the table partition the key
+    belongs to; None in states written before it was recorded)."""
 
     def known(self) -> bool:
         """Whether a product or categorized event (or applied feedback) was seen for it."""

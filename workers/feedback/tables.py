@@ -11,7 +11,7 @@ what msgspec encoded. Call every method on the app's event loop (from the agent,
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterator
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from typing import Any
 
 import faust
@@ -71,13 +71,40 @@ class FeedbackTables:
     def state(self, product_id: str) -> ProductState | None:
         return decode_state(self.products.get(product_id.encode()))
 
-    def save(self, product_id: str, state: ProductState) -> None:
+    def save(self, product_id: str, state: ProductState, partition: int) -> None:
+        """Write a product's state while processing an event of ``partition`` (recorded in
+        the state: the table partition its key belongs to)."""
+        if state.partition != partition:
+            state = msgspec.structs.replace(state, partition=partition)
         self.products[product_id.encode()] = encode_state(state)
 
     def delete(self, product_id: str) -> None:
         key = product_id.encode()
         if key in self.products:
             del self.products[key]  # a tombstone in the changelog
+
+    def product_keys(self) -> list[bytes]:
+        """A snapshot of the ``products`` keys (the table may change while it is used)."""
+        return list(self.products.keys())
+
+    def with_override(self, keys: Sequence[bytes], partitions: Collection[int]) -> list[str]:
+        """The product ids among ``keys`` whose state holds an override and belongs to one of
+        ``partitions`` (by the partition recorded in the state; for a state recovered from
+        before that was recorded, the changelog partition faust's memory store noted)."""
+        wanted = set(partitions)
+        noted: Mapping[bytes, int] = getattr(self.products.data, "_key_partition", {})
+        out: list[str] = []
+        for key in keys:
+            raw = self.products.get(key)
+            if not raw or b'"override":{' not in raw:
+                continue
+            state = decode_state(raw)
+            if state is None or state.override is None:
+                continue
+            partition = state.partition if state.partition is not None else noted.get(key)
+            if partition is None or partition in wanted:
+                out.append(key.decode())
+        return out
 
     def parked_states(self) -> Iterator[tuple[str, ProductState]]:
         """(product_id, state) of every product with parked feedback (scans the table)."""
