@@ -21,8 +21,9 @@ overrides a second so a big table does not stall corrections. A pass runs:
 
 Each chunk is compared and written under the link's lock, skipping products whose override
 is being replaced (:meth:`RedisLink.writing`), so a pass never puts back an older value. After
-a pass the marker fields of its partitions are set. The same time a partition's parked
-feedback is indexed, so ``prodcat_feedback_parked`` is right from the start (19.4).
+a pass the marker fields of its partitions are set. Each check first indexes the parked
+feedback of newly assigned partitions, so ``prodcat_feedback_parked`` reflects the recovered
+table at once, not after the partition's next event.
 """
 
 from __future__ import annotations
