@@ -49,6 +49,7 @@ from workers.core.events import (
     ProductEvent,
     override_categorized,
 )
+from workers.core.overrides import encode_override
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -227,12 +228,14 @@ def test_redis_restarted_empty_mid_stream_loses_no_override(
         pid: ("override", path) for pid, path in right.items()
     }
     lines = warnings_from(caplog, "workers.feedback")
+    every = warnings_from(caplog, "")
     print(
         f"\nredis restarted empty: corrections sent {stream.sent}, applied before the fault "
         f"{before_fault:.0f}, overrides present {overrides_held(client, s.prefix, right)}/"
         f"{len(right)}, answered with the override {with_override}/{len(right)}, restored "
         f"{restored:.0f}, re-asserted {reasserted:.0f}, all present {recovered_s:.1f} s after "
-        f"Redis was back, feedback warnings {len(lines)}: {lines}"
+        f"Redis was back; warning lines: {len(every)} in all, {len(lines)} from the app: "
+        f"{lines}"
     )
     client.close()
 
@@ -297,6 +300,57 @@ def test_redis_away_overrides_resume_when_the_probe_sees_it_back(
         f"{len(records) - len(went) - len(came)} debug)"
     )
     client.close()
+
+
+# --------------------------------------------------------------------------- drift
+
+
+def test_stale_missing_and_flushed_overrides_are_repaired(
+    make_setup: MakeSetup,
+    catalog_rows: list[Example],
+    classify_bundle: Path,
+    private_redis: PrivateRedis,
+) -> None:
+    """Redis drifts from the table without restarting: one override changed by hand, one
+    deleted (the periodic reconciliation repairs both), then everything flushed (the marker
+    hash goes with it, and the app restores at its next probe)."""
+    s = make_setup(
+        redis_url=private_redis.url, redis_probe_interval_s=0.5, reconcile_interval_s=2.0
+    )
+    taxonomy = leaves(classify_bundle)
+    rows = distinct(catalog_rows, 3, skip=1200)
+    wanted = {r.product_id: taxonomy[10 + i] for i, r in enumerate(rows)}
+    client = private_redis.client()
+    with running_app(s.settings()) as fb:
+        create(s, rows)
+        wait_for(
+            lambda: (
+                fb.metric("prodcat_feedback_consumed_total", topic=s.topics["product_created"])
+                >= len(rows)
+            ),
+            TIMEOUT_S,
+            "the products to be seen",
+        )
+        correct(s, wanted)
+        wait_for(lambda: overrides_held(client, s.prefix, wanted) == 3, TIMEOUT_S, "the overrides")
+        (stale, missing, _) = wanted
+        client.set(f"{s.prefix}:override:{stale}", override_value_for(taxonomy[0]))
+        client.delete(f"{s.prefix}:override:{missing}")
+        wait_for(lambda: overrides_held(client, s.prefix, wanted) == 3, TIMEOUT_S, "the repair")
+        assert fb.metric("prodcat_feedback_overrides_restored_total", reason="stale") == 1
+        assert fb.metric("prodcat_feedback_overrides_restored_total", reason="missing") == 1
+        assert fb.metric("prodcat_feedback_restore_passes_total", trigger="periodic") >= 1
+        client.flushall()
+        wait_for(lambda: overrides_held(client, s.prefix, wanted) == 3, TIMEOUT_S, "the restore")
+        assert fb.metric("prodcat_feedback_restore_passes_total", trigger="redis_emptied") >= 1
+    client.close()
+
+
+def override_value_for(path: tuple[str, ...]) -> bytes:
+    """An override value as someone might set by hand."""
+    return encode_override(
+        path, source="moderator", feedback_event_id="by-hand", occurred_at="2026-01-01T00:00:00"
+    )
 
 
 # --------------------------------------------------------------------------- result cache
