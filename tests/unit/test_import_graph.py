@@ -46,6 +46,13 @@ LAYERS: dict[str, set[str]] = {
         "workers.lifecycle",
         "workers.process",
     },
+    "workers.clicks": {
+        "workers.core",
+        "workers.inference",
+        "workers.kafka",
+        "workers.process",
+        "workers.feedback",
+    },
     "workers.serving": {
         "workers.core",
         "workers.inference",
@@ -62,6 +69,7 @@ LAYERS: dict[str, set[str]] = {
         "workers.lifecycle",
         "workers.classify",
         "workers.feedback",
+        "workers.clicks",
         "workers.serving",
         "workers.process",
         "workers.demo",
@@ -87,7 +95,7 @@ LAYERS: dict[str, set[str]] = {
 }
 SERVING = ("workers.core", "workers.inference", "workers.kafka", "workers.classify",
            "workers.lifecycle", "workers.feedback", "workers.process",
-           "workers.serving")  # fmt: skip
+           "workers.serving", "workers.clicks")  # fmt: skip
 HEAVY = ("tensorflow", "keras", "tf2onnx", "sklearn")
 
 

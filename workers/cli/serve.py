@@ -1,4 +1,4 @@
-"""``prodcat classify``, ``prodcat feedback`` and ``prodcat serve``: the long-running processes.
+"""``prodcat classify``, ``feedback``, ``clicks`` and ``serve``: the long-running processes.
 
 Both run until SIGTERM/SIGINT, which drains (:func:`workers.process.signals.serve`).
 """
@@ -36,6 +36,14 @@ def _feedback(args: argparse.Namespace, settings: Settings) -> int:
     from workers.process.signals import serve
 
     serve(FeedbackApp(settings, instance=args.instance))
+    return 0
+
+
+def _clicks(args: argparse.Namespace, settings: Settings) -> int:
+    from workers.clicks.app import ClicksApp
+    from workers.process.signals import serve
+
+    serve(ClicksApp(settings, instance=args.instance))
     return 0
 
 

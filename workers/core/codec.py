@@ -18,6 +18,7 @@ from workers.core.errors import InvalidEventError, PayloadTooLargeError
 from workers.core.events import (
     MODEL_LIVE_KEY,
     CategorizedEvent,
+    ClickEvent,
     FeedbackEvent,
     LabelEvent,
     ModelLiveEvent,
@@ -34,6 +35,7 @@ _ALL_TYPES: Final = (
     CategorizedEvent,
     FeedbackEvent,
     LabelEvent,
+    ClickEvent,
     ModelPublishedEvent,
     ModelLiveEvent,
 )

@@ -72,6 +72,9 @@ FeaturizerName = Annotated[str, msgspec.Meta(min_length=1, max_length=128)]
 LabelCount = Annotated[int, msgspec.Meta(ge=1)]
 
 FeedbackSource = Literal["merchant", "moderator", "user"]
+SearchQuery = Annotated[str, msgspec.Meta(min_length=1, max_length=500, pattern=r"\S")]
+"""A shopper's search query as typed: at most 500 chars, at least one non-whitespace char."""
+Position = Annotated[int, msgspec.Meta(ge=1, le=10000)]
 
 
 # --------------------------------------------------------------------------- events
@@ -177,6 +180,22 @@ class LabelEvent(msgspec.Struct, kw_only=True, frozen=True, gc=False):
     feedback_event_id: Id
 
 
+class ClickEvent(msgspec.Struct, kw_only=True, frozen=True, gc=False):
+    """``search.click`` on ``search.clicks`` (schema ``search.click.v1``), key ``product_id``:
+    a shopper acted on a search result, in the spirit of OpenSearch's User Behavior Insights."""
+
+    event_type: Literal["search.click"]
+    event_id: Id
+    query: SearchQuery
+    product_id: Id
+    action: Literal["click", "add_to_cart", "purchase"]
+    position: Position | None = None
+    search_id: Id | None = None
+    session_id: Id | None = None
+    locale: Locale | None = None
+    occurred_at: Timestamp
+
+
 class ModelPublishedEvent(msgspec.Struct, kw_only=True, frozen=True, gc=False):
     """``model.published`` on ``prodcat.models``, key ``version:<version>``."""
 
@@ -209,6 +228,7 @@ Event: TypeAlias = (
     | CategorizedEvent
     | FeedbackEvent
     | LabelEvent
+    | ClickEvent
     | ModelPublishedEvent
     | ModelLiveEvent
 )
@@ -220,6 +240,7 @@ EVENT_SCHEMAS: Final[Mapping[str, type[Event]]] = MappingProxyType(
         "product.categorized.v1": CategorizedEvent,
         "category.feedback.v1": FeedbackEvent,
         "category.label.v1": LabelEvent,
+        "search.click.v1": ClickEvent,
         "model.published.v1": ModelPublishedEvent,
         "model.live.v1": ModelLiveEvent,
     }
@@ -252,7 +273,7 @@ _MS: Final = timedelta(milliseconds=1)
 
 def event_time(event: Event) -> datetime:
     """When the thing the event describes happened (the event-time field of its type)."""
-    if isinstance(event, ProductEvent | FeedbackEvent):
+    if isinstance(event, ProductEvent | FeedbackEvent | ClickEvent):
         return event.occurred_at
     if isinstance(event, CategorizedEvent):
         return event.event_time
