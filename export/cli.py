@@ -31,10 +31,11 @@ def _run(name: str) -> Handler:
     return handler
 
 
-def register(sub: Any, common: Callable[[argparse.ArgumentParser], None]) -> None:
-    """Add ``train``, ``export`` and ``heldout`` to the ``prodcat`` parser."""
+def register(sub: Any, common: Callable[..., None]) -> None:
+    """Add ``train``, ``export`` and ``heldout`` to the ``prodcat`` parser (``common``:
+    ``workers.cli.common.add_connection_flags``; ``data=True`` adds ``--data-dir``)."""
     p = sub.add_parser("train", help="train, evaluate and export a model bundle")
-    common(p)
+    common(p, data=True)
     p.add_argument(
         "--data",
         action="append",
@@ -72,12 +73,17 @@ def register(sub: Any, common: Callable[[argparse.ArgumentParser], None]) -> Non
     )
     p.add_argument("--buckets", type=int, help="hash buckets per id table (default 2**18)")
     p.add_argument("--no-baseline", action="store_true", help="skip the TF-IDF baseline")
-    p.add_argument("--version", help="bundle version (default: dataset-timestamp-fingerprint)")
+    p.add_argument(
+        "--bundle-version",
+        "--version",  # the old spelling, kept as an alias
+        dest="version",
+        help="bundle version (default: dataset-timestamp-fingerprint)",
+    )
     p.add_argument("--quiet", action="store_true", help="no per-epoch progress")
     p.set_defaults(handler=_run("train_command"))
 
     p = sub.add_parser("export", help="verify a bundle and pack it as one .tar.gz archive")
-    common(p)
+    common(p)  # log flags only: it reads a bundle, nothing else
     p.add_argument("bundle", type=Path, help="bundle directory")
     p.add_argument("--out", type=Path, help="archive path (default: BUNDLE.tar.gz)")
     p.set_defaults(handler=_run("export_command"))
@@ -86,7 +92,7 @@ def register(sub: Any, common: Callable[[argparse.ArgumentParser], None]) -> Non
         "heldout",
         help="write a bundle's held-out test rows (its own test split) as JSON Lines",
     )
-    common(p)
+    common(p, data=True)
     p.add_argument("bundle", type=Path, help="bundle directory or archive")
     p.add_argument("--out", help="output JSONL (default: stdout)")
     p.set_defaults(handler=_run("heldout_command"))

@@ -5,7 +5,10 @@ Docker is not needed: the file is read as YAML and checked against what it refer
 
 from __future__ import annotations
 
+import os
 import re
+import shlex
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -13,10 +16,14 @@ import pytest
 import yaml
 from pydantic import BaseModel
 
-from workers.core.settings import Settings
+from workers.cli.main import build_parser
+from workers.core.environment import unknown_variables
+from workers.core.settings import Settings, load_settings, setting_variables
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = REPO_ROOT / "docker-compose.yml"
+DOCKERFILE = REPO_ROOT / "deploy" / "docker" / "Dockerfile"
+RETRAIN_SCRIPT = REPO_ROOT / "deploy" / "docker" / "retrain.sh"
 PROMETHEUS_FILE = REPO_ROOT / "deploy" / "prometheus" / "prometheus.yml"
 WORKERS = ("classify", "feedback")
 INTERPOLATION = re.compile(r"\$\{[^}]*\}")
@@ -223,3 +230,102 @@ def test_prometheus_rule_files_are_mounted(services: dict[str, dict[str, Any]]) 
             None,
         )
         assert host is not None and host.is_file(), f"{inside} is not mounted from the repo"
+
+
+def _image_entrypoint() -> list[str]:
+    """The prodcat image's ENTRYPOINT and CMD (exec form)."""
+    text = DOCKERFILE.read_text(encoding="utf-8")
+    found = {}
+    for key in ("ENTRYPOINT", "CMD"):
+        match = re.search(rf"^{key} (\[.*\])$", text, re.MULTILINE)
+        assert match, f"{DOCKERFILE}: no {key} in exec form"
+        found[key] = yaml.safe_load(match.group(1))
+    assert found["ENTRYPOINT"] == ["prodcat"]
+    return list(found["CMD"])
+
+
+def _retrain_lines(args: list[str]) -> Iterator[list[str]]:
+    """The ``prodcat`` command lines of retrain.sh run with ``args``: ``"$@"`` becomes the
+    datasets as ``--data`` flags, ``$live`` the ``--live`` flag, other variables a path."""
+    datasets = [a for a in args if not a.startswith("-")]
+    assert datasets, f"prodcat-retrain {args}: no dataset"
+    for line in RETRAIN_SCRIPT.read_text(encoding="utf-8").splitlines():
+        if not re.match(r"\s*prodcat\s", line):
+            continue
+        argv: list[str] = []
+        for token in shlex.split(line.split("#", 1)[0])[1:]:
+            if token == "$@":
+                argv += [flag for d in datasets for flag in ("--data", d)]
+            elif token == "$live":
+                argv += ["--live"] if "--live" in args else []
+            elif token.startswith("$"):
+                argv.append("/tmp/prodcat-retrain")
+            else:
+                argv.append(token)
+        yield argv
+
+
+def _prodcat_command_lines(
+    services: dict[str, dict[str, Any]],
+) -> Iterator[tuple[str, list[str]]]:
+    """(service, argv after ``prodcat``) of every prodcat command a service runs."""
+    default = _image_entrypoint()
+    for name, service in services.items():
+        if not str(service.get("image", "")).startswith("prodcat"):
+            continue
+        command = [str(a) for a in service.get("command", default)]
+        entrypoint = service.get("entrypoint")
+        if entrypoint is None:
+            yield name, command
+        elif entrypoint == ["prodcat-retrain"]:
+            for argv in _retrain_lines(command):
+                yield f"{name} (prodcat-retrain)", argv
+        else:
+            pytest.fail(f"{name}: entrypoint {entrypoint} is neither prodcat nor prodcat-retrain")
+
+
+def test_every_prodcat_command_parses(services: dict[str, dict[str, Any]]) -> None:
+    """Each command line a service runs is accepted by the real ``prodcat`` parser (an
+    unknown flag, such as the ``demo --producer-only`` that did not exist, exits 2)."""
+    lines = list(_prodcat_command_lines(services))
+    names = {name.split(" ")[0] for name, _ in lines}
+    assert {"classify", "feedback", "demo-producer", "model-init"} <= names
+    parser = build_parser()
+    for name, argv in lines:
+        try:
+            parser.parse_args(argv)
+        except SystemExit as exc:
+            assert exc.code == 0 and argv == ["--help"], f"{name}: `prodcat {shlex.join(argv)}`"
+
+
+def test_demo_producer_replays_into_the_served_topics(services: dict[str, dict[str, Any]]) -> None:
+    producer = services["demo-producer"]
+    args = build_parser().parse_args([str(a) for a in producer["command"]])
+    assert args.command == "demo" and args.producer_only
+    # the live model it replays held-out rows of: the store and the model it waits for
+    assert "models:/models" in producer["volumes"]
+    assert producer["depends_on"]["model-init"]["condition"] == "service_completed_successfully"
+    env = _environment(producer)
+    for worker in WORKERS:
+        assert (
+            _environment(services[worker])["PRODCAT_KAFKA_BOOTSTRAP"]
+            == (env["PRODCAT_KAFKA_BOOTSTRAP"])
+        )
+
+
+def test_every_service_environment_is_valid_settings(
+    services: dict[str, dict[str, Any]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each prodcat service's environment loads (URLs and all) and names no unknown
+    PRODCAT_* variable."""
+    for name, service in services.items():
+        env = {k: v for k, v in _environment(service).items() if k.startswith("PRODCAT_")}
+        if not env:
+            continue
+        with monkeypatch.context() as patch:
+            for var in [k for k in os.environ if k.startswith("PRODCAT_")]:
+                patch.delenv(var)
+            for key, value in env.items():
+                patch.setenv(key, INTERPOLATION.sub("/data", value))
+            load_settings()
+        assert unknown_variables(setting_variables(), env) == [], name

@@ -68,6 +68,7 @@ def train_bundle(data_dir: Path, out: Path) -> Path:
         "--candidates", "fasttext", "--no-baseline", "--quiet", "--out", str(out / "bundles"),
     ]  # fmt: skip
     result = subprocess.run(cmd, check=False, cwd=REPO, capture_output=True, text=True, timeout=600)
+    (out / "train-stderr.txt").write_text(result.stderr, encoding="utf-8")  # see test_cli.py
     if result.returncode != 0:
         pytest.fail(f"prodcat train failed ({result.returncode}):\n{result.stderr[-3000:]}")
     manifests = sorted((out / "bundles").rglob("manifest.json"))

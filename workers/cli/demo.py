@@ -3,24 +3,45 @@
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable
 from pathlib import Path
 
-from workers.cli.common import Subparsers
+from workers.cli.common import ConnectionFlags, Subparsers
+from workers.core.errors import ProdcatError
 from workers.core.settings import Settings
+from workers.demo.data import DEMO_DATASETS
 
 __all__ = ["register"]
 
 
 def _demo(args: argparse.Namespace, settings: Settings) -> int:
+    if args.producer_only:
+        from workers.demo.producer import produce_only
+
+        return produce_only(
+            args, settings, Path(args.bundle) if args.bundle else live_bundle(settings)
+        )
     from workers.demo.run import run_demo
 
     return run_demo(args, settings)
 
 
-def register(sub: Subparsers, common: Callable[[argparse.ArgumentParser], None]) -> None:
+def live_bundle(settings: Settings) -> Path:
+    """The live model's bundle (``prodcat models list``), fetched from the model store."""
+    from workers.lifecycle.admin import ModelAdmin
+
+    admin = ModelAdmin(settings)
+    state = admin.state()
+    if state.live is None:
+        raise ProdcatError(
+            f"demo --producer-only: no --bundle and no live model on {settings.topics.models}; "
+            "publish one first (prodcat publish BUNDLE --live) or pass --bundle"
+        )
+    return admin.bundle(state, state.live.version).root
+
+
+def register(sub: Subparsers, common: ConnectionFlags) -> None:
     p = sub.add_parser("demo", help="end-to-end demo on real catalog data")
-    common(p)
+    common(p, kafka=True, redis=True, data=True)
     p.add_argument("--bundle", type=Path, help="serve this bundle instead of training one")
     p.add_argument("--rate", type=float, default=200.0, help="products replayed per second")
     p.add_argument("--count", type=int, default=4000, help="held-out products to replay")
@@ -33,9 +54,16 @@ def register(sub: Subparsers, common: Callable[[argparse.ArgumentParser], None])
     p.add_argument(
         "--datasets",
         type=lambda text: tuple(x for x in text.split(",") if x),
-        default=("bigbasket", "cn_ecommerce_products"),
-        help="catalogs to train on (English and Chinese by default); the products replayed "
+        default=",".join(DEMO_DATASETS),
+        help="catalogs to train on, comma-separated; the products replayed "
         "are the held-out rows of the bundle's own catalogs",
     )
     p.add_argument("--train-rows", type=int, default=20000, help="training rows per catalog")
+    p.add_argument(
+        "--producer-only",
+        action="store_true",
+        help="only replay held-out products into the configured input topics "
+        "(PRODCAT_TOPICS_PRODUCT_CREATED / _UPDATED) for workers that already run, e.g. "
+        "docker compose's; uses --bundle or the live model; no worker, view or clean-up",
+    )
     p.set_defaults(handler=_demo)

@@ -14,6 +14,9 @@ command groups:
   it still has every serving command.
 
 Handlers import what they run lazily, so the serving commands never load TensorFlow.
+``prodcat --version`` prints the installed version. Settings are checked before any
+handler runs (exit 2 naming the bad variables), and ``PRODCAT_*`` variables that are no
+setting are logged as warnings with the closest setting's name.
 """
 
 from __future__ import annotations
@@ -22,13 +25,16 @@ import argparse
 import logging
 import sys
 from collections.abc import Sequence
-from importlib.metadata import entry_points
+from importlib.metadata import PackageNotFoundError, entry_points, version
 from typing import Final
 
 from workers.cli import demo, files, models, serve
-from workers.cli.common import Handler, Register, add_connection_flags, settings_from
+from workers.cli.common import Handler, Parser, Register, add_connection_flags, settings_from
+from workers.cli.quiet import NativeNoiseFilter, is_debug, quiet_libraries
+from workers.core.environment import unknown_variables
 from workers.core.errors import ProdcatError
 from workers.core.logs import setup_logging
+from workers.core.settings import SettingsError, setting_variables
 
 __all__ = ["COMMAND_GROUP", "build_parser", "main"]
 
@@ -56,12 +62,23 @@ def _plugins() -> list[Register]:
     return found
 
 
+def installed_version() -> str:
+    """The installed distribution's version (``pyproject.toml``)."""
+    try:
+        return version("prodcat")
+    except PackageNotFoundError:  # run from a checkout that was never installed
+        return "unknown (not installed)"
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="prodcat", description="Real-time product categorization."
-    )
-    sub = parser.add_subparsers(dest="command", required=True)
-    for register in (*_plugins(), *_GROUPS):
+    parser = Parser(prog="prodcat", description="Real-time product categorization.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {installed_version()}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for register in _plugins():
+        register(sub, add_connection_flags)
+    for command in sub.choices.values():  # the offline commands: they may load TensorFlow
+        command.set_defaults(offline=True)
+    for register in _GROUPS:
         register(sub, add_connection_flags)
     return parser
 
@@ -70,11 +87,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         settings = settings_from(args)
-    except ValueError as exc:  # pydantic's ValidationError is a ValueError
-        print(f"prodcat: invalid settings: {exc}", file=sys.stderr)
+    except SettingsError as exc:
+        print(f"prodcat: {exc}", file=sys.stderr)
         return 2
     setup_logging(settings.log_level, settings.log_json)
+    quiet_libraries(settings.log_level)
+    for warning in unknown_variables(setting_variables()):
+        log.warning("%s", warning)
     handler: Handler = args.handler
+    native = NativeNoiseFilter()
+    if getattr(args, "offline", False) and not is_debug(settings.log_level):
+        native.start()
     try:
         return handler(args, settings)
     except ProdcatError as exc:
@@ -82,6 +105,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt:
         return 130
+    finally:
+        native.stop()
 
 
 if __name__ == "__main__":

@@ -5,10 +5,9 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Callable
 from pathlib import Path
 
-from workers.cli.common import Subparsers
+from workers.cli.common import ConnectionFlags, Subparsers, setting_help
 from workers.core.settings import Settings
 
 __all__ = ["register"]
@@ -30,13 +29,29 @@ def _publish(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def nothing_published(settings: Settings) -> str:
+    """What ``prodcat models list`` says when no version is published yet."""
+    return (
+        f"no model version is published on {settings.topics.models} "
+        f"(Kafka {settings.kafka.bootstrap}; model store {settings.model.store}).\n"
+        "To publish one: prodcat train --data CATALOG --out var/bundles, then\n"
+        "                prodcat publish var/bundles/<version> --live\n"
+        "(CATALOG: a shared catalog name such as bigbasket, or a CSV/JSONL products file; "
+        "see README 'Model lifecycle')."
+    )
+
+
 def _models(args: argparse.Namespace, settings: Settings) -> int:
     from workers.lifecycle.admin import ModelAdmin, print_rows
 
     admin = ModelAdmin(settings, actor=getattr(args, "by", None))
     action = args.models_command
     if action == "list":
-        print_rows(admin.rows(), sys.stdout, as_json=args.json)
+        rows = admin.rows()
+        if not rows and not args.json:
+            print(nothing_published(settings))
+        else:
+            print_rows(rows, sys.stdout, as_json=args.json)
     elif action == "show":
         print(json.dumps(admin.show(args.version), indent=2, default=str))
     elif action == "promote":
@@ -67,13 +82,15 @@ def _gate_flags(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--force", action="store_true", help="go live even if the gate refuses")
     parser.add_argument(
-        "--tolerance", type=float, help="largest allowed drop (PRODCAT_MODEL_GATE_TOLERANCE)"
+        "--tolerance",
+        type=float,
+        help=setting_help("largest allowed drop", "model", "gate_tolerance"),
     )
 
 
-def register(sub: Subparsers, common: Callable[[argparse.ArgumentParser], None]) -> None:
+def register(sub: Subparsers, common: ConnectionFlags) -> None:
     p = sub.add_parser("publish", help="check a bundle, store it, announce it (optionally live)")
-    common(p)
+    common(p, kafka=True)
     p.add_argument("bundle_dir", type=Path, metavar="BUNDLE", help="bundle directory")
     p.add_argument("--live", action="store_true", help="also make it the live version (gated)")
     _gate_flags(p)
@@ -81,7 +98,6 @@ def register(sub: Subparsers, common: Callable[[argparse.ArgumentParser], None])
     p.set_defaults(handler=_publish)
 
     p = sub.add_parser("models", help="list published versions; promote, roll back, canary")
-    common(p)
     actions = p.add_subparsers(dest="models_command", required=True)
     a = actions.add_parser("list", help="published versions with their metrics and roles")
     a.add_argument("--json", action="store_true", help="one JSON object per line")
@@ -103,4 +119,6 @@ def register(sub: Subparsers, common: Callable[[argparse.ArgumentParser], None])
     a.add_argument("version", nargs="?")
     a.add_argument("--off", action="store_true", help="stop the shadow")
     _by_flag(a)
+    for action in actions.choices.values():  # flags after the action: models list --bootstrap
+        common(action, kafka=True)
     p.set_defaults(handler=_models)

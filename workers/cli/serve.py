@@ -6,11 +6,10 @@ Both run until SIGTERM/SIGINT, which drains (:func:`workers.process.signals.serv
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from workers.cli.common import Subparsers, add_service_flags
+from workers.cli.common import ConnectionFlags, Subparsers, add_service_flags, setting_help
 from workers.core.settings import Settings
 
 __all__ = ["register"]
@@ -64,16 +63,25 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def register(sub: Subparsers, common: Callable[[argparse.ArgumentParser], None]) -> None:
+def register(sub: Subparsers, common: ConnectionFlags) -> None:
     p = sub.add_parser("classify", help="run a classify worker")
-    common(p)
-    p.add_argument("--bundle", type=Path, help="bundle directory or archive (PRODCAT_MODEL_BUNDLE)")
-    p.add_argument("--group-id", help="consumer group (PRODCAT_CLASSIFY_GROUP_ID)")
+    common(p, kafka=True, redis=True)
+    p.add_argument(
+        "--bundle",
+        type=Path,
+        help=setting_help(
+            "bundle directory or archive to serve (without it: the live model of "
+            "PRODCAT_MODEL_STORE)",
+            "model",
+            "bundle",
+        ),
+    )
+    p.add_argument("--group-id", help=setting_help("consumer group", "classify", "group_id"))
     p.add_argument(
         "--exactly-once",
         action="store_true",
         default=None,
-        help="transactional outputs and offsets (PRODCAT_CLASSIFY_EXACTLY_ONCE)",
+        help=setting_help("transactional outputs and offsets", "classify", "exactly_once"),
     )
     add_service_flags(
         p,
@@ -83,21 +91,27 @@ def register(sub: Subparsers, common: Callable[[argparse.ArgumentParser], None])
     p.set_defaults(handler=_classify)
 
     p = sub.add_parser("feedback", help="run the feedback app (overrides, labels, quality)")
-    common(p)
+    common(p, kafka=True, redis=True)
     p.add_argument("--bundle", type=Path, help="bundle whose taxonomy checks categories")
     add_service_flags(p, "this app instance's name (default: host name)")
     p.set_defaults(handler=_feedback)
 
     p = sub.add_parser("serve", help="run the HTTP API: products, search queries, taxonomy, OIP v2")
-    common(p)
-    p.add_argument("--bundle", type=Path, help="local product bundle (PRODCAT_MODEL_BUNDLE)")
+    common(p, kafka=True, redis=True)
     p.add_argument(
-        "--query-bundle", type=Path, help="local query bundle (PRODCAT_SERVE_QUERY_BUNDLE)"
+        "--bundle", type=Path, help=setting_help("local product bundle", "model", "bundle")
     )
-    p.add_argument("--host", help="bind address of the API (PRODCAT_SERVE_HOST)")
-    p.add_argument("--port", type=int, help="port of the API (PRODCAT_SERVE_PORT)")
     p.add_argument(
-        "--batch-wait-ms", type=float, help="batching wait budget (PRODCAT_SERVE_BATCH_WAIT_MS)"
+        "--query-bundle",
+        type=Path,
+        help=setting_help("local query bundle", "serve", "query_bundle"),
+    )
+    p.add_argument("--host", help=setting_help("bind address of the API", "serve", "host"))
+    p.add_argument("--port", type=int, help=setting_help("port of the API", "serve", "port"))
+    p.add_argument(
+        "--batch-wait-ms",
+        type=float,
+        help=setting_help("batching wait budget, ms", "serve", "batch_wait_ms"),
     )
     p.add_argument(
         "--no-batching",

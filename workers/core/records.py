@@ -19,13 +19,18 @@ Columns (CSV header, case-insensitive) or fields (JSON Lines)::
   (:func:`parse_time`).
 
 Problems are :class:`RecordError`\\ s that name the file, the line and what is wrong.
+A caller that would rather skip bad rows (``prodcat predict --skip-invalid``) passes
+``on_error``: each bad row's error (with the row as it stands in the file, ``raw``) goes
+there and reading carries on; a problem with the file itself (missing, empty, a missing
+column) still raises.
 """
 
 from __future__ import annotations
 
 import csv
+import io
 import json
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -40,6 +45,8 @@ __all__ = [
     "TIME_COLUMNS",
     "ProductRow",
     "RecordError",
+    "RowErrorHandler",
+    "csv_line",
     "parse_attributes",
     "parse_time",
     "read_products",
@@ -68,15 +75,30 @@ class RecordError(ProdcatError):
 
     The message names the file and, when known, the 1-based line, then says what is
     wrong, e.g. ``feed.csv line 17: column 'title' is missing``. ``path``, ``line`` and
-    ``problem`` are kept as attributes.
+    ``problem`` are kept as attributes; ``raw`` is the row as it stands in the file (a
+    JSON line, or the CSV row as one CSV record) when the error is about one row.
     """
 
-    def __init__(self, path: Path | str, problem: str, *, line: int | None = None) -> None:
+    def __init__(
+        self, path: Path | str, problem: str, *, line: int | None = None, raw: str | None = None
+    ) -> None:
         self.path = Path(path)
         self.line = line
         self.problem = problem
+        self.raw = raw
         where = self.path.name if line is None else f"{self.path.name} line {line}"
         super().__init__(f"{where}: {problem} ({self.path})")
+
+
+RowErrorHandler = Callable[[RecordError], None]
+"""Receives each bad row's :class:`RecordError` when a reader is told to skip bad rows."""
+
+
+def csv_line(cells: Sequence[str]) -> str:
+    """``cells`` as one CSV record (quoted as needed), without the line end."""
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator="").writerow(cells)
+    return buffer.getvalue()
 
 
 def expected_columns() -> str:
@@ -87,27 +109,42 @@ def expected_columns() -> str:
 
 
 def read_records(
-    path: Path, *, required: Sequence[str] = ("title",)
+    path: Path, *, required: Sequence[str] = ("title",), on_error: RowErrorHandler | None = None
 ) -> Iterator[tuple[int, dict[str, Any]]]:
     """``(line, record)`` of every non-blank row of a CSV (header row) or JSON Lines file
     (``.jsonl``, ``.ndjson``, ``.json``); ``line`` is the 1-based line the row starts on.
 
     Raises :class:`RecordError` for a missing or empty file, a missing ``required``
-    column or field, a malformed JSON line or one that is not an object.
+    column, and (unless ``on_error`` takes them) a malformed JSON line, one that is not
+    an object or one without a ``required`` field.
     """
-    path = Path(path)
+    rows = _raw_records(Path(path), required, on_error)
+    return ((line, record) for line, record, _ in rows)
+
+
+def _raw_records(
+    path: Path, required: Sequence[str], on_error: RowErrorHandler | None
+) -> Iterator[tuple[int, dict[str, Any], str]]:
+    """``(line, record, raw)``: :func:`read_records` with each row as it is in the file."""
     if not path.is_file():
         raise RecordError(path, "file not found")
     if path.suffix.lower() in JSON_LINES_SUFFIXES:
-        return _jsonl_records(path, required)
+        return _jsonl_records(path, required, on_error)
     return _csv_records(path, required)
+
+
+def _report(error: RecordError, on_error: RowErrorHandler | None) -> None:
+    """Hand a bad row's error to ``on_error``, or raise it when there is none."""
+    if on_error is None:
+        raise error
+    on_error(error)
 
 
 def _clean_header(name: str | None) -> str:
     return (name or "").strip().lstrip("\ufeff").strip().lower()
 
 
-def _csv_records(path: Path, required: Sequence[str]) -> Iterator[tuple[int, dict[str, Any]]]:
+def _csv_records(path: Path, required: Sequence[str]) -> Iterator[tuple[int, dict[str, Any], str]]:
     with path.open(encoding="utf-8-sig", newline="") as handle:
         reader = csv.reader(handle)
         header = next(reader, None)
@@ -124,26 +161,35 @@ def _csv_records(path: Path, required: Sequence[str]) -> Iterator[tuple[int, dic
             line, start = start, reader.line_num + 1
             if not any(cell.strip() for cell in row):
                 continue
-            yield line, {name: cell for name, cell in zip(columns, row, strict=False) if name}
+            record = {name: cell for name, cell in zip(columns, row, strict=False) if name}
+            yield line, record, csv_line(row)
 
 
-def _jsonl_records(path: Path, required: Sequence[str]) -> Iterator[tuple[int, dict[str, Any]]]:
+def _jsonl_records(
+    path: Path, required: Sequence[str], on_error: RowErrorHandler | None
+) -> Iterator[tuple[int, dict[str, Any], str]]:
     with path.open(encoding="utf-8-sig") as handle:
         for line_no, line in enumerate(handle, start=1):
             if not line.strip():
                 continue
+            raw = line.rstrip("\r\n")
             try:
                 record = json.loads(line)
             except json.JSONDecodeError as exc:
-                raise RecordError(path, f"malformed JSON: {exc.msg}", line=line_no) from exc
+                problem = f"malformed JSON: {exc.msg}"
+                _report(RecordError(path, problem, line=line_no, raw=raw), on_error)
+                continue
             if not isinstance(record, dict):
-                raise RecordError(path, "expected a JSON object", line=line_no)
-            for name in required:
-                if name not in record:
-                    raise RecordError(
-                        path, f"field {name!r} is missing; " + expected_columns(), line=line_no
-                    )
-            yield line_no, record
+                _report(
+                    RecordError(path, "expected a JSON object", line=line_no, raw=raw), on_error
+                )
+                continue
+            missing = [name for name in required if name not in record]
+            if missing:
+                problem = f"field {missing[0]!r} is missing; " + expected_columns()
+                _report(RecordError(path, problem, line=line_no, raw=raw), on_error)
+                continue
+            yield line_no, record, raw
 
 
 # --------------------------------------------------------------------------- fields
@@ -280,16 +326,24 @@ class ProductRow:
     category_path: tuple[str, ...] | None  # with ``labelled`` only
 
 
-def read_products(path: Path, *, labelled: bool = False) -> Iterator[ProductRow]:
+def read_products(
+    path: Path, *, labelled: bool = False, on_error: RowErrorHandler | None = None
+) -> Iterator[ProductRow]:
     """Every row of a products file. A row without a title, or (``labelled``) without a
-    valid ``category_path``, is a :class:`RecordError` naming its line."""
+    valid ``category_path``, is a :class:`RecordError` naming its line: raised, or handed
+    to ``on_error`` (and the row skipped) when it is given."""
     path = Path(path)
     required = ("title", "category_path") if labelled else ("title",)
-    for line, record in read_records(path, required=required):
-        text = record_text(record, path, line)
-        if not text.title:
-            raise RecordError(
-                path, "field 'title' is empty: every product needs a title", line=line
-            )
-        category = record_category_path(record, path, line) if labelled else None
+    for line, record, raw in _raw_records(path, required, on_error):
+        try:
+            text = record_text(record, path, line)
+            if not text.title:
+                raise RecordError(
+                    path, "field 'title' is empty: every product needs a title", line=line
+                )
+            category = record_category_path(record, path, line) if labelled else None
+        except RecordError as exc:
+            exc.raw = raw
+            _report(exc, on_error)
+            continue
         yield ProductRow(line, text_value(record.get("product_id")), text, category)

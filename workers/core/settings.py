@@ -1,3 +1,5 @@
+# Longer than 400 lines: the one declaration of every setting (README's table is made from
+# it); the checks and messages it uses live in workers/core/addresses.py and environment.py.
 """The one settings object for every prodcat process.
 
 Values come from (highest wins): CLI flags, environment variables with the
@@ -6,6 +8,14 @@ use a single underscore after the section name, for example
 ``PRODCAT_KAFKA_BOOTSTRAP`` or ``PRODCAT_REDIS_URL``. Every field is listed in
 the README's configuration table; ``tests/unit/core/test_settings.py`` keeps the two
 in step.
+
+Everything is checked when the settings load, before a process opens anything: the
+address-like settings (Kafka bootstrap list, Redis URL, faust store URL, model store,
+metrics bind address) by their form (:mod:`workers.core.addresses`). :func:`load_settings`
+reports every bad value as a :class:`SettingsError` naming its environment variable
+(``PRODCAT_CLASSIFY_BATCH_MAX``, not ``classify.batch_max``);
+:func:`workers.core.environment.unknown_variables` names ``PRODCAT_*`` variables that are
+no setting (a typo would otherwise be ignored) with the closest real name.
 """
 
 from __future__ import annotations
@@ -13,10 +23,25 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from workers.core.addresses import (
+    check_bind_host,
+    check_bootstrap,
+    check_log_level,
+    check_model_store,
+    check_redis_url,
+    check_store_url,
+)
+from workers.core.environment import ENV_FILE, env_name, settings_problems
+from workers.core.errors import ConfigError
+
 SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
+
+
+class SettingsError(ConfigError):
+    """Settings that cannot be used; the message names each environment variable."""
 
 
 class _Section(BaseModel):
@@ -38,6 +63,11 @@ class KafkaSettings(_Section):
     ssl_key_password: SecretStr | None = Field(None, description="Client key password (secret).")
     partitions: int = Field(6, ge=1, description="Partitions for topics prodcat creates.")
     replication_factor: int = Field(1, ge=1, description="Replication factor for created topics.")
+
+    @field_validator("bootstrap")
+    @classmethod
+    def _bootstrap(cls, value: str) -> str:
+        return check_bootstrap(value)
 
     def librdkafka(self) -> dict[str, Any]:
         """Connection keys in librdkafka (confluent-kafka) form. Contains secrets: never log it."""
@@ -93,6 +123,11 @@ class RedisSettings(_Section):
     socket_timeout_s: float = Field(0.5, gt=0, description="Per-command timeout, seconds.")
     ssl_ca_certs: Path | None = Field(None, description="CA bundle for rediss:// URLs.")
 
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        return check_redis_url(value)
+
     def client_options(self) -> dict[str, Any]:
         """AUTH and TLS keyword arguments for ``redis.Redis.from_url`` (sync or asyncio).
         Contains the password: never log it."""
@@ -120,12 +155,22 @@ class ModelSettings(_Section):
         0.01, ge=0, le=1, description="Largest drop of that figure a promotion may have."
     )
 
+    @field_validator("store", mode="before")
+    @classmethod
+    def _store(cls, value: object) -> object:
+        return check_model_store(value)
+
 
 class MetricsSettings(_Section):
     """The embedded HTTP server for /metrics, /healthz and /readyz."""
 
     host: str = Field("127.0.0.1", description="Bind address of the metrics/health server.")
     port: int = Field(9108, ge=0, le=65535, description="Port; 0 disables the server.")
+
+    @field_validator("host")
+    @classmethod
+    def _host(cls, value: str) -> str:
+        return check_bind_host(value)
 
 
 class ServeSettings(_Section):
@@ -154,6 +199,11 @@ class ServeSettings(_Section):
     batch_max_items: int = Field(512, ge=1, description="Most items per model run.")
     cache: bool = Field(True, description="Look up overrides and cached product answers in Redis.")
     access_log: bool = Field(True, description="Log one line per request (prodcat.access).")
+
+    @field_validator("host")
+    @classmethod
+    def _host(cls, value: str) -> str:
+        return check_bind_host(value)
 
 
 class ClassifySettings(_Section):
@@ -234,6 +284,11 @@ class FeedbackSettings(_Section):
         "memory://", description="Faust table store URL (memory:// rebuilds from changelogs)."
     )
 
+    @field_validator("store")
+    @classmethod
+    def _store(cls, value: str) -> str:
+        return check_store_url(value)
+
 
 class ClicksSettings(_Section):
     """``prodcat clicks``: the faust app that learns query categories from search clicks."""
@@ -267,7 +322,7 @@ class Settings(BaseSettings):
         env_prefix="PRODCAT_",
         env_nested_delimiter="_",
         env_nested_max_split=1,
-        env_file=".env",
+        env_file=ENV_FILE,
         extra="ignore",
         frozen=True,
     )
@@ -287,6 +342,11 @@ class Settings(BaseSettings):
     feedback: FeedbackSettings = FeedbackSettings()
     clicks: ClicksSettings = ClicksSettings()
 
+    @field_validator("log_level")
+    @classmethod
+    def _log_level(cls, value: str) -> str:
+        return check_log_level(value)
+
     def with_overrides(self, **sections: Any) -> Settings:
         """A copy with some fields changed, e.g. ``with_overrides(kafka={"bootstrap": x})``.
 
@@ -302,13 +362,30 @@ class Settings(BaseSettings):
 
 
 def load_settings(**overrides: Any) -> Settings:
-    """Read settings from the environment, then apply CLI-style overrides."""
-    base = Settings()
-    return base.with_overrides(**overrides) if overrides else base
+    """Read settings from the environment, then apply CLI-style overrides.
+
+    Raises :class:`SettingsError` naming every bad value's environment variable (and,
+    for a value given as a flag, saying so).
+    """
+    try:
+        base = Settings()
+    except ValidationError as exc:
+        raise SettingsError(settings_problems(exc)) from None
+    if not overrides:
+        return base
+    try:
+        return base.with_overrides(**overrides)
+    except ValidationError as exc:
+        raise SettingsError(settings_problems(exc, flags=True)) from None
 
 
-def _env_name(section: str | None, field: str) -> str:
-    return f"PRODCAT_{section.upper()}_{field.upper()}" if section else f"PRODCAT_{field.upper()}"
+def setting_default(section: str | None, field: str) -> object:
+    """A setting's default as declared here (not as the environment sets it)."""
+    if section is None:
+        return Settings.model_fields[field].default
+    annotation = Settings.model_fields[section].annotation
+    assert isinstance(annotation, type) and issubclass(annotation, _Section)
+    return annotation.model_fields[field].default
 
 
 def settings_rows() -> list[tuple[str, str, str]]:
@@ -320,10 +397,15 @@ def settings_rows() -> list[tuple[str, str, str]]:
             for sub, sub_info in annotation.model_fields.items():
                 default = sub_info.default
                 shown = "unset" if default is None else str(default)
-                rows.append((_env_name(name, sub), shown, sub_info.description or ""))
+                rows.append((env_name(name, sub), shown, sub_info.description or ""))
         else:
-            rows.append((_env_name(None, name), str(info.default), info.description or ""))
+            rows.append((env_name(None, name), str(info.default), info.description or ""))
     return rows
+
+
+def setting_variables() -> list[str]:
+    """Every environment variable :class:`Settings` reads, in declaration order."""
+    return [env for env, _, _ in settings_rows()]
 
 
 def settings_markdown() -> str:

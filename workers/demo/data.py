@@ -49,7 +49,11 @@ class Row:
 
 def _prodcat(settings: Settings, *args: str) -> None:
     """Run ``prodcat ARGS`` (``python -m workers.cli``) with this settings' data folder."""
-    env = {**os.environ, "PRODCAT_DATA_DIR": str(settings.data_dir)}
+    env = {
+        **os.environ,
+        "PRODCAT_DATA_DIR": str(settings.data_dir),
+        "PRODCAT_LOG_LEVEL": settings.log_level,  # --log-level debug reaches TensorFlow's lines
+    }
     argv = [sys.executable, "-m", "workers.cli", *args]
     if subprocess.run(argv, env=env, check=False).returncode != 0:
         raise ProdcatError(f"the demo's `prodcat {args[0]}` failed (see its output above)")
@@ -59,7 +63,12 @@ def train_bundle(settings: Settings, datasets: tuple[str, ...], rows: int, out: 
     """A small bundle on ``datasets`` (``rows`` per catalog, fastText only, no baseline),
     trained by ``prodcat train``, as ``out/<version>``."""
     version = f"demo-{'-'.join(datasets)}-{rows}"
-    args = ["train", *(f"--data={d}" for d in datasets), f"--out={out}", f"--version={version}"]
+    args = [
+        "train",
+        *(f"--data={d}" for d in datasets),
+        f"--out={out}",
+        f"--bundle-version={version}",
+    ]
     # the global defaults, whatever a catalog's registry entry prefers: a quick, small model
     args += ["--candidates=fasttext", f"--limit={rows}", f"--epochs={EPOCHS}", "--no-baseline"]
     args += ["--dim=64", f"--buckets={2**18}", "--label-smoothing=0"]

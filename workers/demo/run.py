@@ -40,9 +40,10 @@ from workers.core.codec import Codec
 from workers.core.errors import ProdcatError
 from workers.core.events import CategorizedEvent
 from workers.core.settings import Settings
-from workers.demo.data import Row, held_out_rows, replay_event, train_bundle
+from workers.demo.data import Row, held_out_rows, train_bundle
 from workers.demo.feedback import Correction, CorrectionPath, pick_corrections
 from workers.demo.probes import LagProbe, scrape_worker
+from workers.demo.producer import replay_rows
 from workers.demo.sandbox import Sandbox, free_port, wait_ready
 from workers.demo.tally import DemoResult, Tally, print_summary, quantile
 from workers.demo.view import TerminalView, ViewState
@@ -141,22 +142,20 @@ class Demo:
             else "PRODCAT_TOPICS_PRODUCT_UPDATED"
         ]
         producer = Producer(writer_config(self.settings.kafka, "demo-replay", linger_ms=5))
-        start = time.monotonic()
-        for n, row in enumerate(rows):
-            if self.stop.is_set():
-                producer.purge()  # stopping: drop what is queued, quietly
-                producer.flush(0)
-                return
-            producer.produce(
-                topic, self.codec.encode(replay_event(row, event_type)), row.product_id
-            )
-            with self.tally.lock:
-                self.tally.sent += 1
-            producer.poll(0)
-            delay = start + (n + 1) / self.args.rate - time.monotonic()
-            if delay > 0:
-                time.sleep(delay)
-        producer.flush(10)
+        replay_rows(
+            producer,
+            topic,
+            rows,
+            event_type,
+            rate=self.args.rate,
+            codec=self.codec,
+            stop=self.stop,
+            sent=self.count_sent,
+        )
+
+    def count_sent(self) -> None:
+        with self.tally.lock:
+            self.tally.sent += 1
 
     # ------------------------------------------------------------------- view
     def state(self) -> ViewState:

@@ -24,6 +24,7 @@ import tarfile
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Final
 
 import msgspec
 
@@ -65,11 +66,21 @@ def write_manifest(root: Path) -> str:
     return bundle_sha
 
 
+WHAT_IS_A_BUNDLE: Final = (
+    "A model bundle is the folder `prodcat train` writes (model.onnx, metadata.json, "
+    "manifest.json), or the .tar.gz `prodcat export` packs it into; make one with "
+    "`prodcat train --data CATALOG --out var/bundles` (CATALOG: a shared catalog name such as "
+    "bigbasket, or your CSV/JSONL products file) and pass var/bundles/<version>."
+)
+
+
 def verify_manifest(root: Path, expected_sha256: str | None = None) -> str:
     """Check every file against the manifest. Returns the bundle sha256."""
     manifest_path = root / MANIFEST_FILE
     if not manifest_path.is_file():
-        raise BundleError(f"{root}: no {MANIFEST_FILE}; this is not a prodcat bundle")
+        raise BundleError(
+            f"{root}: no {MANIFEST_FILE}; this is not a prodcat bundle. {WHAT_IS_A_BUNDLE}"
+        )
     try:
         manifest = json.loads(manifest_path.read_text())
         files: dict[str, str] = dict(manifest["files"])
@@ -163,8 +174,13 @@ def load_bundle(path: Path, *, expected_sha256: str | None = None) -> Bundle:
     root = Path(path)
     if root.is_file() and root.name.endswith((".tar.gz", ".tgz")):
         root = _unpack(root)
+    elif root.is_file():
+        raise BundleError(f"{path}: is a file, not a model bundle. {WHAT_IS_A_BUNDLE}")
     if not root.is_dir():
-        raise BundleError(f"{path}: no such bundle directory; check PRODCAT_MODEL_BUNDLE")
+        raise BundleError(
+            f"{path}: no such bundle directory (from --bundle or PRODCAT_MODEL_BUNDLE). "
+            + WHAT_IS_A_BUNDLE
+        )
     bundle_sha = verify_manifest(root, expected_sha256)
     meta = read_metadata(root)
     if not (root / MODEL_FILE).is_file():

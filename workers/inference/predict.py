@@ -5,18 +5,37 @@ of products files (:func:`workers.core.records.read_products`, as training and t
 do) in chunks, and each chunk goes through
 :meth:`workers.inference.model.Classifier.classify`, the same call the classify worker
 makes per batch.
+
+Files are written whole or not at all (:func:`open_atomic`: a temporary name beside the
+target, renamed on success), so a run that stops at a bad line leaves no partial output.
+With ``skip_invalid`` a bad row is counted, kept for a file of skipped rows
+(:class:`SkippedRows`, in the input's own format) and reading carries on.
 """
 
 from __future__ import annotations
 
+import contextlib
+import csv
 import json
+import os
+import tempfile
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
 from workers.core.product import ProductText
-from workers.core.records import read_products
+from workers.core.records import JSON_LINES_SUFFIXES, RecordError, csv_line, read_products
 from workers.inference.model import Classifier
 from workers.inference.taxonomy import Decision
+
+__all__ = [
+    "SkippedRows",
+    "count_lines",
+    "decision_record",
+    "open_atomic",
+    "predict_file",
+    "skipped_path",
+]
 
 
 def decision_record(product_id: str, decision: Decision, version: str) -> dict[str, Any]:
@@ -39,28 +58,109 @@ def decision_record(product_id: str, decision: Decision, version: str) -> dict[s
     }
 
 
-def predict_file(classifier: Classifier, src: Path, out: IO[str], *, batch_size: int = 1024) -> int:
-    """Classify every product of ``src`` into JSONL lines on ``out``; returns the count."""
+class SkippedRows:
+    """The bad rows of one products file, as ``prodcat predict --skip-invalid`` reports
+    them: their errors (line and problem) and their text as it was in the file."""
+
+    def __init__(self, src: Path) -> None:
+        self.src = Path(src)
+        self.errors: list[RecordError] = []
+
+    def __call__(self, error: RecordError) -> None:
+        self.errors.append(error)
+
+    def __len__(self) -> int:
+        return len(self.errors)
+
+    def write(self, out: IO[str]) -> None:
+        """The skipped rows in the input's format, so they can be fixed and run again:
+        a CSV gets the input's header row first."""
+        if self.src.suffix.lower() not in JSON_LINES_SUFFIXES:
+            with self.src.open(encoding="utf-8-sig", newline="") as handle:
+                header = next(csv.reader(handle), None)
+            if header is not None:
+                out.write(csv_line(header) + "\n")
+        for error in self.errors:
+            if error.raw is not None:
+                out.write(error.raw + "\n")
+
+
+def skipped_path(src: Path, out: Path | None) -> Path:
+    """Where the skipped rows go by default: ``<input stem>.skipped<suffix>`` beside the
+    output file (or in the current folder when the output is stdout)."""
+    folder = out.parent if out is not None else Path()
+    return folder / f"{src.stem}.skipped{src.suffix}"
+
+
+@contextlib.contextmanager
+def open_atomic(path: Path) -> Iterator[IO[str]]:
+    """A text file that appears at ``path`` only when the ``with`` block succeeds: it is
+    written under a temporary name in the same folder and renamed over ``path`` at the
+    end (an existing file is replaced whole). On an error the temporary file is removed
+    and ``path`` is left as it was."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            yield handle
+            handle.flush()
+            os.fsync(handle.fileno())
+        Path(tmp).replace(path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def count_lines(path: Path) -> int:
+    """Physical lines of a file (for progress: rows report the line they start on)."""
+    lines = 0
+    last = b"\n"
+    with Path(path).open("rb") as handle:
+        while chunk := handle.read(1 << 20):
+            lines += chunk.count(b"\n")
+            last = chunk[-1:]
+    return lines + (last != b"\n")
+
+
+def predict_file(
+    classifier: Classifier,
+    src: Path,
+    out: IO[str],
+    *,
+    batch_size: int = 1024,
+    skipped: SkippedRows | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> int:
+    """Classify every product of ``src`` into JSONL lines on ``out``; returns the count.
+
+    A bad row raises :class:`~workers.core.records.RecordError`, unless ``skipped`` is
+    given: then it is recorded there and skipped. ``progress(line, products)`` is called
+    after each batch with the line the batch ended on and the products written so far.
+    """
     count = 0
     ids: list[str] = []
     items: list[ProductText] = []
 
-    def flush() -> None:
+    def flush(line: int) -> None:
+        nonlocal count
         for pid, decision in zip(ids, classifier.classify(items), strict=True):
             out.write(
                 json.dumps(decision_record(pid, decision, classifier.version), ensure_ascii=False)
             )
             out.write("\n")
+        count += len(items)
+        ids.clear()
+        items.clear()
+        if progress is not None:
+            progress(line, count)
 
-    for row in read_products(src):
+    line = 0
+    for row in read_products(src, on_error=skipped):
+        line = row.line
         ids.append(row.product_id)
         items.append(row.text)
         if len(items) >= batch_size:
-            flush()
-            count += len(items)
-            ids.clear()
-            items.clear()
+            flush(line)
     if items:
-        flush()
-        count += len(items)
+        flush(line)
     return count

@@ -120,7 +120,7 @@ class DirectoryStore:
             raise VersionConflictError(
                 f"model store {self.root} already holds version {version} with sha256 "
                 f"{have}, not {sha}: published bundles are immutable; give the new bundle "
-                "its own version (prodcat train --version ...)"
+                "its own version (prodcat train --bundle-version ...)"
             )
         try:
             self.root.mkdir(parents=True, exist_ok=True)

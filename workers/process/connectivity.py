@@ -14,7 +14,6 @@ import logging
 import socket
 import time
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import redis
 from confluent_kafka import KafkaException
@@ -23,6 +22,7 @@ from pydantic import SecretStr
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
+from workers.core.addresses import redact_url
 from workers.core.errors import ServiceUnavailableError
 from workers.core.settings import KafkaSettings, RedisSettings, Settings
 from workers.kafka.clients import admin_config
@@ -121,24 +121,6 @@ def check_kafka(target: Settings | KafkaSettings | str, timeout_s: float = 5.0) 
         f"Kafka is not reachable at {bootstrap} after {timeout_s:.1f} s ({detail}): "
         f"{_START_HINT} or set PRODCAT_KAFKA_BOOTSTRAP"
     )
-
-
-def redact_url(url: str) -> str:
-    """``url`` with any password replaced by ``***``, fit for messages and logs."""
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return "<unparsable URL>"
-    if parts.password is None:
-        return url
-    user = parts.username or ""
-    host = parts.hostname or ""
-    if ":" in host:  # IPv6 literal
-        host = f"[{host}]"
-    netloc = f"{user}:***@{host}"
-    if parts.port is not None:
-        netloc += f":{parts.port}"
-    return urlunsplit(parts._replace(netloc=netloc))
 
 
 def check_redis(
