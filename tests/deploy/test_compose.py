@@ -25,7 +25,7 @@ COMPOSE_FILE = REPO_ROOT / "docker-compose.yml"
 DOCKERFILE = REPO_ROOT / "deploy" / "docker" / "Dockerfile"
 RETRAIN_SCRIPT = REPO_ROOT / "deploy" / "docker" / "retrain.sh"
 PROMETHEUS_FILE = REPO_ROOT / "deploy" / "prometheus" / "prometheus.yml"
-WORKERS = ("classify", "feedback")
+WORKERS = ("classify", "feedback", "serve", "clicks")
 INTERPOLATION = re.compile(r"\$\{[^}]*\}")
 # The source part of a short volume spec: up to the first ":" outside ${...}.
 VOLUME_SOURCE = re.compile(r"^(?:\$\{[^}]*\}|[^:])*")

@@ -33,7 +33,8 @@ VALIDATE_DIR = K8S / "validate"
 KUSTOMIZATIONS = ("base", "overlays/secure")
 KUBERNETES_VERSION = "1.30"
 CRD_GROUPS = ("keda.sh/", "monitoring.coreos.com/")
-PROMETHEUS_JOBS = {"prodcat-classify", "prodcat-feedback"}
+PROMETHEUS_JOBS = {"prodcat-classify", "prodcat-feedback", "prodcat-serve"}
+PROCESSES = ("prodcat-classify", "prodcat-feedback", "prodcat-serve")
 INPUT_TOPICS = 2  # product.created and product.updated
 
 
@@ -172,7 +173,7 @@ def test_configmap_values_parse_as_settings(monkeypatch: pytest.MonkeyPatch) -> 
         assert settings.metrics.host == "0.0.0.0", "pods must serve metrics beyond loopback"
 
 
-@pytest.mark.parametrize("worker", ["prodcat-classify", "prodcat-feedback"])
+@pytest.mark.parametrize("worker", PROCESSES)
 def test_workers_probe_health_and_drain_in_time(worker: str) -> None:
     docs = rendered("base")
     config = _settings_map(docs)
@@ -205,7 +206,7 @@ def test_disruption_budgets_and_podmonitor_select_the_workers() -> None:
     assert endpoint["path"] == "/metrics"
     relabel = endpoint["relabelings"][0]
     assert relabel["targetLabel"] == "job"
-    for worker in ("prodcat-classify", "prodcat-feedback"):
+    for worker in PROCESSES:
         labels = _one(docs, "Deployment", worker)["spec"]["template"]["metadata"]["labels"]
         pdb = _one(docs, "PodDisruptionBudget", worker)
         assert pdb["spec"]["selector"]["matchLabels"].items() <= labels.items()
@@ -237,6 +238,39 @@ def test_keda_scales_classify_on_its_group_lag_up_to_the_partitions() -> None:
     assert f"> {meta['lagThreshold']}" in rules
 
 
+def test_serve_is_exposed_on_its_api_port_and_scaled_on_cpu(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    docs = rendered("base")
+    config = _settings_map(docs)
+    for var in list(os.environ):
+        if var.startswith("PRODCAT_"):
+            monkeypatch.delenv(var)
+    for var, value in config.items():
+        monkeypatch.setenv(var, value)
+    serve = Settings(_env_file=None).serve  # type: ignore[call-arg]
+    assert serve.host == "0.0.0.0", "the API must listen beyond loopback in a pod"
+    deployment = _one(docs, "Deployment", "prodcat-serve")
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    assert container["args"] == ["serve"]
+    ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+    assert ports["http"] == serve.port
+    service = _one(docs, "Service", "prodcat-serve")["spec"]
+    assert (
+        service["selector"].items() <= deployment["spec"]["template"]["metadata"]["labels"].items()
+    )
+    assert {p["targetPort"] for p in service["ports"]} == {"http"}
+    hpa = _one(docs, "HorizontalPodAutoscaler", "prodcat-serve")["spec"]
+    assert hpa["scaleTargetRef"] == {"apiVersion": "apps/v1", "kind": "Deployment",
+                                     "name": "prodcat-serve"}  # fmt: skip
+    (metric,) = hpa["metrics"]
+    assert metric["resource"]["name"] == "cpu"
+    assert container["resources"]["requests"]["cpu"], "utilization needs a CPU request"
+    assert 1 <= hpa["minReplicas"] < hpa["maxReplicas"]
+    mounts = {m["mountPath"] for m in container["volumeMounts"]}
+    assert config["PRODCAT_MODEL_STORE"] in mounts
+
+
 def test_secure_overlay_passes_credentials_to_workers_and_keda() -> None:
     docs = rendered("overlays/secure")
     config = _settings_map(docs)
@@ -247,7 +281,7 @@ def test_secure_overlay_passes_credentials_to_workers_and_keda() -> None:
     for ref in auth["spec"]["secretTargetRef"]:
         assert ref["name"] == secret["metadata"]["name"], "hashed Secret name not propagated"
         assert ref["key"] in secret["data"]
-    for worker in ("prodcat-classify", "prodcat-feedback"):
+    for worker in PROCESSES:
         container = _one(docs, "Deployment", worker)["spec"]["template"]["spec"]["containers"][0]
         refs = {e["secretRef"]["name"] for e in container["envFrom"] if "secretRef" in e}
         assert refs == {secret["metadata"]["name"]}

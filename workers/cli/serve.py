@@ -96,6 +96,11 @@ def register(sub: Subparsers, common: ConnectionFlags) -> None:
     add_service_flags(p, "this app instance's name (default: host name)")
     p.set_defaults(handler=_feedback)
 
+    p = sub.add_parser("clicks", help="run the clicks app (query labels from search clicks)")
+    common(p, kafka=True, redis=False)
+    add_service_flags(p, "this app instance's name (default: host name)")
+    p.set_defaults(handler=_clicks)
+
     p = sub.add_parser("serve", help="run the HTTP API: products, search queries, taxonomy, OIP v2")
     common(p, kafka=True, redis=True)
     p.add_argument(
