@@ -187,7 +187,8 @@ class Restorer:
         level = logging.INFO if written or trigger != "periodic" else logging.DEBUG
         log.log(
             level,
-            "overrides of partitions %s checked in Redis (%s): %d held, %d written back, %.1f s",
+            "overrides of partitions %s compared with Redis (%s): %d compared, %d written back, "
+            "%.1f s",
             ",".join(map(str, sorted(wanted))),
             trigger,
             checked,
