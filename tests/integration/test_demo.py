@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import signal
 import subprocess
 import sys
@@ -39,7 +40,8 @@ def test_small_demo_runs_every_path_and_leaves_nothing_behind(
 ) -> None:
     args = cli.build_parser().parse_args(
         ["demo", "--bundle", str(classify_bundle), "--count", str(COUNT), "--rate", "150",
-         "--datasets", "bigbasket", "--corrections", str(CORRECTIONS)]
+         "--datasets", "bigbasket", "--corrections", str(CORRECTIONS),
+         "--query-bundle", str(classify_bundle), "--train-rows", "4000"]
     )  # fmt: skip
     settings = load_settings(
         kafka={"bootstrap": kafka_bootstrap}, redis={"url": redis_url}, data_dir=data_dir
@@ -68,6 +70,8 @@ def test_small_demo_runs_every_path_and_leaves_nothing_behind(
     # the summary, and nothing left: topics deleted, keys deleted
     assert f"{result.sent:,} / {result.received:,}" in out
     assert "nothing left running" in out
+    served = re.search(r"prodcat serve with 0 \(answered (\d+) search queries", out)
+    assert served is not None and int(served.group(1)) > 0, out[-2000:]
     prefix = f"demo-{result.run_id}"
 
     def left() -> list[str]:

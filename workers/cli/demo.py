@@ -43,6 +43,14 @@ def register(sub: Subparsers, common: ConnectionFlags) -> None:
     p = sub.add_parser("demo", help="end-to-end demo on real catalog data")
     common(p, kafka=True, redis=True, data=True)
     p.add_argument("--bundle", type=Path, help="serve this bundle instead of training one")
+    p.add_argument(
+        "--query-bundle",
+        type=Path,
+        help="answer the on-screen search queries with this bundle instead of training one",
+    )
+    p.add_argument(
+        "--no-queries", action="store_true", help="no prodcat serve and no search queries"
+    )
     p.add_argument("--rate", type=float, default=200.0, help="products replayed per second")
     p.add_argument("--count", type=int, default=4000, help="held-out products to replay")
     p.add_argument(

@@ -28,6 +28,7 @@ import time
 import uuid
 from collections import Counter, deque
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 from confluent_kafka import (
@@ -44,6 +45,7 @@ from workers.demo.data import Row, held_out_rows, train_bundle
 from workers.demo.feedback import Correction, CorrectionPath, pick_corrections
 from workers.demo.probes import LagProbe, scrape_worker
 from workers.demo.producer import replay_rows
+from workers.demo.queries import QueryPanel, ensure_query_bundle
 from workers.demo.sandbox import Sandbox, free_port, wait_ready
 from workers.demo.tally import DemoResult, Tally, print_summary, quantile
 from workers.demo.view import TerminalView, ViewState
@@ -68,7 +70,13 @@ def ensure_bundle(settings: Settings, args: argparse.Namespace) -> Path:
 class Demo:
     """One demo run: its topics, its worker processes, its threads and its view."""
 
-    def __init__(self, settings: Settings, args: argparse.Namespace, bundle: Path) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        args: argparse.Namespace,
+        bundle: Path,
+        queries: tuple[Path, Path] | None = None,
+    ) -> None:
         self.settings = settings
         self.args = args
         self.bundle = bundle
@@ -91,6 +99,7 @@ class Demo:
         )
         self.worker: subprocess.Popen[bytes] | None = None
         self.threads: list[threading.Thread] = []
+        self.panel = QueryPanel(self.sandbox, bundle, *queries) if queries else None
 
     # -------------------------------------------------------------- output side
     def watch(self) -> None:
@@ -159,7 +168,7 @@ class Demo:
 
     # ------------------------------------------------------------------- view
     def state(self) -> ViewState:
-        return self.tally.view(
+        view = self.tally.view(
             self.history,
             run_id=self.run_id,
             phase=self.phase,
@@ -167,6 +176,7 @@ class Demo:
             target_rate=self.args.rate,
             notes=tuple(self.corrections.notes),
         )
+        return replace(view, queries=self.panel.shown()) if self.panel is not None else view
 
     def wait_until(self, done: Callable[[], bool], phase: str, timeout_s: float) -> None:
         """Refresh the view twice a second until ``done()``; raise after ``timeout_s``."""
@@ -226,6 +236,12 @@ class Demo:
             wait_ready(self.sandbox.metrics_port, self.worker)
         except ProdcatError as exc:
             raise ProdcatError(f"{exc}{self.sandbox.log_tail('classify')}") from None
+        if self.panel is not None:  # prodcat serve answers a few search queries on screen
+            self.panel.start()
+            self.panel.wait_ready()
+            ask = threading.Thread(target=self.panel.ask, args=(self.stop,), daemon=True)
+            ask.start()
+            self.threads.append(ask)
         for target in (self.watch, self.probe):
             thread = threading.Thread(target=target, daemon=True)
             thread.start()
@@ -327,6 +343,7 @@ class Demo:
                 self.worker.kill()
                 worker_rc = self.worker.wait()
         feedback_rc = self.corrections.stop()
+        serve_rc = self.panel.stop() if self.panel is not None else None
         for thread in self.threads:
             thread.join(timeout=5)
         self.view.close()
@@ -336,6 +353,8 @@ class Demo:
         stopped = f"classify worker exited with {worker_rc}"
         if self.corrections.app is not None:
             stopped += f", feedback app with {feedback_rc}"
+        if self.panel is not None:
+            stopped += f", prodcat serve with {serve_rc} ({self.panel.summary()})"
         print(f"\n{stopped}; demo topics and Redis keys removed; nothing left running")
         if result is not None and worker_rc == 0 and feedback_rc in (None, 0):
             self.sandbox.remove_logs()
@@ -350,10 +369,11 @@ def execute(args: argparse.Namespace, settings: Settings) -> DemoResult:
     check_kafka(settings, 10.0)
     check_redis(settings, 5.0)
     bundle = ensure_bundle(settings, args)
+    queries = None if args.no_queries else ensure_query_bundle(settings, args)
     count = int(args.rate * args.duration) if args.duration else args.count
     print(f"picking {count} products {bundle.name} never saw in training…", flush=True)
     rows = held_out_rows(settings, bundle, count)
-    demo = Demo(settings, args, bundle)
+    demo = Demo(settings, args, bundle, queries)
     result: DemoResult | None = None
     try:
         result = demo.run(rows)

@@ -18,6 +18,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TextIO
 
+from workers.demo.queries import QuerySample
+
 __all__ = [
     "SampleRow",
     "TerminalView",
@@ -81,6 +83,7 @@ class ViewState:
     judged: int
     samples: tuple[SampleRow, ...]
     notes: tuple[str, ...] = ()
+    queries: tuple[QuerySample, ...] = ()  # search queries answered by prodcat serve
 
 
 # ------------------------------------------------------------------------- text cells
@@ -192,11 +195,30 @@ def sample_line(row: SampleRow, width: int, color: bool) -> str:
     ).rstrip()
 
 
+def query_lines(queries: Sequence[QuerySample], width: int, color: bool) -> list[str]:
+    """The search queries block: ``prodcat serve``'s newest answers to held-out queries."""
+    if not queries:
+        return []
+    query_w = max(12, min(30, width // 4))
+    path_w = max(10, width - query_w - 22)
+    heading = f"{fit('search query (held-out)', query_w)}  conf  depth  category (prodcat serve)"
+    lines = [_paint(fit(heading, width).rstrip(), "dim", color)]
+    for q in queries:
+        mark = ("✓", "green") if q.agrees else ("✗", "red")
+        lines.append(
+            f"{fit(q.query, query_w)}  {q.confidence:4.2f}  {q.confident_depth:>5}  "
+            f"{fit(shorten_path(q.path, path_w), path_w)} {_paint(mark[0], mark[1], color)}"
+        )
+    lines.append(_paint("─" * width, "dim", color))
+    return lines
+
+
 def render_screen(state: ViewState, width: int, height: int, color: bool = True) -> list[str]:
     """The lines of one full-screen frame, at most ``height`` of them, none wider than
     ``width`` cells; the newest sample products fill the space left, newest last."""
     width = max(width, 60)
     lines = header_lines(state, width, color)
+    lines += query_lines(state.queries, width, color)
     room = height - len(lines)
     if room > 0:
         title_w, path_w = _columns(width)

@@ -116,6 +116,7 @@ class ServeApp:
         self._socket: socket.socket | None = None
         self.product_switcher: ModelSwitcher | None = None
         self.query_switcher: ModelSwitcher | None = None
+        self._stop_requested = False  # a signal during start() stops run() at once
 
     # ------------------------------------------------------------------ start
 
@@ -277,6 +278,8 @@ class ServeApp:
     # ------------------------------------------------------------------ run, stop
 
     def run(self) -> None:
+        if self._stop_requested:  # SIGTERM while start() loaded the models
+            return
         assert self._server is not None and self._socket is not None, "start() first"
         log.info(
             "prodcat serve: API on http://%s:%d (products %s; queries %s)",
@@ -288,6 +291,7 @@ class ServeApp:
         self._server.run(sockets=[self._socket])
 
     def request_stop(self) -> None:
+        self._stop_requested = True
         if self._server is not None:
             self._server.should_exit = True
 

@@ -106,7 +106,8 @@ class ServeContext:
         """Run ``items`` through ``batcher`` within the request timeout (else 503)."""
         self.models(kind)
         try:
-            return await asyncio.wait_for(batcher.submit(items), self.timeout_s)
+            async with asyncio.timeout(self.timeout_s):  # no task per request, as wait_for makes
+                return await batcher.submit(items)
         except TimeoutError:
             self.metrics.timeouts.labels(kind).inc()
             raise RequestError(

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+from pathlib import Path
+
 import pytest
 
+from export.data.catalog import load_catalog_file
 from workers.clicks.tally import (
     QueryTally,
     add_click,
@@ -13,6 +17,8 @@ from workers.clicks.tally import (
     normalize_query,
     query_id,
 )
+from workers.core.codec import Codec
+from workers.core.events import LabelEvent
 from workers.core.settings import ClicksSettings
 
 DAL = ("Foodgrains, Oil & Masala", "Dals & Pulses", "Toor, Channa & Moong Dal")
@@ -69,3 +75,18 @@ def test_queries_are_normalized_and_their_ids_fit() -> None:
     assert query_id("toor dal") == "query:toor dal"
     long_id = query_id("x" * 300)
     assert long_id.startswith("query:sha256:") and len(long_id) <= 128
+
+
+def test_a_query_label_is_a_training_row(tmp_path: Path) -> None:
+    """What ``prodcat labels dump`` writes of search.query-labels is a file ``prodcat train``
+    reads: the query as the title, its category, ``query:<normalized>`` as the product id."""
+    label = LabelEvent(
+        event_type="category.label", event_id="e1", product_id=query_id("toor dal"),
+        title="toor dal", category_path=list(DAL), source="user",
+        label_time=datetime(2026, 12, 1, tzinfo=UTC), feedback_event_id="clk-1",
+    )  # fmt: skip
+    path = tmp_path / "query-labels.jsonl"
+    path.write_bytes(Codec().encode(label) + b"\n")
+    (row,), _ = load_catalog_file(path)
+    assert (row.product_id, row.title, row.path) == ("query:toor dal", "toor dal", DAL)
+    assert row.label_time == datetime(2026, 12, 1, tzinfo=UTC)

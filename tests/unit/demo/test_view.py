@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from export.data.datasets import load_dataset
+from workers.demo.queries import QuerySample
 from workers.demo.view import (
     ELLIPSIS,
     SampleRow,
@@ -246,3 +247,27 @@ def test_writer_on_a_terminal_redraws_in_place(
     assert text.count("\x1b[2J") == 1
     assert text.count("\x1b[H") == 2
     assert text.endswith("\x1b[?25h")  # the cursor comes back
+
+
+@pytest.mark.parametrize(("width", "height"), [(120, 40), (80, 24)])
+def test_search_queries_are_shown_under_the_figures_and_fit(
+    real_rows: list[tuple[str, tuple[str, ...]]], width: int, height: int
+) -> None:
+    queries = tuple(
+        QuerySample(title.lower()[:20], path, 0.5 + i / 20, i % 4, i % 2 == 0)
+        for i, (title, path) in enumerate(real_rows[:4])
+    )
+    lines = render_screen(_state(_samples(real_rows), queries=queries), width, height)
+    plain = [ANSI.sub("", line) for line in lines]
+    at = next(i for i, line in enumerate(plain) if line.startswith("search query"))
+    assert at < next(i for i, line in enumerate(plain) if " product (" in line)
+    shown = plain[at + 1 : at + 5]
+    for line, q in zip(shown, queries, strict=True):
+        assert line.startswith(q.query[:8]), (line, q.query)
+    assert [line.rstrip().endswith("✓") for line in shown] == [True, False, True, False]
+    assert len(lines) <= height
+    for line in plain:
+        assert cell_width(line) <= width, line
+    assert not any(
+        line.startswith("search query") for line in render_screen(_state(()), width, height)
+    )

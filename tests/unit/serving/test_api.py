@@ -149,3 +149,14 @@ def test_guard_answers_json_500_without_traceback() -> None:
     body = msgspec.json.decode(sent[1]["body"])
     assert body["error"]["code"] == "internal_error"
     assert "secret internals" not in sent[1]["body"].decode()
+
+
+def test_a_stop_requested_during_start_ends_run_at_once() -> None:
+    """SIGTERM while ``start()`` loads the models: ``run()`` returns instead of serving."""
+    from workers.core.settings import Settings
+    from workers.serving.app import ServeApp
+
+    app = ServeApp(Settings())
+    app.request_stop()
+    app.run()  # returns: nothing was started, nothing to serve
+    app.stop()
