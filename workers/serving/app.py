@@ -27,8 +27,10 @@ first SIGTERM/SIGINT (uvicorn stops accepting, finishes in-flight requests withi
 from __future__ import annotations
 
 import contextlib
+import gc
 import logging
 import socket
+import sys
 from collections.abc import AsyncIterator, Callable, Iterator
 from importlib.metadata import PackageNotFoundError
 from importlib.metadata import version as package_version
@@ -210,6 +212,13 @@ class ServeApp:
             backlog=4096,
         )
         self._server = _Server(config)
+        # As in the classify worker: the loaded models and modules live as long as the
+        # process (keep them out of full GC passes), and the model thread gives the GIL up
+        # at every onnxruntime and numpy call, so the event loop should get it back within
+        # PRODCAT_CLASSIFY_SWITCH_INTERVAL_MS, not Python's default 5 ms.
+        gc.collect()
+        gc.freeze()
+        sys.setswitchinterval(s.classify.switch_interval_ms / 1000.0)
 
     def _swapper(
         self, kind: str, switcher: ModelSwitcher, engine: ProductEngine | QueryEngine
