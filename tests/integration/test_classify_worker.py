@@ -216,6 +216,7 @@ class _Flaky:
         self.inner = inner
         self.bad_title = bad_title
         self.version = inner.version
+        self.standard = inner.standard
         self.featurizer = inner.featurizer
         self.calls = 0
 

@@ -28,7 +28,8 @@ from workers.core.events import product_event
 from workers.core.product import ProductText
 from workers.inference.featurizer import Featurizer
 from workers.inference.predict import predict_file
-from workers.inference.taxonomy import Decision
+from workers.inference.standard import StandardTable
+from workers.inference.taxonomy import Decision, Taxonomy
 from workers.lifecycle.gate import read_holdout
 
 FACETS = ("gender", "baseColour", "usage", "season")
@@ -87,6 +88,7 @@ class _Capture:
 
     def __init__(self) -> None:
         self.items: list[ProductText] = []
+        self.standard = StandardTable(Taxonomy([("A",)]), None)
 
     def classify(self, items: Sequence[ProductText]) -> list[Decision]:
         self.items += items

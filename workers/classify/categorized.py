@@ -7,9 +7,12 @@ assembled from parts instead:
 
 - :class:`DecisionJSON` is a model answer reduced to what an event and the cache need:
   its category id, confidence, depth and review flags, and ``fields``, the JSON of the
-  event's six decision fields (``"category_id":…,"needs_review":false``), encoded once
-  per distinct answer (:meth:`DecisionEncoder.encode`). The same object, as MessagePack,
-  is the cached value in Redis, so a cache hit is spliced into the event undecoded.
+  event's eight decision fields (``"category_id":…,"needs_review":false,
+  "standard_category":…,"google_product_category":…``), encoded once per distinct answer
+  (:meth:`DecisionEncoder.encode`); the last two come pre-encoded per category from the
+  model's :class:`~workers.inference.standard.StandardTable`. The same object, as
+  MessagePack, is the cached value in Redis, so a cache hit is spliced into the event
+  undecoded.
 - :class:`EventWriter` fills a per-version, per-batch byte template with the event's
   ids, times and the answer's ``fields``.
 
@@ -28,6 +31,7 @@ from typing import Final
 import msgspec
 import numpy as np
 
+from workers.inference.standard import NULL_FIELDS, StandardTable
 from workers.inference.taxonomy import Decided, Decision
 
 __all__ = [
@@ -46,7 +50,7 @@ _HEADS_MAX: Final = 1 << 16
 # A decision's JSON fields, from per-category parts encoded once (DecisionEncoder).
 _HEAD: Final = b'"category_id":%s,"category_path":%s,"confidence":'
 _ALT: Final = b'{"category_id":%s,"category_path":%s,"score":'
-_FIELDS: Final = b'%s%s,"alternatives":[%s],"abstained":%s,"needs_review":%s'
+_FIELDS: Final = b'%s%s,"alternatives":[%s],"abstained":%s,"needs_review":%s,%s'
 _FLAG: Final = (b"false", b"true")
 """Pre-encoded category heads kept (one per category seen; taxonomies are far smaller)."""
 
@@ -55,8 +59,9 @@ class DecisionJSON(msgspec.Struct, array_like=True, frozen=True, gc=False):
     """A model answer, ready to splice into an event; MessagePack of it is the cached value.
 
     ``fields`` is the JSON of the event fields ``category_id``, ``category_path``,
-    ``confidence``, ``alternatives``, ``abstained`` and ``needs_review``, in that order,
-    without braces. ``depth`` is the length of the answer's category path.
+    ``confidence``, ``alternatives``, ``abstained``, ``needs_review``,
+    ``standard_category`` and ``google_product_category``, in that order, without braces.
+    ``depth`` is the length of the answer's category path.
     """
 
     category_id: str
@@ -120,12 +125,16 @@ class DecisionEncoder:
             alts.clear()
         return heads, alts
 
-    def encode_decided(self, decided: Decided) -> list[DecisionJSON]:
-        """``[self.encode(d) for d in decided.decisions()]``, byte for byte, from the arrays
-        (no :class:`Decision` tuples, and every float of the batch encoded in one call)."""
+    def encode_decided(
+        self, decided: Decided, standard: StandardTable | None = None
+    ) -> list[DecisionJSON]:
+        """``[self.encode(d, standard) for d in decided.decisions()]``, byte for byte, from
+        the arrays (no :class:`Decision` tuples, every float of the batch encoded in one
+        call, and the standard fields gathered from the table's per-category arrays)."""
         n = len(decided)
         if not n:
             return []
+        tails = standard.fields_of(decided) if standard is not None else [NULL_FIELDS] * n
         heads, alts = self._tables()
         leaves, leaf_ids = decided.taxonomy.leaves, decided.taxonomy.leaf_ids
         ids: list[str] = decided.answer_id.tolist()
@@ -161,11 +170,12 @@ class DecisionEncoder:
                 b",".join(parts[i * k : i * k + k]),
                 flag[abstained],
                 flag[review],
+                tails[i],
             )
             out.append(DecisionJSON(cid, confidence[i], depth, abstained, review, fields))
         return out
 
-    def encode(self, d: Decision) -> DecisionJSON:
+    def encode(self, d: Decision, standard: StandardTable | None = None) -> DecisionJSON:
         heads, alts = self._tables()
         head = heads.get(d.category_id)
         if head is None:
@@ -183,6 +193,7 @@ class DecisionEncoder:
             b",".join(parts),
             _FLAG[d.abstained],
             _FLAG[d.needs_review],
+            NULL_FIELDS if standard is None else standard.fields_for(d.path),
         )
         return DecisionJSON(
             d.category_id, confidence, len(d.path), d.abstained, d.needs_review, fields

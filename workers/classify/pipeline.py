@@ -57,6 +57,7 @@ from workers.core.overrides import Override
 from workers.core.product import ProductText
 from workers.inference.featurizer import PreparedText
 from workers.inference.model import Classifier
+from workers.inference.standard import StandardTable
 from workers.lifecycle.modelset import ModelSet, canary_routes
 
 __all__ = ["BatchPipeline", "review_reason"]
@@ -241,6 +242,7 @@ class BatchPipeline:
         sources = batch.sources
         group_of = batch.group_of
         writers = [EventWriter(g.classifier.version, now) for g in groups]
+        tables = [g.classifier.standard for g in groups]
         served = [0] * len(groups)
         encode = self._encode
         for j, event in enumerate(events):
@@ -250,7 +252,7 @@ class BatchPipeline:
                 continue
             g = 0 if group_of is None else group_of[j]
             served[g] += 1
-            encode(out, event, hashes[j], answer, sources[j], writers[g])
+            encode(out, event, hashes[j], answer, sources[j], writers[g], tables[g])
         lifecycle = self.metrics.lifecycle
         for group, count in zip(groups, served, strict=True):
             if count:
@@ -300,7 +302,7 @@ class BatchPipeline:
         while stack:
             lo, hi = stack.pop()
             try:
-                result = encode(classifier.decide_prepared(items[lo:hi]))
+                result = encode(classifier.decide_prepared(items[lo:hi]), classifier.standard)
             except Exception as exc:
                 if hi - lo == 1:
                     failed[lo] = exc
@@ -330,11 +332,13 @@ class BatchPipeline:
         answer: Answer,
         source: str,
         writer: EventWriter,
+        standard: StandardTable | None = None,
     ) -> None:
         out.key = event.product_id.encode()
         out.source = source
         out.occurred_ms = int(event.occurred_at.timestamp() * 1000)
         if isinstance(answer, Override):
+            values = (None, None) if standard is None else standard.values(answer.path)
             out.value = self.codec.encode(
                 override_categorized(
                     causation_id=event.event_id,
@@ -345,6 +349,8 @@ class BatchPipeline:
                     input_hash=input_hash,
                     event_time=event.occurred_at,
                     classified_at=writer.classified_at,
+                    standard_category=values[0],
+                    google_product_category=values[1],
                 )
             )
             return

@@ -6,6 +6,7 @@ import argparse
 import logging
 import sys
 import time
+from contextlib import ExitStack
 from pathlib import Path
 from typing import IO, Final, TextIO
 
@@ -55,6 +56,7 @@ class Progress:
 def _predict(args: argparse.Namespace, settings: Settings) -> int:
     from workers.inference.model import Classifier
     from workers.inference.predict import (
+        MerchantFeed,
         SkippedRows,
         open_atomic,
         predict_file,
@@ -70,10 +72,17 @@ def _predict(args: argparse.Namespace, settings: Settings) -> int:
     src = Path(args.file)
     out_path = None if args.out in (None, "-") else Path(args.out)
     classifier = Classifier.from_path(Path(bundle), top_k=args.top_k or settings.model.top_k)
+    feed_path: Path | None = args.google_feed
+    if feed_path is not None and not classifier.standard.active:
+        raise ProdcatError(
+            f"--google-feed: bundle {classifier.version} has no standard taxonomy mapping; "
+            "attach one with prodcat taxonomy align --apply (or align, review, apply) first"
+        )
     skipped = SkippedRows(src) if args.skip_invalid else None
     progress = Progress(src)
+    feed: MerchantFeed | None = None
 
-    def run(out: IO[str]) -> int:
+    def run(out: IO[str] | None) -> int:
         try:
             return predict_file(
                 classifier,
@@ -82,16 +91,19 @@ def _predict(args: argparse.Namespace, settings: Settings) -> int:
                 batch_size=args.batch_size,
                 skipped=skipped,
                 progress=progress,
+                feed=feed,
             )
         finally:
             progress.done()
 
     try:
-        if out_path is None:
-            count = run(sys.stdout)
-        else:
-            with open_atomic(out_path) as out:
-                count = run(out)
+        with ExitStack() as files:
+            if feed_path is not None:
+                feed = MerchantFeed(files.enter_context(open_atomic(feed_path)))
+            if out_path is not None:
+                count = run(files.enter_context(open_atomic(out_path)))
+            else:  # stdout, unless only the feed is asked for
+                count = run(sys.stdout if args.out == "-" or feed is None else None)
     except RecordError as exc:
         if exc.line is None:
             raise
@@ -101,6 +113,14 @@ def _predict(args: argparse.Namespace, settings: Settings) -> int:
             "and list them in a file"
         ) from None
     log.info("classified %d products with model %s", count, classifier.version)
+    if feed is not None:
+        log.info(
+            "wrote %d feed rows to %s; %d without a Google product category (categories the "
+            "mapping leaves unmatched: see its status column)",
+            feed.rows,
+            feed_path,
+            feed.without_category,
+        )
     if skipped is not None and len(skipped):
         where = Path(args.skipped) if args.skipped else skipped_path(src, out_path)
         with open_atomic(where) as handle:
@@ -130,7 +150,10 @@ def _labels(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def register(sub: Subparsers, common: ConnectionFlags) -> None:
-    p = sub.add_parser("predict", help="classify a CSV/JSONL file of products into JSONL")
+    p = sub.add_parser(
+        "predict",
+        help="classify a CSV/JSONL file of products into JSONL (and a Merchant Center feed)",
+    )
     common(p)
     p.add_argument("file", help="products file (CSV with header, or JSONL)")
     p.add_argument(
@@ -140,7 +163,14 @@ def register(sub: Subparsers, common: ConnectionFlags) -> None:
     )
     p.add_argument(
         "--out",
-        help="output JSONL, written whole or not at all (default: stdout)",
+        help="output JSONL, written whole or not at all (default: stdout, unless only "
+        "--google-feed is asked for)",
+    )
+    p.add_argument(
+        "--google-feed",
+        type=Path,
+        help="also write a Google Merchant Center supplemental feed (CSV: id, "
+        "google_product_category, product_type); needs a bundle with a standard mapping",
     )
     p.add_argument("--batch-size", type=int, default=1024, help="products per model batch")
     p.add_argument(

@@ -64,6 +64,18 @@ ModelVersion = Annotated[
 Sha256Hex = Annotated[str, msgspec.Meta(min_length=64, max_length=64, pattern=r"^[0-9a-f]{64}$")]
 HexDigest = Annotated[str, msgspec.Meta(min_length=16, max_length=128, pattern=r"^[0-9a-f]+$")]
 
+TaxonomyName = Annotated[
+    str, msgspec.Meta(min_length=1, max_length=64, pattern=r"^[a-z0-9][a-z0-9._-]*$")
+]
+"""A standard taxonomy's name, e.g. ``shopify``."""
+
+TaxonomyVersion = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
+StandardId = Annotated[str, msgspec.Meta(min_length=1, max_length=256)]
+"""A standard category's id, e.g. ``gid://shopify/TaxonomyCategory/aa-1-13-8``."""
+
+GoogleId = Annotated[str, msgspec.Meta(min_length=1, max_length=16, pattern=r"^[0-9]+$")]
+"""A Google product category id (decimal digits), e.g. ``212``."""
+
 Reason = Annotated[str, msgspec.Meta(min_length=1, max_length=500)]
 Signal = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
 Weight = Annotated[float, msgspec.Meta(gt=0)]
@@ -107,11 +119,35 @@ class Alternative(msgspec.Struct, kw_only=True, frozen=True, gc=False):
     score: Probability
 
 
+class StandardCategory(msgspec.Struct, kw_only=True, frozen=True, gc=False):
+    """Where a :class:`CategorizedEvent`'s category sits in a standard taxonomy (the mapping
+    attached to the model bundle by ``prodcat taxonomy apply``). ``match`` says how sure
+    it is: ``reviewed`` (a person checked it), ``auto`` (the aligner's confident answer)
+    or ``low`` (the aligner's answer, scored low: treat with care)."""
+
+    taxonomy: TaxonomyName
+    version: TaxonomyVersion
+    id: StandardId
+    path: CategoryPath
+    match: Literal["reviewed", "auto", "low"]
+
+
+class GoogleCategory(msgspec.Struct, kw_only=True, frozen=True, gc=False):
+    """The Google product category of a :class:`CategorizedEvent` (via Shopify's published
+    Shopify-to-Google mapping): what a Merchant Center feed's ``google_product_category``
+    takes."""
+
+    id: GoogleId
+    path: CategoryPath
+
+
 class CategorizedEvent(msgspec.Struct, kw_only=True, frozen=True, gc=False):
     """``product.categorized`` (schema ``product.categorized.v1``).
 
     Every input event yields exactly one of these on ``product.categorized``; those with
     ``needs_review`` are also copied, with ``review_reason`` set, to ``product.review``.
+    ``standard_category`` and ``google_product_category`` are null unless the model's
+    bundle carries a mapping to a standard taxonomy that matches the category.
     """
 
     event_type: Literal["product.categorized"]
@@ -123,6 +159,8 @@ class CategorizedEvent(msgspec.Struct, kw_only=True, frozen=True, gc=False):
     alternatives: Annotated[list[Alternative], msgspec.Meta(max_length=20)]
     abstained: bool
     needs_review: bool
+    standard_category: StandardCategory | None = None
+    google_product_category: GoogleCategory | None = None
     model_version: ModelVersion
     source: Literal["model", "cache", "override"]
     causation_id: Id
@@ -340,10 +378,13 @@ def override_categorized(
     input_hash: str,
     event_time: datetime,
     classified_at: datetime,
+    standard_category: StandardCategory | None = None,
+    google_product_category: GoogleCategory | None = None,
 ) -> CategorizedEvent:
     """The ``product.categorized`` event that answers a product with a person's override
     (``source: override``, confidence 1). Its id adds ``override:<category_id>`` to the
-    usual rule, so the classify worker and the feedback app derive the same id."""
+    usual rule, so the classify worker and the feedback app derive the same id. The
+    standard fields are the serving model's mapping of the override's category, if any."""
     return CategorizedEvent(
         event_type="product.categorized",
         event_id=derive_event_id(
@@ -356,6 +397,8 @@ def override_categorized(
         alternatives=[],
         abstained=False,
         needs_review=False,
+        standard_category=standard_category,
+        google_product_category=google_product_category,
         model_version=model_version,
         source="override",
         causation_id=causation_id,

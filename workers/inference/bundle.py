@@ -11,6 +11,8 @@ never pickles::
                      :class:`workers.inference.metadata.BundleMetadata`
     manifest.json    sha256 of every other file, and of the manifest body
     report/          optional evaluation report (Markdown, JSON, PNG)
+    standard.json    optional mapping of the categories to a standard taxonomy
+                     (``prodcat taxonomy apply``; :mod:`workers.inference.standard`)
 
 Loading verifies the manifest before anything is parsed by onnxruntime, and
 refuses a featurizer spec this version of prodcat does not support.
@@ -36,6 +38,7 @@ from workers.inference.metadata import (
     decode_metadata,
 )
 from workers.inference.spec import FeaturizerSpec
+from workers.inference.standard import StandardMapping, read_standard, require_consistent
 from workers.inference.taxonomy import Taxonomy, Thresholds
 
 MODEL_FILE = "model.onnx"
@@ -118,6 +121,7 @@ class Bundle:
     featurizer: FeaturizerSpec
     taxonomy: Taxonomy
     thresholds: Thresholds
+    standard: StandardMapping | None = None
 
     @property
     def version(self) -> str:
@@ -192,6 +196,9 @@ def load_bundle(path: Path, *, expected_sha256: str | None = None) -> Bundle:
         taxonomy = Taxonomy([tuple(p) for p in meta.labels])
     except (TypeError, ValueError) as exc:
         raise BundleError(f"{root / METADATA_FILE}: bad 'labels': {exc}") from exc
+    standard = read_standard(root)
+    if standard is not None:
+        require_consistent(standard, taxonomy, root / "standard.json")
     return Bundle(
         root=root,
         sha256=bundle_sha,
@@ -199,6 +206,7 @@ def load_bundle(path: Path, *, expected_sha256: str | None = None) -> Bundle:
         featurizer=spec,
         taxonomy=taxonomy,
         thresholds=Thresholds.from_dict(meta.thresholds),
+        standard=standard,
     )
 
 

@@ -24,6 +24,7 @@ __all__ = [
     "Evaluation",
     "OnnxInfo",
     "SplitInfo",
+    "StandardInfo",
     "decode_metadata",
     "encode_metadata",
 ]
@@ -88,6 +89,23 @@ class Evaluation(msgspec.Struct, kw_only=True, frozen=True):
     baseline: Figures | None = None
 
 
+class StandardInfo(msgspec.Struct, kw_only=True, frozen=True):
+    """The bundle's mapping to a standard taxonomy (``standard.json``, written by
+    ``prodcat taxonomy apply``): which taxonomy, its file's sha256, the version the bundle
+    had before the mapping was attached, and how many categories are matched."""
+
+    taxonomy: str
+    version: str
+    google_version: str | None = None
+    sha256: str
+    base_version: str
+    categories: int
+    matched: int
+    reviewed: int = 0
+    low: int = 0
+    applied_at: datetime | None = None
+
+
 class BundleMetadata(msgspec.Struct, kw_only=True, frozen=True):
     """``metadata.json``. ``featurizer`` and ``thresholds`` are the JSON forms of
     :class:`~workers.inference.spec.FeaturizerSpec` and
@@ -107,6 +125,7 @@ class BundleMetadata(msgspec.Struct, kw_only=True, frozen=True):
     packages: dict[str, str] = {}
     train_seconds: float | None = None
     evaluation: Evaluation | None = None
+    standard: StandardInfo | None = None
 
 
 _DECODER: Final = msgspec.json.Decoder(BundleMetadata)

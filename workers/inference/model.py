@@ -21,6 +21,7 @@ from workers.core.errors import BundleError
 from workers.core.product import ProductText
 from workers.inference.bundle import Bundle, load_bundle
 from workers.inference.featurizer import Featurizer, PreparedText
+from workers.inference.standard import StandardTable
 from workers.inference.taxonomy import Decided, Decision
 
 FloatArray = npt.NDArray[np.float32]
@@ -55,6 +56,8 @@ class Classifier:
         self.version = bundle.version
         self.top_k = top_k
         self.featurizer = Featurizer(bundle.featurizer)
+        self.standard = StandardTable(bundle.taxonomy, bundle.standard)
+        """The bundle's standard taxonomy fields per category (null fields without one)."""
         options = ort.SessionOptions()
         options.intra_op_num_threads = intra_op_threads
         options.inter_op_num_threads = 1

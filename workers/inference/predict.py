@@ -10,6 +10,12 @@ Files are written whole or not at all (:func:`open_atomic`: a temporary name bes
 target, renamed on success), so a run that stops at a bad line leaves no partial output.
 With ``skip_invalid`` a bad row is counted, kept for a file of skipped rows
 (:class:`SkippedRows`, in the input's own format) and reading carries on.
+
+When the bundle carries a standard taxonomy mapping (``prodcat taxonomy apply``), each
+record also holds ``standard_category`` and ``google_product_category`` (null where the
+category has none), and :class:`MerchantFeed` can write a Google Merchant Center
+supplemental feed: ``id``, ``google_product_category`` (the Google category id) and
+``product_type`` (the catalog's own category path) for every product.
 """
 
 from __future__ import annotations
@@ -23,12 +29,16 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
+import msgspec
+
 from workers.core.product import ProductText
 from workers.core.records import JSON_LINES_SUFFIXES, RecordError, csv_line, read_products
 from workers.inference.model import Classifier
 from workers.inference.taxonomy import Decision
 
 __all__ = [
+    "FEED_COLUMNS",
+    "MerchantFeed",
     "SkippedRows",
     "count_lines",
     "decision_record",
@@ -38,7 +48,16 @@ __all__ = [
 ]
 
 
-def decision_record(product_id: str, decision: Decision, version: str) -> dict[str, Any]:
+FEED_COLUMNS = ("id", "google_product_category", "product_type")
+"""A Merchant Center supplemental feed's columns (attribute names of the product data spec)."""
+
+
+def decision_record(
+    product_id: str, decision: Decision, version: str, classifier: Classifier | None = None
+) -> dict[str, Any]:
+    standard, google = (
+        classifier.standard.values(decision.path) if classifier is not None else (None, None)
+    )
     return {
         "product_id": product_id,
         "category_id": decision.category_id,
@@ -54,8 +73,30 @@ def decision_record(product_id: str, decision: Decision, version: str) -> dict[s
         ],
         "abstained": decision.abstained,
         "needs_review": decision.needs_review,
+        "standard_category": msgspec.to_builtins(standard),
+        "google_product_category": msgspec.to_builtins(google),
         "model_version": version,
     }
+
+
+class MerchantFeed:
+    """A Google Merchant Center supplemental feed (CSV): one row per product, with the
+    Google product category of its predicted category (empty when the mapping has none:
+    Merchant Center then categorizes the product itself) and the path as ``product_type``.
+    Counts what it wrote, so the caller can say how many products lack a category."""
+
+    def __init__(self, out: IO[str]) -> None:
+        self._writer = csv.writer(out, lineterminator="\n")
+        self._writer.writerow(FEED_COLUMNS)
+        self.rows = 0
+        self.without_category = 0
+
+    def write(self, product_id: str, decision: Decision, classifier: Classifier) -> None:
+        _, google = classifier.standard.values(decision.path)
+        if google is None:
+            self.without_category += 1
+        self._writer.writerow([product_id, google.id if google else "", " > ".join(decision.path)])
+        self.rows += 1
 
 
 class SkippedRows:
@@ -125,13 +166,15 @@ def count_lines(path: Path) -> int:
 def predict_file(
     classifier: Classifier,
     src: Path,
-    out: IO[str],
+    out: IO[str] | None,
     *,
     batch_size: int = 1024,
     skipped: SkippedRows | None = None,
     progress: Callable[[int, int], None] | None = None,
+    feed: MerchantFeed | None = None,
 ) -> int:
-    """Classify every product of ``src`` into JSONL lines on ``out``; returns the count.
+    """Classify every product of ``src`` into JSONL lines on ``out`` (None: no JSONL) and
+    rows of ``feed``; returns the count.
 
     A bad row raises :class:`~workers.core.records.RecordError`, unless ``skipped`` is
     given: then it is recorded there and skipped. ``progress(line, products)`` is called
@@ -144,10 +187,12 @@ def predict_file(
     def flush(line: int) -> None:
         nonlocal count
         for pid, decision in zip(ids, classifier.classify(items), strict=True):
-            out.write(
-                json.dumps(decision_record(pid, decision, classifier.version), ensure_ascii=False)
-            )
-            out.write("\n")
+            if out is not None:
+                record = decision_record(pid, decision, classifier.version, classifier)
+                out.write(json.dumps(record, ensure_ascii=False))
+                out.write("\n")
+            if feed is not None:
+                feed.write(pid, decision, classifier)
         count += len(items)
         ids.clear()
         items.clear()

@@ -129,6 +129,9 @@ class Taxonomy:
         self._leaf_id_arr = _objects(self.leaf_ids)
         self._leaf_path_arr = _objects(self.leaves)
         self._leaf_len_arr = np.array([len(p) for p in paths], dtype=np.intp)
+        self.node_paths: tuple[tuple[str, ...], ...] = tuple(node_paths)
+        """Every inner node (each level's prefixes of the leaves, shallowest level first): the
+        order of :attr:`Decided.node`."""
         self._node_id_arr = _objects([category_id(p) for p in node_paths])
         self._node_path_arr = _objects(node_paths)
         self._node_len_arr = np.array([len(p) for p in node_paths], dtype=np.intp)
@@ -214,6 +217,7 @@ class Taxonomy:
         answer_path = self._leaf_path_arr[best]
         depth = self._leaf_len_arr[best]
         review = abstained.copy()
+        answer_node = np.where(backed, node, -1)
         if backed.any():
             nodes = node[backed]
             answer_id[backed] = self._node_id_arr[nodes]
@@ -222,16 +226,17 @@ class Taxonomy:
             review[backed] |= self._node_len_arr[nodes] < self._leaf_len_arr[best[backed]]
         return Decided(
             self, answer_id, answer_path, depth, chosen_score, abstained, review, best, top,
-            top_scores,
+            top_scores, answer_node,
         )  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
 class Decided:
     """A batch's decisions as arrays (:meth:`Taxonomy.decide`), item ``i`` at index ``i``:
-    its answer's id, path and depth, confidence, flags, best leaf, and the top-k leaves
-    with their scores. :meth:`decisions` turns them into :class:`Decision` tuples; the
-    classify worker encodes its events from the arrays directly
+    its answer's id, path and depth, confidence, flags, best leaf, the top-k leaves with
+    their scores, and which inner node it backed off to (-1 when the answer is the leaf).
+    :meth:`decisions` turns them into :class:`Decision` tuples; the classify worker encodes
+    its events from the arrays directly
     (:meth:`workers.classify.categorized.DecisionEncoder.encode_decided`)."""
 
     taxonomy: Taxonomy
@@ -244,6 +249,7 @@ class Decided:
     best: npt.NDArray[np.intp]  # leaf index
     top: npt.NDArray[np.intp]  # [B, k] leaf indexes, best first
     top_scores: FloatArray  # [B, k]
+    node: npt.NDArray[np.intp]  # the backed-off answer's index in node_paths, -1: the leaf
 
     def __len__(self) -> int:
         return len(self.best)

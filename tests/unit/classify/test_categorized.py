@@ -19,8 +19,14 @@ from workers.classify.pipeline import BatchPipeline, review_reason
 from workers.core.codec import Codec
 from workers.core.events import Alternative, CategorizedEvent, ProductEvent, derive_event_id
 from workers.core.overrides import Override
+from workers.inference.standard import (
+    STANDARD_FORMAT,
+    MappedCategory,
+    StandardMapping,
+    StandardTable,
+)
 from workers.inference.taxonomy import Alternative as Scored
-from workers.inference.taxonomy import Decision
+from workers.inference.taxonomy import Decision, Taxonomy
 from workers.lifecycle.modelset import ModelSet
 
 NOW = datetime(2026, 11, 29, 3, 4, 5, 678901, tzinfo=UTC)
@@ -54,10 +60,15 @@ def clamp(x: float) -> float:
 
 
 def _reference(
-    event: ProductEvent, answer: Decision, source: str, version: str
+    event: ProductEvent,
+    answer: Decision,
+    source: str,
+    version: str,
+    standard: StandardTable | None = None,
 ) -> tuple[bytes, bytes | None]:
     """The output as the struct, encoded by msgspec (the pre-shortcut code)."""
     codec = Codec(1 << 20)
+    values = (None, None) if standard is None else standard.values(answer.path)
     value = codec.encode(
         CategorizedEvent(
             event_type="product.categorized",
@@ -74,6 +85,8 @@ def _reference(
             ],
             abstained=answer.abstained,
             needs_review=answer.needs_review,
+            standard_category=values[0],
+            google_product_category=values[1],
             model_version=version,
             source=source,  # type: ignore[arg-type]
             causation_id=event.event_id,
@@ -126,3 +139,87 @@ def test_override_is_not_reviewed_and_names_the_category_in_its_id() -> None:
     assert decoded.event_id == derive_event_id(
         "product.categorized", "evt-9", VERSION, "override:c-salt"
     )
+
+
+TAXONOMY = Taxonomy.from_unsorted([SHAMPOO, OIL, SALT])
+MAPPING = StandardMapping(
+    format=STANDARD_FORMAT,
+    taxonomy="shopify",
+    version="2025-01-unstable",
+    google_version="2021-09-21",
+    categories=[
+        MappedCategory(
+            category_path=list(SHAMPOO),
+            id="gid://shopify/TaxonomyCategory/hb-3-10-13",
+            path=["Health & Beauty", "Personal Care", "Hair Care", "Shampoo & Conditioner"],
+            google_id="2441",
+            google_path=["Health & Beauty", "Personal Care", "Hair Care", "Shampoo & Conditioner"],
+            score=0.41,
+            status="ok",
+            reviewed=True,
+        ),
+        MappedCategory(
+            category_path=list(SHAMPOO[:2]),
+            id="gid://shopify/TaxonomyCategory/hb-3-10",
+            path=["Health & Beauty", "Personal Care", "Hair Care"],
+            google_id="486",
+            google_path=["Health & Beauty", "Personal Care", "Hair Care"],
+            score=0.3,
+            status="ok",
+        ),
+        MappedCategory(
+            category_path=list(SHAMPOO[:1]),
+            id="gid://shopify/TaxonomyCategory/hb",
+            path=["Health & Beauty"],
+            score=0.1,
+            status="low",
+        ),
+        MappedCategory(category_path=list(SALT), score=0.01, status="none"),
+    ],
+)
+
+
+@pytest.mark.parametrize("decision", DECISIONS)
+def test_mapped_answers_carry_their_standard_fields_as_the_struct(decision: Decision) -> None:
+    """With a mapping, model and cached answers carry ``standard_category`` and
+    ``google_product_category`` of their own category (leaf, backed-off node or abstained
+    root), encoded as msgspec encodes the struct."""
+    table = StandardTable(TAXONOMY, MAPPING)
+    pipe = _pipeline()
+    event = _event("evt-1", "sku-1")
+    encoded = DecisionEncoder().encode(decision, table)
+    cached = decode_cached(encode_cached(encoded))
+    assert cached is not None
+    for answer, source in ((encoded, "model"), (cached, "cache")):
+        out = Outcome()
+        pipe._encode(out, event, "0f" * 16, answer, source, EventWriter(VERSION, NOW), table)
+        assert (out.value, out.review) == _reference(event, decision, source, VERSION, table)
+    decoded = msgspec.json.decode(out.value or b"", type=CategorizedEvent)
+    expected_match = {3: "reviewed", 2: "auto", 1: "low"}[len(decision.path)]
+    assert decoded.standard_category is not None
+    assert decoded.standard_category.match == expected_match
+    assert (decoded.google_product_category is None) == (len(decision.path) == 1)
+
+
+def test_an_unmatched_category_gets_null_fields_and_overrides_follow_the_mapping() -> None:
+    table = StandardTable(TAXONOMY, MAPPING)
+    pipe = _pipeline()
+    out = Outcome()
+    salt = Decision("c-salt", SALT, 0.9, ALTS, False, False, 2)
+    pipe._encode(
+        out, _event("e", "p"), "0f" * 16, DecisionEncoder().encode(salt, table), "model",
+        EventWriter(VERSION, NOW), table,
+    )  # fmt: skip
+    decoded = msgspec.json.decode(out.value or b"", type=CategorizedEvent)
+    assert decoded.standard_category is None and decoded.google_product_category is None
+    assert b'"standard_category":null,"google_product_category":null' in (out.value or b"")
+    pipe._encode(
+        out, _event("e", "p"), "0f" * 16, Override("c-sh", SHAMPOO, "moderator"), "override",
+        EventWriter(VERSION, NOW), table,
+    )  # fmt: skip
+    decoded = msgspec.json.decode(out.value or b"", type=CategorizedEvent)
+    assert decoded.source == "override"
+    assert decoded.standard_category is not None
+    assert decoded.standard_category.id == "gid://shopify/TaxonomyCategory/hb-3-10-13"
+    assert decoded.google_product_category is not None
+    assert decoded.google_product_category.id == "2441"

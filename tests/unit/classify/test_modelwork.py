@@ -48,6 +48,7 @@ class _Echo:
         self.version = "echo-1"
         self.featurizer = Featurizer(FeaturizerSpec())
         self.last_timings = BatchTimings(0.0, 0.0, 0.0)
+        self.standard = None  # no standard taxonomy mapping
         self.poison = poison
         self.threads: list[str] = []
 

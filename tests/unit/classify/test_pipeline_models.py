@@ -32,6 +32,7 @@ class _Fixed:
         self.confidence = confidence
         self.seen: list[str] = []
         self.last_timings = BatchTimings(0.0, 0.0, 0.0)
+        self.standard = None  # no standard taxonomy mapping
 
     def decide_prepared(self, items: Sequence[PreparedText]) -> Decided:
         self.seen.extend(i.title for i in items)

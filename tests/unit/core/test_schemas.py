@@ -396,6 +396,8 @@ def _json_types(value: Any) -> set[str]:
 
 
 def _allowed_types(sub: dict[str, Any]) -> set[str]:
+    if "anyOf" in sub:
+        return set().union(*(_allowed_types(alternative) for alternative in sub["anyOf"]))
     if "$ref" in sub:
         return {"object"}
     if "const" in sub or "enum" in sub:

@@ -12,8 +12,10 @@ import numpy.typing as npt
 import pytest
 
 from export.data.datasets import load_dataset
+from tests.unit.payloads import mapping_for
 from workers.classify.categorized import DecisionEncoder
 from workers.core.categories import category_id
+from workers.inference.standard import StandardTable
 from workers.inference.taxonomy import Alternative, Decision, Taxonomy, Thresholds
 
 FloatArray = npt.NDArray[np.float32]
@@ -155,3 +157,11 @@ def test_encoding_from_the_arrays_is_byte_identical_to_encoding_each_decision(
         encoder, reference = DecisionEncoder(), DecisionEncoder()
         assert encoder.encode_decided(decided) == [reference.encode(d) for d in decided.decisions()]
         assert encoder.encode_decided(tax.decide(scores[:0], thresholds, top_k)) == []
+        # with a standard mapping: each answer's fields come from the per-leaf and per-node
+        # arrays, and must be those of its own path (leaf answers, back-offs, abstentions)
+        table = StandardTable(tax, mapping_for(tax))
+        assert encoder.encode_decided(decided, table) == [
+            reference.encode(d, table) for d in decided.decisions()
+        ]
+        backed = decided.node >= 0
+        assert backed.any() or thresholds.leaf == 0.0
