@@ -11,7 +11,8 @@ status and runner-up nodes. Categories are decided parents first:
    prior. Chinese catalogs (names mostly Han characters) are matched against the
    tree's Chinese names, others against the English ones.
 2. **The tree**: votes far from the parent's answer count less, by
-   ``((1 + shared levels) / (1 + parent answer depth)) ** affinity``.
+   ``((1 + shared levels) / (1 + parent answer depth)) ** affinity`` (an unmatched
+   parent constrains nothing: the nearest ancestor with an answer does).
 3. **Decision**: a category with categories under it takes the deepest node that
    holds at least ``majority`` of its votes (walking down from the best root): the
    node that covers most of its products. A leaf takes the node with the highest
@@ -165,17 +166,18 @@ class Aligner:
         for path in sorted(sources, key=lambda p: (len(p), p)):
             titles, title_score, n_titles = _subtree_votes(path, sources, leaf_votes)
             names, name_score = name_votes(index, path)
-            parent = answers.get(path[:-1]) if len(path) > 1 else None
+            parent = _context(path, answers)
             alignment = self._decide(
                 path,
                 self._combine(titles, names, prior),
                 parent,
-                inner=bool(sources[path].children) and n_titles > 0,
+                inner=bool(sources[path].children),
                 name_score=name_score,
                 title_score=title_score,
                 n_titles=n_titles,
             )
-            answers[path] = alignment.node
+            if alignment.matched:
+                answers[path] = alignment.node
             out.append(alignment)
         return out
 
@@ -300,6 +302,16 @@ class Aligner:
             objective = objective + config.consistency * inside / tree.depth[parent]
         order = np.argsort(-objective, kind="stable")
         return int(candidates[order[0]]), [int(candidates[i]) for i in order[1:9]]
+
+
+def _context(path: Path, answers: Mapping[Path, int]) -> int | None:
+    """The answer of the nearest ancestor that has one (an unmatched parent constrains
+    nothing)."""
+    for depth in range(len(path) - 1, 0, -1):
+        answer = answers.get(path[:depth])
+        if answer is not None:
+            return answer
+    return None
 
 
 def _subtree_votes(

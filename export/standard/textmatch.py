@@ -96,13 +96,8 @@ SPELLING = {
     "crisps": "chips",
     "nappy": "diaper",
     "nappies": "diapers",
-    "jumper": "sweater",
-    "jumpers": "sweaters",
-    "trainers": "sneakers",
     "aubergine": "eggplant",
     "courgette": "zucchini",
-    "torch": "flashlight",
-    "torches": "flashlights",
     "spectacles": "eyeglasses",
 }
 # Who a product is for, not what it is: in a title these only tilt a match.
@@ -114,13 +109,13 @@ AUDIENCE = frozenset(
         "woman",
         "women",
         "womens",
-        "lady",
+        "ladi",
         "girl",
         "boy",
         "kid",
         "child",
         "children",
-        "baby",
+        "babi",
         "infant",
         "toddler",
         "unisex",
@@ -158,18 +153,23 @@ def has_han(text: str, share: float = 0.2) -> bool:
 
 
 def stem(word: str) -> str:
-    """A light English plural stemmer (``accessories`` -> ``accessory``,
-    ``watches`` -> ``watch``, ``shoes`` -> ``shoe``, ``glass`` stays), after the
-    British -> American word list."""
+    """A light English plural stemmer, after the British -> American word list. Plural
+    ``s``/``es`` go (``watches`` -> ``watch``, ``shoes`` -> ``shoe``, ``glass`` stays) and
+    a final ``y``, ``ie`` or ``ies`` becomes ``i``, so the singular and the plural of
+    ``accessory``/``accessories`` and ``cookie``/``cookies`` meet."""
     word = SPELLING.get(word, word)
     if len(word) <= 3 or not word.isalpha():
         return word
     if word.endswith("ies") and len(word) > 4:
-        return word[:-3] + "y"
-    if word.endswith(("sses", "ches", "shes", "xes", "zzes")):
         return word[:-2]
-    if word.endswith("s") and not word.endswith(("ss", "us", "is")):
+    if word.endswith(("sses", "ches", "shes", "xes", "zzes")):
+        word = word[:-2]
+    elif word.endswith("s") and not word.endswith(("ss", "us", "is")):
+        word = word[:-1]
+    if word.endswith("ie") and len(word) > 3:
         return word[:-1]
+    if word.endswith("y") and len(word) > 3:
+        return word[:-1] + "i"
     return word
 
 

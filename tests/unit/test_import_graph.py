@@ -84,6 +84,13 @@ LAYERS: dict[str, set[str]] = {
         "workers.core",
         "workers.inference",
     },
+    "export.standard": {  # standard taxonomies: alignment, review sheet, bundle mapping
+        "export.errors",
+        "export.data",
+        "export.training",
+        "workers.core",
+        "workers.inference",
+    },
     "export": {  # export's top-level modules: the pipeline and the commands
         "export.errors",
         "export.data",
