@@ -38,7 +38,7 @@ def _taxonomies(p: argparse.ArgumentParser) -> None:
     )
 
 
-def register(sub: Any, common: Callable[[argparse.ArgumentParser], None]) -> None:
+def register(sub: Any, common: Callable[..., None]) -> None:
     """Add ``taxonomy align`` and ``taxonomy apply`` to the ``prodcat`` parser."""
     p = sub.add_parser(
         "taxonomy", help="map a bundle's categories to the Shopify and Google taxonomies"
@@ -49,7 +49,7 @@ def register(sub: Any, common: Callable[[argparse.ArgumentParser], None]) -> Non
         "align",
         help="write a reviewable CSV mapping every category of a bundle to Shopify",
     )
-    common(a)
+    common(a, data=True)
     a.add_argument("--bundle", type=Path, required=True, help="bundle directory")
     a.add_argument("--to", default="shopify", help="standard taxonomy (default: shopify)")
     a.add_argument(
@@ -75,7 +75,7 @@ def register(sub: Any, common: Callable[[argparse.ArgumentParser], None]) -> Non
     a = actions.add_parser(
         "apply", help="attach a (reviewed) mapping CSV to a bundle, as a new bundle version"
     )
-    common(a)
+    common(a, data=True)
     a.add_argument("mapping", type=Path, help="the CSV of prodcat taxonomy align, reviewed")
     a.add_argument("--bundle", type=Path, required=True, help="bundle directory")
     a.add_argument(

@@ -64,17 +64,13 @@ ModelVersion = Annotated[
 Sha256Hex = Annotated[str, msgspec.Meta(min_length=64, max_length=64, pattern=r"^[0-9a-f]{64}$")]
 HexDigest = Annotated[str, msgspec.Meta(min_length=16, max_length=128, pattern=r"^[0-9a-f]+$")]
 
+# A standard taxonomy (``shopify``), its version, a category id of it, a Google category id.
 TaxonomyName = Annotated[
     str, msgspec.Meta(min_length=1, max_length=64, pattern=r"^[a-z0-9][a-z0-9._-]*$")
 ]
-"""A standard taxonomy's name, e.g. ``shopify``."""
-
 TaxonomyVersion = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
 StandardId = Annotated[str, msgspec.Meta(min_length=1, max_length=256)]
-"""A standard category's id, e.g. ``gid://shopify/TaxonomyCategory/aa-1-13-8``."""
-
 GoogleId = Annotated[str, msgspec.Meta(min_length=1, max_length=16, pattern=r"^[0-9]+$")]
-"""A Google product category id (decimal digits), e.g. ``212``."""
 
 Reason = Annotated[str, msgspec.Meta(min_length=1, max_length=500)]
 Signal = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
@@ -120,10 +116,8 @@ class Alternative(msgspec.Struct, kw_only=True, frozen=True, gc=False):
 
 
 class StandardCategory(msgspec.Struct, kw_only=True, frozen=True, gc=False):
-    """Where a :class:`CategorizedEvent`'s category sits in a standard taxonomy (the mapping
-    attached to the model bundle by ``prodcat taxonomy apply``). ``match`` says how sure
-    it is: ``reviewed`` (a person checked it), ``auto`` (the aligner's confident answer)
-    or ``low`` (the aligner's answer, scored low: treat with care)."""
+    """A category's place in a standard taxonomy (the bundle's mapping). ``match``: ``reviewed``
+    (a person checked it), ``auto`` (confident) or ``low`` (scored low: treat with care)."""
 
     taxonomy: TaxonomyName
     version: TaxonomyVersion
@@ -133,9 +127,7 @@ class StandardCategory(msgspec.Struct, kw_only=True, frozen=True, gc=False):
 
 
 class GoogleCategory(msgspec.Struct, kw_only=True, frozen=True, gc=False):
-    """The Google product category of a :class:`CategorizedEvent` (via Shopify's published
-    Shopify-to-Google mapping): what a Merchant Center feed's ``google_product_category``
-    takes."""
+    """A Google product category (via Shopify's Shopify-to-Google mapping)."""
 
     id: GoogleId
     path: CategoryPath

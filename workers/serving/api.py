@@ -16,7 +16,15 @@ from typing import Annotated, Any, Final
 
 import msgspec
 
-from workers.core.events import Currency, Id, Locale, Price, Title
+from workers.core.events import (
+    Currency,
+    GoogleCategory,
+    Id,
+    Locale,
+    Price,
+    StandardCategory,
+    Title,
+)
 
 __all__ = [
     "ERROR_SCHEMA",
@@ -78,6 +86,8 @@ class ProductAnswer(msgspec.Struct, kw_only=True, frozen=True):
     alternatives: list[Category]
     abstained: bool
     needs_review: bool
+    standard_category: StandardCategory | None = None
+    google_product_category: GoogleCategory | None = None
     model_version: str
     source: str  # model, cache or override
     input_hash: str

@@ -33,6 +33,7 @@ from workers.core.overrides import Override
 from workers.core.product import ProductText
 from workers.inference.featurizer import PreparedText
 from workers.inference.model import Classifier
+from workers.inference.standard import NULL_FIELDS, StandardTable
 from workers.lifecycle.modelset import ModelSet, canary_routes
 from workers.serving.metrics import ServeMetrics
 
@@ -44,7 +45,7 @@ WARM_SAMPLE: Final = 64
 _NO_ID: Final = ""  # no override key is ever written for it (ids have at least one char)
 _OVERRIDE_FIELDS: Final = (
     b'"category_id":%s,"category_path":%s,"confidence":1.0,"alternatives":[],'
-    b'"abstained":false,"needs_review":false'
+    b'"abstained":false,"needs_review":false,%s'
 )
 
 
@@ -59,7 +60,9 @@ class ProductItem:
 def _classify(
     classifier: Classifier, encoder: DecisionEncoder, texts: Sequence[PreparedText]
 ) -> list[DecisionJSON]:
-    return encoder.encode_decided(classifier.decide_prepared(texts)) if texts else []
+    if not texts:
+        return []
+    return encoder.encode_decided(classifier.decide_prepared(texts), classifier.standard)
 
 
 class ProductEngine:
@@ -147,7 +150,9 @@ class ProductEngine:
             if lookup is not None:
                 override = lookup.overrides[k]
                 if override is not None:
-                    answers[j] = _override_answer(ids[j], override, version, hashes[j])
+                    answers[j] = _override_answer(
+                        ids[j], override, version, hashes[j], classifier.standard
+                    )
                     counts["override"] += 1
                     continue
                 cached = lookup.results[k]
@@ -183,8 +188,18 @@ def _product_answer(
         )  # fmt: skip
 
 
-def _override_answer(product_id: str, override: Override, version: str, input_hash: str) -> bytes:
-    fields = _OVERRIDE_FIELDS % (_json(override.category_id), _json(override.path))
+def _override_answer(
+    product_id: str,
+    override: Override,
+    version: str,
+    input_hash: str,
+    standard: StandardTable | None = None,
+) -> bytes:
+    fields = _OVERRIDE_FIELDS % (
+        _json(override.category_id),
+        _json(override.path),
+        NULL_FIELDS if standard is None else standard.fields_for(override.path),
+    )
     return _product_answer(
         product_id,
         DecisionJSON(override.category_id, 1.0, len(override.path), False, False, fields),
@@ -256,7 +271,9 @@ _REVIEW_TAIL: Final = (b',"needs_review":false', b',"needs_review":true')
 
 def _query_fields(fields: bytes) -> bytes:
     """A decision's fields without ``needs_review`` (a query is never reviewed; the
-    ``confident_depth`` says how deep the answer can be trusted)."""
+    ``confident_depth`` says how deep the answer can be trusted) and without the standard
+    taxonomy fields (a query model carries no mapping)."""
+    fields = fields.removesuffix(b"," + NULL_FIELDS)
     for tail in _REVIEW_TAIL:
         if fields.endswith(tail):
             return fields[: -len(tail)]

@@ -26,13 +26,15 @@ from workers.inference.predict import (
     predict_file,
     skipped_path,
 )
-from workers.inference.taxonomy import Decision
+from workers.inference.standard import StandardTable
+from workers.inference.taxonomy import Decision, Taxonomy
 
 
 class _Stub:
     """Stands in for the Classifier: one fixed decision per product."""
 
     version = "stub"
+    standard = StandardTable(Taxonomy([("A",)]), None)  # no standard taxonomy mapping
 
     def classify(self, items: Sequence[ProductText]) -> list[Decision]:
         return [Decision("c", ("A",), 1.0, (), False, False, 0) for _ in items]
