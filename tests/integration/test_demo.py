@@ -63,12 +63,21 @@ def test_small_demo_runs_every_path_and_leaves_nothing_behind(
     assert result.sources["model"] >= COUNT - unchanged
     assert result.cache_hit_ratio is not None and result.cache_hit_ratio > 0
     assert result.p99_ms is not None and result.p99_ms > 0
+    assert result.worker_p99_bucket is not None
+    # agreement with the catalog over distinct products: repeats and overrides count once/never
+    assert result.judged == COUNT
+    assert result.exact_agreement is not None and result.agreement is not None
+    # the test bundle (4000 rows, 2 epochs) rarely reaches a leaf: far below the prefix figure
+    assert 0 <= result.exact_agreement < result.agreement <= 1
     for fix in result.corrected:
         assert fix.wrong != fix.right[: len(fix.wrong)]  # the model's answer was wrong
     assert result.worker_rc == 0  # drained on SIGTERM
 
     # the summary, and nothing left: topics deleted, keys deleted
     assert f"{result.sent:,} / {result.received:,}" in out
+    assert f"of {COUNT:,} distinct products" in out
+    summary = out[out.index("prodcat demo: summary") :]
+    assert max(len(line) for line in summary.splitlines()) <= 80  # ASCII-wide here
     assert "nothing left running" in out
     served = re.search(r"prodcat serve with 0 \(answered (\d+) search queries", out)
     assert served is not None and int(served.group(1)) > 0, out[-2000:]

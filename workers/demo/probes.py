@@ -5,7 +5,8 @@
   exporter sees; it never joins the group).
 * :func:`scrape_worker`: the worker's ``/metrics`` page, reduced to the figures the demo
   shows (:class:`WorkerFigures`): cache hits and misses and the end-to-end latency
-  histogram, whose quantiles :func:`histogram_quantile` estimates like Prometheus does.
+  histogram, whose quantiles :func:`histogram_quantile` estimates like Prometheus does and
+  :func:`histogram_bucket` bounds by the bucket they fall in.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from workers.kafka.clients import reader_config
 __all__ = [
     "LagProbe",
     "WorkerFigures",
+    "histogram_bucket",
     "histogram_quantile",
     "lag_by_partition",
     "parse_worker_metrics",
@@ -58,6 +60,24 @@ def histogram_quantile(q: float, buckets: Sequence[tuple[float, float]]) -> floa
     return lower
 
 
+def histogram_bucket(
+    q: float, buckets: Sequence[tuple[float, float]]
+) -> tuple[float, float] | None:
+    """``(lower, upper)`` bounds of the bucket of a cumulative histogram that holds its
+    ``q`` quantile (``upper`` is ``inf`` for the last); None when it is empty. All the
+    histogram knows: :func:`histogram_quantile`'s number is a guess inside these bounds."""
+    ordered = sorted(buckets)
+    if not ordered or ordered[-1][1] <= 0:
+        return None
+    rank = q * ordered[-1][1]
+    lower = 0.0
+    for upper, count in ordered:
+        if count >= rank:
+            return lower, upper
+        lower = upper
+    return lower, math.inf
+
+
 @dataclass(frozen=True, slots=True)
 class WorkerFigures:
     """The demo's figures from one scrape of a classify worker."""
@@ -75,6 +95,10 @@ class WorkerFigures:
     def latency_quantile_ms(self, q: float) -> float | None:
         value = histogram_quantile(q, self.latency_buckets)
         return None if value is None else value * 1000.0
+
+    def latency_bucket(self, q: float) -> tuple[float, float] | None:
+        """The bucket (seconds) the end-to-end latency's ``q`` quantile falls in."""
+        return histogram_bucket(q, self.latency_buckets)
 
 
 def parse_worker_metrics(text: str) -> WorkerFigures:

@@ -47,7 +47,7 @@ from workers.demo.probes import LagProbe, scrape_worker
 from workers.demo.producer import replay_rows
 from workers.demo.queries import QueryPanel, ensure_query_bundle
 from workers.demo.sandbox import Sandbox, free_port, wait_ready
-from workers.demo.tally import DemoResult, Tally, print_summary, quantile
+from workers.demo.tally import DemoResult, Tally, print_summary, quantile, summary_rows
 from workers.demo.view import TerminalView, ViewState
 from workers.kafka.clients import reader_config, writer_config
 from workers.process.connectivity import check_kafka, check_redis
@@ -296,6 +296,7 @@ class Demo:
         with self.tally.lock:
             t = self.tally
             latencies = list(t.latencies_ms)
+            judged, agree, exact = t.agreement()
             res = DemoResult(
                 run_id=self.run_id,
                 sent=t.sent,
@@ -306,8 +307,12 @@ class Demo:
                 cache_hit_ratio=t.worker.cache_hit_ratio if t.worker else None,
                 p99_ms=quantile(latencies, 0.99),
                 max_lag=t.max_lag,
+                judged=judged,
+                agreement=agree / judged if judged else None,
+                exact_agreement=exact / judged if judged else None,
+                worker_p99_bucket=t.worker.latency_bucket(0.99) if t.worker else None,
             )
-            reviewed, agree, judged = t.reviewed, t.agree, t.judged
+            reviewed = t.reviewed
         langs = Counter(r.dataset for r in self.rows_by_id.values())
         elapsed = time.monotonic() - self.started
         p50 = quantile(latencies, 0.5)
@@ -316,16 +321,17 @@ class Demo:
             ("products", ", ".join(f"{n} from {name}" for name, n in sorted(langs.items()))),
             ("events in / out", f"{res.sent:,} / {res.received:,}"),
             ("answers by source", " · ".join(f"{k} {v:,}" for k, v in sorted(res.sources.items()))),
-            ("latency p50 / p99", f"{p50 or 0:.1f} ms / {res.p99_ms or 0:.1f} ms"),
+            ("latency p50, whole run", f"{p50 or 0:.1f} ms"),
+            *summary_rows(res)[:2],
             ("max consumer lag", f"{res.max_lag:,} messages"),
             (
                 "cache hit ratio",
                 "–" if res.cache_hit_ratio is None else f"{res.cache_hit_ratio:.1%}",
             ),
             ("needs review", f"{reviewed / max(res.received, 1):.1%}"),
-            ("model agrees with catalog", f"{agree / max(judged, 1):.1%} of {judged:,}"),
+            *summary_rows(res)[2:],
             ("corrections", f"{len(fixes)}, {res.corrections_how}"),
-            ("run time (topics to last output)", f"{elapsed:.1f} s"),
+            ("run time", f"{elapsed:.1f} s, topics to last output"),
         ]
         return res
 

@@ -2,8 +2,15 @@
 
 :func:`render_screen` turns one :class:`ViewState` into the lines of a full-screen frame
 (plain ANSI, no curses); :func:`render_log_line` is the one-line form used when stdout is
-not a terminal (CI, pipes); :func:`render_table` draws the closing summary. Widths are
-counted in terminal cells, so Chinese titles (two cells per character) line up.
+not a terminal (CI, pipes); :func:`render_table` draws the closing summary, wrapped to 80
+columns. Widths are counted in terminal cells, so Chinese titles (two cells per character)
+line up.
+
+Two latency sources are shown, each named for what it measures: the demo's own reading of
+every output (``occurred_at`` of the input to the output's timestamp; the newest 2,000 and
+the whole run) and the worker's histogram (``occurred_at`` to the broker's acknowledgement,
+since the worker started), given as the bucket its p99 falls in rather than a number
+interpolated inside a wide bucket.
 
 :class:`TerminalView` writes frames in place on a terminal (cursor home, erase to end of
 line) and falls back to periodic log lines elsewhere.
@@ -26,11 +33,17 @@ __all__ = [
     "ViewState",
     "cell_width",
     "fit",
+    "format_bucket",
     "render_log_line",
     "render_screen",
     "render_table",
     "shorten_path",
+    "wrap",
 ]
+
+TABLE_WIDTH = 80
+RECENT = 2000
+"""Outputs the live view's first latency figures cover (the newest)."""
 
 ELLIPSIS = "…"
 _RESET = "\x1b[0m"
@@ -56,7 +69,8 @@ class SampleRow:
     title: str
     path: tuple[str, ...]
     needs_review: bool
-    agrees: bool | None  # with the catalog's own label; None when not judged
+    agrees: bool | None  # on the catalog label's path as far as answered; None: not judged
+    exact: bool = False  # the catalog label's leaf itself
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,14 +87,16 @@ class ViewState:
     rate_out: float
     lag_total: int | None  # committed offsets of the classify group vs. high watermarks
     lag_by_topic: tuple[tuple[str, tuple[int, ...]], ...]  # topic, lag of partition 0..n-1
-    p50_ms: float | None  # observed: input occurred_at to output timestamp
+    p50_ms: float | None  # observed: input occurred_at to output timestamp, newest RECENT
     p99_ms: float | None
-    worker_p99_ms: float | None  # from the worker's end-to-end latency histogram
+    run_p99_ms: float | None  # observed, every output since the start
+    worker_p99_bucket: tuple[float, float] | None  # worker histogram: p99's bucket, seconds
     cache_hit_ratio: float | None  # worker counters: hits / (hits + misses)
     sources: tuple[tuple[str, int], ...]
     review_ratio: float | None
-    agreement: float | None
-    judged: int
+    agreement: float | None  # distinct products: answer on the label's path (as far as it goes)
+    exact_agreement: float | None  # distinct products: answer is the label's leaf
+    judged: int  # distinct products judged
     samples: tuple[SampleRow, ...]
     notes: tuple[str, ...] = ()
     queries: tuple[QuerySample, ...] = ()  # search queries answered by prodcat serve
@@ -144,6 +160,22 @@ def _pct(value: float | None) -> str:
     return "–" if value is None else f"{value:.1%}"
 
 
+def _duration(seconds: float) -> str:
+    return f"{seconds * 1000:g} ms" if seconds < 1 else f"{seconds:g} s"
+
+
+def format_bucket(bucket: tuple[float, float] | None) -> str:
+    """A histogram bucket for people: ``100–250 ms``, ``1–2.5 s``, ``over 60 s``."""
+    if bucket is None:
+        return "–"
+    lower, upper = bucket
+    if upper == float("inf"):
+        return f"over {_duration(lower)}"
+    if upper < 1:
+        return f"{lower * 1000:g}–{upper * 1000:g} ms"
+    return f"{lower:g}–{upper:g} s" if lower >= 1 else f"{_duration(lower)}–{_duration(upper)}"
+
+
 # ---------------------------------------------------------------------------- frames
 
 
@@ -163,12 +195,15 @@ def header_lines(state: ViewState, width: int, color: bool) -> list[str]:
         f"events/s   in {state.rate_in:7.1f} (target {state.target_rate:g})"
         f"   out {state.rate_out:7.1f}     sent {state.sent:,}   categorized {state.received:,}",
         _lag_text(state),
-        f"latency    p50 {_num(state.p50_ms, '.1f', ' ms')}"
-        f"   p99 {_num(state.p99_ms, '.1f', ' ms')} (occurred_at → output)"
-        f"   worker histogram p99 {_num(state.worker_p99_ms, '.0f', ' ms')}",
+        f"latency    newest {RECENT:,}: p50 {_num(state.p50_ms, '.1f', ' ms')}"
+        f"  p99 {_num(state.p99_ms, '.1f', ' ms')}   (occurred_at → output)",
+        f"           whole run: p99 {_num(state.run_p99_ms, '.1f', ' ms')}"
+        f"   worker histogram p99 in {format_bucket(state.worker_p99_bucket)}",
         f"cache      hit ratio {_pct(state.cache_hit_ratio)}   answers by source: {sources}",
-        f"quality    needs review {_pct(state.review_ratio)}   model agrees with catalog label "
-        f"{_pct(state.agreement)} of {state.judged:,}",
+        f"quality    needs review {_pct(state.review_ratio)}   catalog label, "
+        f"{state.judged:,} distinct products:",
+        f"           exact leaf {_pct(state.exact_agreement)}"
+        f" · on its path as far as answered {_pct(state.agreement)}",
     ]
     lines = [fit(r, width).rstrip() for r in rows]
     lines[0] = _paint(lines[0], "bold", color)
@@ -187,7 +222,14 @@ def sample_line(row: SampleRow, width: int, color: bool) -> str:
     """One product of the scrolling sample: source, confidence, title, category, marks."""
     title_w, path_w = _columns(width)
     source = _paint(fit(row.source, 8), _SOURCE_STYLE.get(row.source), color)
-    mark = {True: ("✓", "green"), False: ("✗", "red"), None: (" ", None)}[row.agrees]
+    if row.agrees is None:
+        mark: tuple[str, str | None] = (" ", None)
+    elif row.exact:
+        mark = ("✓", "green")  # the catalog's leaf
+    elif row.agrees:
+        mark = ("~", "yellow")  # on the catalog's path, but not as deep
+    else:
+        mark = ("✗", "red")
     review = _paint("review", "yellow", color) if row.needs_review else "      "
     return (
         f"{source} {row.confidence:4.2f}  {fit(row.title, title_w)}  "
@@ -243,17 +285,52 @@ def render_log_line(state: ViewState) -> str:
     )
 
 
-def render_table(title: str, rows: Sequence[tuple[str, str]]) -> list[str]:
-    """A boxed two-column table (label, value), widths counted in cells."""
-    left = max([cell_width(k) for k, _ in rows] + [1])
-    right = max([cell_width(v) for _, v in rows] + [cell_width(title) - left - 3, 1])
+def wrap(text: str, width: int) -> list[str]:
+    """``text`` in lines of at most ``width`` cells, broken at spaces where it can (a word
+    longer than a line is cut); at least one line."""
+    width = max(width, 1)
+    lines: list[str] = []
+    current = ""
+    for word in text.translate(_BLANKS).split(" "):
+        candidate = f"{current} {word}" if current else word
+        if cell_width(candidate) <= width:
+            current = candidate
+            continue
+        if current:
+            lines.append(current)
+        rest = word
+        while cell_width(rest) > width:  # a long word (a Chinese title has no spaces)
+            cut, used = [], 0
+            for ch in rest:
+                if used + char_width(ch) > width:
+                    break
+                cut.append(ch)
+                used += char_width(ch)
+            lines.append("".join(cut))
+            rest = rest[len(cut) :]
+        current = rest
+    lines.append(current)
+    return lines
+
+
+def render_table(
+    title: str, rows: Sequence[tuple[str, str]], width: int = TABLE_WIDTH
+) -> list[str]:
+    """A boxed two-column table (label, value) at most ``width`` cells wide: a value that
+    does not fit is wrapped onto more lines of its row. Widths are counted in cells."""
+    left = min(max([cell_width(k) for k, _ in rows] + [1]), (width - 7) // 2)
+    natural = max([cell_width(v) for _, v in rows] + [cell_width(title) - left - 3, 1])
+    right = max(min(natural, width - left - 7), 1)
     bar = "─" * (left + 2), "─" * (right + 2)
-    out = [
-        f"┌{bar[0]}─{bar[1]}┐",
-        f"│ {fit(title, left + right + 3)} │",
-        f"├{bar[0]}┬{bar[1]}┤",
-    ]
-    out += [f"│ {fit(k, left)} │ {fit(v, right)} │" for k, v in rows]
+    out = [f"┌{bar[0]}─{bar[1]}┐"]
+    out += [f"│ {fit(line, left + right + 3)} │" for line in wrap(title, left + right + 3)]
+    out.append(f"├{bar[0]}┬{bar[1]}┤")
+    for key, value in rows:
+        keys, values = wrap(key, left), wrap(value, right)
+        for n in range(max(len(keys), len(values))):
+            k = keys[n] if n < len(keys) else ""
+            v = values[n] if n < len(values) else ""
+            out.append(f"│ {fit(k, left)} │ {fit(v, right)} │")
     out.append(f"└{bar[0]}┴{bar[1]}┘")
     return out
 

@@ -10,6 +10,7 @@ import pytest
 from workers.classify.metrics import ClassifyMetrics
 from workers.demo.probes import (
     WorkerFigures,
+    histogram_bucket,
     histogram_quantile,
     lag_by_partition,
     parse_worker_metrics,
@@ -33,6 +34,19 @@ def test_quantile_of_an_empty_histogram_is_unknown() -> None:
     assert histogram_quantile(0.99, [(0.1, 0.0), (math.inf, 0.0)]) is None
     assert WorkerFigures().latency_quantile_ms(0.99) is None
     assert WorkerFigures().cache_hit_ratio is None
+
+
+def test_bucket_bounds_the_quantile() -> None:
+    """What the histogram knows of a quantile: the bucket it falls in. The demo shows this,
+    not a number interpolated inside a wide bucket (1873 ms when 1-2.5 s is all it knows)."""
+    buckets = [(0.1, 50.0), (0.25, 90.0), (1.0, 98.0), (2.5, 100.0), (math.inf, 100.0)]
+    assert histogram_bucket(0.5, buckets) == (0.0, 0.1)
+    assert histogram_bucket(0.9, buckets) == (0.1, 0.25)
+    assert histogram_bucket(0.99, buckets) == (1.0, 2.5)
+    assert 1.0 <= (histogram_quantile(0.99, buckets) or 0) <= 2.5
+    assert histogram_bucket(0.99, [(1.0, 1.0), (math.inf, 100.0)]) == (1.0, math.inf)
+    assert histogram_bucket(0.99, []) is None
+    assert histogram_bucket(0.99, [(0.1, 0.0), (math.inf, 0.0)]) is None
 
 
 def test_figures_from_a_real_worker_registry() -> None:

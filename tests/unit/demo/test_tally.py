@@ -13,8 +13,10 @@ from export.data.datasets import load_dataset
 from workers.core.events import CategorizedEvent
 from workers.core.settings import load_settings
 from workers.demo.data import Row
-from workers.demo.feedback import pick_corrections
+from workers.demo.feedback import Correction, pick_corrections
 from workers.demo.run import Demo
+from workers.demo.tally import DemoResult, summary_lines, summary_rows
+from workers.demo.view import cell_width
 
 NOW = datetime(2026, 11, 29, 2, 30, tzinfo=UTC)
 
@@ -61,26 +63,35 @@ def test_outputs_become_figures_and_corrections(demo: Demo, data_dir: Path) -> N
     rows = _rows(data_dir)
     demo.rows_by_id = {r.product_id: r for r in rows}
     wrong_ids = set()
+    exact_ids = set()
     for i, row in enumerate(rows):
         if i % 3 == 0:  # wrong: another catalog's root category
             path = rows[(i + 1) % len(rows)].path[:1]
             wrong_ids.add(row.product_id)
-        else:  # right, at the top level only (a backed-off answer still agrees)
+        elif i % 3 == 1:  # right, at the top level only (a backed-off answer)
             path = row.path[:1]
+        else:  # the catalog's own leaf
+            path = row.path
+            exact_ids.add(row.product_id)
         demo.record(_output(row, path, "model", review=i % 2 == 0), NOW.timestamp() + 0.040)
-    for row in rows[:4]:  # the same products again, from the cache
-        demo.record(_output(row, row.path, "cache", review=False), NOW.timestamp() + 0.010)
+    top_only = [r for r in rows if r.product_id not in wrong_ids | exact_ids]
+    for row in top_only[:4]:  # the same products again, from the cache, with the same answer
+        demo.record(_output(row, row.path[:1], "cache", review=False), NOW.timestamp() + 0.010)
     demo.tally.sent = len(rows) + 4
 
     state = demo.state()
     assert state.received == len(rows) + 4
     assert dict(state.sources) == {"model": len(rows), "cache": 4}
-    assert state.judged == len(rows) + 4
-    assert state.agreement == pytest.approx((len(rows) - len(wrong_ids) + 4) / (len(rows) + 4))
+    # over distinct products: the cache's repeats are not counted again
+    assert state.judged == len(rows)
+    assert state.agreement == pytest.approx((len(rows) - len(wrong_ids)) / len(rows))
+    assert state.exact_agreement == pytest.approx(len(exact_ids) / len(rows))
+    assert 0 < state.exact_agreement < state.agreement < 1
     assert state.review_ratio == pytest.approx((len(rows) // 2) / (len(rows) + 4))
     assert state.p50_ms == pytest.approx(40.0, abs=0.01)
+    assert state.run_p99_ms == pytest.approx(40.0, abs=0.01)
     assert state.samples[-1].source == "cache"
-    assert state.samples[-1].agrees is True
+    assert state.samples[-1].agrees is True and state.samples[-1].exact is False
 
     skip = {rows[0].product_id}
     fixes = pick_corrections(rows, dict(demo.tally.model_answers), skip, 3)
@@ -101,3 +112,39 @@ def test_outputs_become_figures_and_corrections(demo: Demo, data_dir: Path) -> N
     assert demo.tally.overrides_seen[fixed.product_id] == 1
     assert after.samples[-1].source == "override"
     assert after.samples[-1].agrees is None
+
+
+def test_summary_fits_80_columns(data_dir: Path) -> None:
+    """The summary of a real run's shape (the default demo's bundle name and catalogs,
+    Chinese corrections) in an 80-column terminal: no line wider than 80 cells."""
+    rows = _rows(data_dir)
+    english = next(r for r in rows if r.dataset == "bigbasket")
+    chinese = max(
+        (r for r in rows if r.dataset == "cn_ecommerce_products"), key=lambda r: len(r.title)
+    )
+    fixes = [
+        Correction(r.product_id, r.title, other.path, r.path, "demo-1")
+        for r, other in ((english, chinese), (chinese, english))
+    ]
+    result = DemoResult(
+        run_id="6f631eea", sent=4803, received=4803,
+        sources={"cache": 800, "model": 4000, "override": 3}, corrected=fixes,
+        corrections_how="by the feedback app", cache_hit_ratio=0.168, p99_ms=948.2, max_lag=412,
+        judged=3990, agreement=0.867, exact_agreement=0.721, worker_p99_bucket=(1.0, 2.5),
+    )  # fmt: skip
+    result.rows = [
+        ("bundle", "demo-bigbasket-cn_ecommerce_products-20000"),
+        ("products", "2000 from bigbasket, 2000 from cn_ecommerce_products"),
+        ("events in / out", "4,803 / 4,803"),
+        ("answers by source", "cache 800 · model 4,000 · override 3"),
+        *summary_rows(result),
+        ("corrections", "3, by the feedback app"),
+        ("run time", "61.4 s, topics to last output"),
+    ]
+    lines = summary_lines(result)
+    assert max(cell_width(line) for line in lines) <= 80
+    text = "\n".join(lines)
+    assert "72.1% of 3,990 distinct products" in text and "86.7%" in text
+    assert "in the 1–2.5 s bucket" in text and "948.2 ms" in text
+    assert "broker's acknowledgement" in text  # the note says why the two p99s differ
+    assert chinese.title[:5] in text

@@ -18,6 +18,7 @@ from workers.demo.view import (
     ViewState,
     cell_width,
     fit,
+    format_bucket,
     render_log_line,
     render_screen,
     render_table,
@@ -71,11 +72,13 @@ def _state(samples: tuple[SampleRow, ...], **changes: object) -> ViewState:
         "lag_by_topic": (("product.created", (3, 0, 5, 0, 4, 0)), ("product.updated", (0,) * 6)),
         "p50_ms": 41.25,
         "p99_ms": 133.0,
-        "worker_p99_ms": 240.0,
+        "run_p99_ms": 948.0,
+        "worker_p99_bucket": (0.5, 1.0),
         "cache_hit_ratio": 0.168,
         "sources": (("cache", 81), ("model", 3500), ("override", 3)),
         "review_ratio": 0.25,
         "agreement": 0.765,
+        "exact_agreement": 0.652,
         "judged": 3581,
         "samples": samples,
         "notes": (),
@@ -147,11 +150,12 @@ def test_frame_shows_the_figures_and_the_newest_products_last(
     assert "out   296.2" in text
     assert "lag        12 msgs" in text
     assert "product.created [3 0 5 0 4 0]" in text
-    assert "p99 133.0 ms" in text
-    assert "worker histogram p99 240 ms" in text
+    assert "newest 2,000: p50 41.2 ms  p99 133.0 ms   (occurred_at → output)" in text
+    assert "whole run: p99 948.0 ms   worker histogram p99 in 500 ms–1 s" in text
     assert "hit ratio 16.8%" in text
     assert "cache 81 · model 3,500 · override 3" in text
-    assert "76.5% of 3,581" in text
+    assert "catalog label, 3,581 distinct products:" in text
+    assert "exact leaf 65.2% · on its path as far as answered 76.5%" in text
     last = samples[-1]
     assert lines[-1].startswith(f"{last.source:8s} {last.confidence:4.2f}  ")
     assert fit(last.title, 20).rstrip(ELLIPSIS + " ") in lines[-1]
@@ -184,14 +188,17 @@ def test_unknown_figures_show_a_dash() -> None:
         lag_by_topic=(),
         p50_ms=None,
         p99_ms=None,
-        worker_p99_ms=None,
+        run_p99_ms=None,
+        worker_p99_bucket=None,
         cache_hit_ratio=None,
         review_ratio=None,
         agreement=None,
+        exact_agreement=None,
     )
     text = "\n".join(render_screen(state, 100, 20, color=False))
     assert "lag        –" in text
-    assert "p99 – (" in text
+    assert "p99 –   (" in text and "whole run: p99 –   worker histogram p99 in –" in text
+    assert "exact leaf – · on its path as far as answered –" in text
     assert "hit ratio –" in text
     line = render_log_line(state)
     assert "lag –" in line
@@ -271,3 +278,21 @@ def test_search_queries_are_shown_under_the_figures_and_fit(
     assert not any(
         line.startswith("search query") for line in render_screen(_state(()), width, height)
     )
+
+
+def test_bucket_text() -> None:
+    assert format_bucket((0.1, 0.25)) == "100–250 ms"
+    assert format_bucket((0.5, 1.0)) == "500 ms–1 s"
+    assert format_bucket((1.0, 2.5)) == "1–2.5 s"
+    assert format_bucket((60.0, float("inf"))) == "over 60 s"
+    assert format_bucket(None) == "–"
+
+
+def test_table_wraps_to_80_columns(real_rows: list[tuple[str, tuple[str, ...]]]) -> None:
+    long_value = " · ".join(title for title, _ in real_rows[-3:])  # Chinese, no spaces inside
+    rows = [("a label that is rather long for a table", long_value), ("short", "x")]
+    table = render_table("prodcat demo: summary", rows, 80)
+    assert {cell_width(line) for line in table} == {80}
+    assert len(table) > len(rows) + 4  # the long value took more lines
+    joined = "".join(line[line.rindex("│", 0, -1) + 1 : -1].strip() for line in table[3:-2])
+    assert joined.replace(" ", "") == long_value.replace(" ", "")[: len(joined.replace(" ", ""))]
