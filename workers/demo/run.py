@@ -314,25 +314,14 @@ class Demo:
             )
             reviewed = t.reviewed
         langs = Counter(r.dataset for r in self.rows_by_id.values())
-        elapsed = time.monotonic() - self.started
-        p50 = quantile(latencies, 0.5)
-        res.rows = [
-            ("bundle", self.bundle.name),
-            ("products", ", ".join(f"{n} from {name}" for name, n in sorted(langs.items()))),
-            ("events in / out", f"{res.sent:,} / {res.received:,}"),
-            ("answers by source", " · ".join(f"{k} {v:,}" for k, v in sorted(res.sources.items()))),
-            ("latency p50, whole run", f"{p50 or 0:.1f} ms"),
-            *summary_rows(res)[:2],
-            ("max consumer lag", f"{res.max_lag:,} messages"),
-            (
-                "cache hit ratio",
-                "–" if res.cache_hit_ratio is None else f"{res.cache_hit_ratio:.1%}",
-            ),
-            ("needs review", f"{reviewed / max(res.received, 1):.1%}"),
-            *summary_rows(res)[2:],
-            ("corrections", f"{len(fixes)}, {res.corrections_how}"),
-            ("run time", f"{elapsed:.1f} s, topics to last output"),
-        ]
+        res.rows = summary_rows(
+            res,
+            bundle=self.bundle.name,
+            products=", ".join(f"{n} from {name}" for name, n in sorted(langs.items())),
+            p50_ms=quantile(latencies, 0.5),
+            review_ratio=reviewed / max(res.received, 1),
+            elapsed_s=time.monotonic() - self.started,
+        )
         return res
 
     # ---------------------------------------------------------------- cleanup

@@ -19,13 +19,23 @@ from pathlib import Path
 import redis
 
 from workers.core.errors import ProdcatError
-from workers.core.settings import Settings
+from workers.core.settings import Settings, TopicSettings
 from workers.kafka.sandbox import TopicSandbox
 from workers.kafka.topics import topic_specs
 
-__all__ = ["Sandbox", "free_port", "wait_ready"]
+__all__ = ["Sandbox", "free_port", "run_topics", "wait_ready"]
 
 _TOPIC_VARS = "PRODCAT_TOPICS_"
+
+
+def run_topics(prefix: str) -> dict[str, str]:
+    """``PRODCAT_TOPICS_*`` of every topic setting, named ``{prefix}.{default name}``
+    (without a leading ``prodcat.``): e.g. ``demo-1a2b.product.created``,
+    ``demo-1a2b.models``. Every topic, so none a run creates or deletes is a shared one."""
+    return {
+        f"{_TOPIC_VARS}{name.upper()}": f"{prefix}.{str(info.default).removeprefix('prodcat.')}"
+        for name, info in TopicSettings.model_fields.items()
+    }
 
 
 def free_port() -> int:
@@ -46,17 +56,7 @@ class Sandbox:
             "PRODCAT_KAFKA_BOOTSTRAP": settings.kafka.bootstrap,
             "PRODCAT_REDIS_URL": settings.redis.url,
             "PRODCAT_REDIS_KEY_PREFIX": f"prodcat-{t}",
-            "PRODCAT_TOPICS_PRODUCT_CREATED": f"{t}.product.created",
-            "PRODCAT_TOPICS_PRODUCT_UPDATED": f"{t}.product.updated",
-            "PRODCAT_TOPICS_CATEGORIZED": f"{t}.product.categorized",
-            "PRODCAT_TOPICS_REVIEW": f"{t}.product.review",
-            "PRODCAT_TOPICS_DEAD_LETTER": f"{t}.dead-letter",
-            "PRODCAT_TOPICS_FEEDBACK": f"{t}.category.feedback",
-            "PRODCAT_TOPICS_LABELS": f"{t}.category.labels",
-            "PRODCAT_TOPICS_MODELS": f"{t}.models",
-            "PRODCAT_TOPICS_QUERY_MODELS": f"{t}.query-models",
-            "PRODCAT_TOPICS_CLICKS": f"{t}.search.clicks",
-            "PRODCAT_TOPICS_QUERY_LABELS": f"{t}.search.query-labels",
+            **run_topics(t),
             "PRODCAT_CLASSIFY_GROUP_ID": f"{t}-classify",
             "PRODCAT_FEEDBACK_APP_ID": f"{t}-feedback",
             "PRODCAT_FEEDBACK_STATE_DIR": f"var/demo/{t}-feedback",

@@ -188,18 +188,41 @@ def print_summary(result: DemoResult) -> None:
         print(line)
 
 
-def summary_rows(result: DemoResult) -> list[tuple[str, str]]:
-    """The figures rows of the summary table for ``result``."""
+def summary_rows(
+    result: DemoResult,
+    *,
+    bundle: str,
+    products: str,
+    p50_ms: float | None,
+    review_ratio: float,
+    elapsed_s: float,
+) -> list[tuple[str, str]]:
+    """The rows of the summary table of ``result``."""
     judged = result.judged
+    sources = " · ".join(f"{k} {v:,}" for k, v in sorted(result.sources.items()))
     return [
-        ("latency p99, whole run", "–" if result.p99_ms is None else f"{result.p99_ms:.1f} ms"),
+        ("bundle", bundle),
+        ("products", products),
+        ("events in / out", f"{result.sent:,} / {result.received:,}"),
+        ("answers by source", sources),
+        ("latency p50, whole run", _ms(p50_ms)),
+        ("latency p99, whole run", _ms(result.p99_ms)),
         ("worker histogram p99", f"in the {format_bucket(result.worker_p99_bucket)} bucket"),
+        ("max consumer lag", f"{result.max_lag:,} messages"),
+        ("cache hit ratio", _pct(result.cache_hit_ratio)),
+        ("needs review", f"{review_ratio:.1%}"),
         (
             "catalog label: exact leaf",
             f"{_pct(result.exact_agreement)} of {judged:,} distinct products",
         ),
         ("on its path, as far as answered", _pct(result.agreement)),
+        ("corrections", f"{len(result.corrected)}, {result.corrections_how}"),
+        ("run time", f"{elapsed_s:.1f} s, topics to last output"),
     ]
+
+
+def _ms(value: float | None) -> str:
+    return "–" if value is None else f"{value:.1f} ms"
 
 
 def _pct(value: float | None) -> str:
