@@ -280,7 +280,7 @@ def render_log_line(state: ViewState) -> str:
     return (
         f"[demo {state.elapsed_s:6.1f}s] {state.phase}: sent {state.sent} "
         f"categorized {state.received}  in {state.rate_in:.0f}/s out {state.rate_out:.0f}/s  "
-        f"lag {lag}  p99 {_num(state.p99_ms, '.0f', ' ms')}  "
+        f"lag {lag}  p99 {_num(state.p99_ms, '.0f', ' ms')} (newest {RECENT:,})  "
         f"cache hits {_pct(state.cache_hit_ratio)}"
     )
 

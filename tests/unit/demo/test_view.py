@@ -202,14 +202,14 @@ def test_unknown_figures_show_a_dash() -> None:
     assert "hit ratio –" in text
     line = render_log_line(state)
     assert "lag –" in line
-    assert "p99 –" in line
+    assert "p99 – (newest 2,000)" in line
 
 
 def test_log_line() -> None:
     line = render_log_line(_state(()))
     assert line == (
         "[demo   12.3s] 1/3 new products, English + Chinese, at 300/s: sent 3600 "
-        "categorized 3588  in 298/s out 296/s  lag 12  p99 133 ms  cache hits 16.8%"
+        "categorized 3588  in 298/s out 296/s  lag 12  p99 133 ms (newest 2,000)  cache hits 16.8%"
     )
 
 
