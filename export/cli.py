@@ -52,9 +52,9 @@ def register(sub: Any, common: Callable[..., None]) -> None:
     p.add_argument("--out", type=Path, default=Path("var/bundles"), help="bundle output folder")
     p.add_argument(
         "--candidates",
-        help="architectures to try, comma-separated: fasttext, twotower, charcnn; NAME@K "
-        "trains NAME again with seed + K, e.g. fasttext,fasttext@1 "
-        "(default: the dataset's registry entry, else fasttext,twotower)",
+        help="networks to train, comma-separated: bag, fasttext; NAME@K trains NAME again "
+        "with seed + K, e.g. bag,bag@1; the best one or average on validation ships "
+        "(default: chosen from the data's size)",
     )
     p.add_argument("--epochs", type=int, help="maximum epochs per candidate")
     p.add_argument("--limit", type=int, help="use a seeded sample of N rows per dataset")
@@ -67,9 +67,10 @@ def register(sub: Any, common: Callable[..., None]) -> None:
     )
     p.add_argument("--dim", type=int, help="embedding size (default 64)")
     p.add_argument(
-        "--label-smoothing",
-        type=float,
-        help="label smoothing of the training loss (default 0, or the dataset's registry entry)",
+        "--learning-rate", type=float, help="Adam learning rate (default: from the data's size)"
+    )
+    p.add_argument(
+        "--label-smoothing", type=float, help="label smoothing of the training loss (default 0)"
     )
     p.add_argument("--buckets", type=int, help="hash buckets per id table (default 2**18)")
     p.add_argument("--no-baseline", action="store_true", help="skip the TF-IDF baseline")

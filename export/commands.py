@@ -10,14 +10,12 @@ import argparse
 import json
 import logging
 import sys
-from dataclasses import replace
 from pathlib import Path
 from typing import IO, Any
 
-from export.data.datasets import train_defaults
 from export.errors import ExportError
 from export.training.config import TrainConfig
-from export.training.hyper import ARCHITECTURES, DEFAULT_CANDIDATES, Hyper, parse_candidate
+from export.training.hyper import ARCHITECTURES, parse_candidate
 from workers.core.settings import Settings
 from workers.inference.bundle import load_bundle, pack_bundle, read_metadata
 from workers.inference.spec import FeaturizerSpec
@@ -34,31 +32,24 @@ def _known_candidate(name: str) -> bool:
 
 
 def train_config(args: argparse.Namespace, settings: Settings) -> TrainConfig:
-    """The ``prodcat train`` flags as a config; a registry dataset's
-    :class:`~export.data.datasets.TrainDefaults` fill the flags not given."""
-    defaults = train_defaults(args.data)
-    if defaults.describe():
-        log.info(
-            "registry defaults for %s: %s (%s)",
-            ",".join(args.data),
-            defaults.describe(),
-            defaults.why or "no reason recorded",
-        )
-    dim = args.dim or defaults.dim
-    smoothing = (
-        args.label_smoothing if args.label_smoothing is not None else defaults.label_smoothing
-    )
-    buckets = args.buckets or defaults.buckets
+    """The ``prodcat train`` flags as a config. What no flag sets follows from the data
+    (:func:`export.training.hyper.defaults_for`, logged at start)."""
+    candidates = None
     if args.candidates:
         candidates = tuple(c.strip() for c in args.candidates.split(",") if c.strip())
-    else:
-        candidates = defaults.candidates or DEFAULT_CANDIDATES
-    unknown = [c for c in candidates if not _known_candidate(c)]
-    if unknown:
-        raise ExportError(
-            f"--candidates: unknown {unknown}; choose from {', '.join(ARCHITECTURES)}"
-            " (NAME@K trains NAME again with seed + K, e.g. fasttext@1)"
-        )
+        unknown = [c for c in candidates if not _known_candidate(c)]
+        if unknown:
+            raise ExportError(
+                f"--candidates: unknown {unknown}; choose from {', '.join(ARCHITECTURES)}"
+                " (NAME@K trains NAME again with seed + K, e.g. bag@1)"
+            )
+    overrides: dict[str, Any] = {}
+    if args.dim:
+        overrides["dim"] = args.dim
+    if args.label_smoothing is not None:
+        overrides["label_smoothing"] = args.label_smoothing
+    if args.learning_rate is not None:
+        overrides["learning_rate"] = args.learning_rate
     return TrainConfig(
         data=tuple(args.data),
         data_dir=settings.data_dir,
@@ -71,14 +62,10 @@ def train_config(args: argparse.Namespace, settings: Settings) -> TrainConfig:
         baseline=not args.no_baseline,
         labels=tuple(args.labels),
         version=args.version,
-        hyper=replace(
-            Hyper(),
-            dim=dim or Hyper.dim,
-            label_smoothing=Hyper.label_smoothing if smoothing is None else smoothing,
-        ),
+        overrides=overrides,
         spec=(
-            FeaturizerSpec(word_buckets=buckets, char_buckets=buckets)
-            if buckets
+            FeaturizerSpec(word_buckets=args.buckets, char_buckets=args.buckets)
+            if args.buckets
             else FeaturizerSpec()
         ),
         verbose=0 if args.quiet else None,

@@ -22,3 +22,8 @@ class DataError(ExportError, RecordError):
     :class:`~workers.core.records.RecordError`; ``path``, ``line`` and ``problem`` are
     attributes.
     """
+
+
+class TooLittleDataError(ExportError):
+    """The training data cannot give a useful model (too few rows or categories); raised
+    before any training, so no bundle is written."""

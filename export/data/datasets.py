@@ -57,35 +57,6 @@ _MISSING = frozenset({"", "NA", "N/A", "nan", "None"})
 
 
 @dataclass(frozen=True, slots=True)
-class TrainDefaults:
-    """How ``prodcat train`` trains a catalog unless flags say otherwise.
-
-    Chosen per catalog on its *validation* split (never the test split); empty
-    fields fall back to the global defaults (``Hyper``, ``FeaturizerSpec``, the
-    ``--candidates`` default). Explicit ``--dim``/``--buckets``/``--candidates`` win.
-    """
-
-    dim: int | None = None
-    buckets: int | None = None
-    candidates: tuple[str, ...] | None = None
-    label_smoothing: float | None = None
-    why: str = ""
-
-    def describe(self) -> str:
-        parts = [
-            f"{name} {value}"
-            for name, value in (
-                ("dim", self.dim),
-                ("buckets", self.buckets),
-                ("candidates", ",".join(self.candidates or ()) or None),
-                ("label_smoothing", self.label_smoothing),
-            )
-            if value is not None
-        ]
-        return ", ".join(parts)
-
-
-@dataclass(frozen=True, slots=True)
 class DatasetInfo:
     """One shared catalog: where it lives, what is input and what is the label."""
 
@@ -98,7 +69,6 @@ class DatasetInfo:
     text: str
     notes: str
     reader: Callable[[DatasetInfo, Path, _Collector], None]
-    defaults: TrainDefaults = TrainDefaults()
 
 
 class _Collector:
@@ -370,17 +340,6 @@ _REGISTRY = (
         text="productDisplayName (title); gender, baseColour, usage, season (attributes)",
         notes="Fashion; unquoted commas in 22 titles rejoined; many duplicate titles.",
         reader=_read_myntra,
-        defaults=TrainDefaults(
-            label_smoothing=0.1,
-            candidates=("fasttext", "fasttext@1", "twotower"),
-            why=(
-                "validation weighted F1 of the chosen model 0.9751 (ensemble of fasttext, "
-                "fasttext with seed + 1 and twotower) vs 0.9749 for fasttext+twotower and "
-                "0.9739 without smoothing (fasttext); the gains are within seed noise "
-                "(0.003); adding charcnn scored 0.9752 at 2-3x the training time and far "
-                "more arithmetic per item, so it is not a default"
-            ),
-        ),
     ),
     DatasetInfo(
         name="cn_ecommerce_products",
@@ -392,15 +351,6 @@ _REGISTRY = (
         text="title only (breadcrumb leaks the label; site/seller are shops)",
         notes="No quoting; damaged lines skipped by reason; book rows have swapped columns.",
         reader=_read_cn,
-        defaults=TrainDefaults(
-            dim=128,
-            buckets=2**17,
-            why=(
-                "validation weighted F1 of the chosen ensemble 0.8201 vs 0.8174 at dim 64 "
-                "and 2**18 buckets (fasttext 0.8115 vs 0.8089); half the buckets keep the "
-                "tables the same size"
-            ),
-        ),
     ),
     DatasetInfo(
         name="online_shopping_10_cats",
@@ -427,25 +377,6 @@ _REGISTRY = (
 )
 
 DATASETS: dict[str, DatasetInfo] = {info.name: info for info in _REGISTRY}
-
-
-def train_defaults(names: Sequence[str]) -> TrainDefaults:
-    """The registry defaults of the datasets among ``names`` (files have none), merged:
-    the largest ``dim``, ``buckets`` and ``label_smoothing``, every listed candidate."""
-    found = [DATASETS[n].defaults for n in names if n in DATASETS]
-    dims = [d.dim for d in found if d.dim is not None]
-    smoothing = [d.label_smoothing for d in found if d.label_smoothing is not None]
-    buckets = [d.buckets for d in found if d.buckets is not None]
-    candidates: list[str] = []
-    for d in found:
-        candidates += [c for c in d.candidates or () if c not in candidates]
-    return TrainDefaults(
-        dim=max(dims) if dims else None,
-        buckets=max(buckets) if buckets else None,
-        candidates=tuple(candidates) or None,
-        label_smoothing=max(smoothing) if smoothing else None,
-        why="; ".join(d.why for d in found if d.why),
-    )
 
 
 def resolve_data_dir(data_dir: Path) -> Path:

@@ -63,7 +63,11 @@ def backoff_summary(
     }
 
 
-def evaluate_bundle(root: Path, prep: Prepared, config: TrainConfig) -> dict[str, Any]:
+def evaluate_bundle(
+    root: Path, prep: Prepared, config: TrainConfig, *, refit: bool = True
+) -> dict[str, Any]:
+    """Score the bundle at ``root`` on the test rows through the serving code, and the
+    baseline beside it (``refit``: the model also learned from the validation rows)."""
     bundle = load_bundle(root)
     classifier = Classifier(bundle, top_k=3)
     test_items = [ProductText.of(prep.examples[i]) for i in prep.test]
@@ -88,10 +92,15 @@ def evaluate_bundle(root: Path, prep: Prepared, config: TrainConfig) -> dict[str
     if config.baseline:
         from export.evaluation.baseline import run_baseline
 
-        log.info("fitting the TF-IDF + LinearSVC baseline on the same split")
+        # The baseline learns from the rows the shipped model learned from: the training
+        # rows, plus the validation rows when the model was refitted on them.
+        fitted = list(prep.train) + (list(prep.val) if refit else [])
+        known = set(bundle.taxonomy.leaves)
+        fitted = [i for i in fitted if prep.examples[i].path in known]
+        log.info("fitting the TF-IDF + LinearSVC baseline on the same %d rows", len(fitted))
         base = run_baseline(
-            [ProductText.of(prep.examples[i]) for i in prep.train],
-            [prep.examples[i].path for i in prep.train],
+            [ProductText.of(prep.examples[i]) for i in fitted],
+            [prep.examples[i].path for i in fitted],
             test_items,
         )
         dec = base.decision

@@ -1,12 +1,15 @@
 """A training loop with sparse ("lazy") Adam updates for the embedding tables.
 
-The networks' embedding tables have hundreds of thousands of rows but a batch
-touches a few thousand. Keras' Adam updates every row of its moment estimates
-on every step, which made an epoch ~10x slower on 2 cores than it needs to be.
-Here the embedding gradients stay ``tf.IndexedSlices``: only the rows a batch
-touched have their moments and weights updated (as fastText and
-``LazyAdam`` do); dense layers get ordinary Adam. Early stopping watches the
-validation accuracy and restores the best weights; a progress bar shows each epoch.
+The networks' embedding tables (and the bag's per-id weights) have hundreds of thousands
+of rows but a batch touches a few thousand. Keras' Adam updates every row of its moment
+estimates on every step, which made an epoch ~10x slower on 2 cores than it needs to be.
+Here those gradients stay ``tf.IndexedSlices``: only the rows a batch touched have their
+moments and weights updated (as fastText and ``LazyAdam`` do); dense layers get ordinary
+Adam.
+
+Two modes: with validation data, early stopping watches validation accuracy and restores
+the best epoch's weights; with ``epochs`` given, it trains exactly that many (the refit on
+train + validation rows). A progress bar shows each epoch.
 """
 
 from __future__ import annotations
@@ -26,11 +29,12 @@ import tensorflow as tf
 
 Arrays = dict[str, npt.NDArray[np.int32]]
 
+__all__ = ["History", "LazyAdam", "fit"]
+
 
 @dataclass
 class History:
     loss: list[float] = field(default_factory=list)
-    val_loss: list[float] = field(default_factory=list)
     val_accuracy: list[float] = field(default_factory=list)
     best_epoch: int = 0
     seconds: float = 0.0
@@ -41,7 +45,7 @@ class LazyAdam:
 
     def __init__(self, variables: list[Any], learning_rate: float) -> None:
         self.variables = variables
-        self.lr = learning_rate
+        self.lr = tf.Variable(learning_rate, trainable=False, dtype=tf.float32)
         self.beta1, self.beta2, self.eps = 0.9, 0.999, 1e-7
         self.m = [tf.Variable(tf.zeros(v.shape, v.dtype), trainable=False) for v in variables]
         self.v = [tf.Variable(tf.zeros(v.shape, v.dtype), trainable=False) for v in variables]
@@ -68,8 +72,8 @@ class LazyAdam:
                 target.assign_sub(lr * m / (tf.sqrt(v) + self.eps))
 
 
-def _batches(n: int, size: int, rng: np.random.Generator | None) -> list[npt.NDArray[np.int64]]:
-    order = rng.permutation(n) if rng is not None else np.arange(n)
+def _batches(n: int, size: int, rng: np.random.Generator) -> list[npt.NDArray[np.int64]]:
+    order = rng.permutation(n)
     return [order[i : i + size] for i in range(0, n, size)]
 
 
@@ -78,20 +82,32 @@ def fit(
     x: Arrays,
     y: npt.NDArray[np.int64],
     weights: npt.NDArray[np.float32],
-    x_val: Arrays,
-    y_val: npt.NDArray[np.int64],
+    x_val: Arrays | None = None,
+    y_val: npt.NDArray[np.int64] | None = None,
     *,
     learning_rate: float,
     batch_size: int,
     max_epochs: int,
     patience: int,
     seed: int,
+    epochs: int | None = None,
+    decay: bool = False,
+    decay_epochs: int | None = None,
     verbose: int = 1,
     label_smoothing: float = 0.0,
 ) -> History:
-    """Train ``model`` (inputs named like the keys of ``x``, softmax output)."""
+    """Train ``model`` (inputs named like the keys of ``x``, softmax output).
+
+    With ``epochs`` None: early stopping on ``(x_val, y_val)``, the best epoch's weights
+    restored. Else exactly ``epochs`` epochs, the learning rate falling linearly to 5% of
+    ``learning_rate`` over ``decay_epochs`` (default ``epochs``) when ``decay``; validation
+    accuracy, if validation rows are given, is recorded per epoch (``best_epoch``) without
+    stopping.
+    """
     import keras
 
+    if epochs is None and (x_val is None or y_val is None or len(y_val) == 0):
+        raise ValueError("early stopping needs validation rows; pass epochs= instead")
     names = [t.name.split(":")[0] for t in model.inputs]
     variables = list(model.trainable_variables)
     optimizer = LazyAdam(variables, learning_rate)
@@ -112,16 +128,19 @@ def fit(
         return loss
 
     @tf.function(reduce_retracing=True)  # type: ignore[untyped-decorator]
-    def eval_step(inputs: list[Any], labels: Any) -> tuple[Any, Any]:
+    def hits_step(inputs: list[Any], labels: Any) -> Any:
         probs = model(inputs, training=False)
-        hits = tf.cast(tf.equal(tf.argmax(probs, axis=1), labels), tf.float32)
-        return tf.reduce_sum(ce(labels, probs)), tf.reduce_sum(hits)
+        return tf.reduce_sum(tf.cast(tf.equal(tf.argmax(probs, axis=1), labels), tf.float32))
 
     rng = np.random.default_rng(seed)
     history = History()
-    best_loss, best_weights, bad_epochs = math.inf, model.get_weights(), 0
+    best, best_weights, bad_epochs = -math.inf, None, 0
+    total_epochs = epochs if epochs is not None else max_epochs
     start = time.perf_counter()
-    for epoch in range(1, max_epochs + 1):
+    for epoch in range(1, total_epochs + 1):
+        if decay:
+            span = decay_epochs or total_epochs
+            optimizer.lr.assign(learning_rate * max(0.05, 1.0 - (epoch - 1) / span))
         batches = _batches(len(y), batch_size, rng)
         bar = (
             keras.utils.Progbar(len(batches), verbose=verbose, unit_name="batch")
@@ -129,39 +148,40 @@ def fit(
             else None
         )
         if verbose:
-            print(f"epoch {epoch}/{max_epochs}", file=sys.stderr, flush=True)
+            print(f"epoch {epoch}/{total_epochs}", file=sys.stderr, flush=True)
         total = 0.0
         for i, idx in enumerate(batches, start=1):
             loss = float(train_step([x[n][idx] for n in names], y[idx], weights[idx]))
             total += loss
             if bar is not None:
                 bar.update(i, values=[("loss", loss)])
-        val_loss, val_hits = 0.0, 0.0
-        for idx in _batches(len(y_val), 4096, None):
-            l_sum, h_sum = eval_step([x_val[n][idx] for n in names], y_val[idx])
-            val_loss += float(l_sum)
-            val_hits += float(h_sum)
         history.loss.append(total / max(len(batches), 1))
-        history.val_loss.append(val_loss / max(len(y_val), 1))
-        history.val_accuracy.append(val_hits / max(len(y_val), 1))
+        if x_val is None or y_val is None or len(y_val) == 0:
+            history.best_epoch = epoch
+            continue
+        hits = 0.0
+        for s in range(0, len(y_val), 4096):
+            hits += float(hits_step([x_val[n][s : s + 4096] for n in names], y_val[s : s + 4096]))
+        history.val_accuracy.append(hits / len(y_val))
         if verbose:
             print(
-                f"  loss {history.loss[-1]:.4f}  val_loss {history.val_loss[-1]:.4f}"
-                f"  val_accuracy {history.val_accuracy[-1]:.4f}",
+                f"  loss {history.loss[-1]:.4f}  val_accuracy {history.val_accuracy[-1]:.4f}",
                 file=sys.stderr,
                 flush=True,
             )
-        # Early stopping watches validation accuracy: with class weighting and
-        # softmax over hundreds of leaves, the loss starts rising from
-        # over-confidence on a few items while accuracy still improves.
-        score = -history.val_accuracy[-1]
-        if score < best_loss - 1e-4:
-            best_loss, best_weights, bad_epochs = score, model.get_weights(), 0
+        # Early stopping watches validation accuracy: with class weighting and a softmax
+        # over hundreds of leaves, the loss starts rising from over-confidence on a few
+        # items while accuracy still improves.
+        if history.val_accuracy[-1] > best + 1e-4:
+            best, bad_epochs = history.val_accuracy[-1], 0
             history.best_epoch = epoch
+            if epochs is None:
+                best_weights = model.get_weights()
         else:
             bad_epochs += 1
-            if bad_epochs >= patience:
+            if epochs is None and bad_epochs >= patience:
                 break
-    model.set_weights(best_weights)
+    if best_weights is not None:
+        model.set_weights(best_weights)
     history.seconds = time.perf_counter() - start
     return history

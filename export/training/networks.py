@@ -1,29 +1,20 @@
-"""Keras architectures over the shared featurizer's hashed n-gram ids.
+"""Keras networks over the shared featurizer's hashed n-gram ids, and their weights as
+plain arrays for the ONNX export.
 
-Every candidate reads the same two inputs the featurizer produces, ``word_ids``
-and ``char_ids`` (int32 [B, L], 0 = padding), and outputs ``probs``: a softmax
-over the taxonomy's leaves.
+Every candidate reads the two inputs the featurizer produces, ``word_ids`` and
+``char_ids`` (int32 [B, L], 0 = padding), and outputs ``probs``, a softmax over the
+taxonomy's leaves:
 
-* ``fasttext``: the fastText recipe. One embedding bag per input (masked mean),
-  concatenated, then a linear softmax layer.
-* ``twotower``: the word and character towers each keep their embedding bag
-  (the fastText path) and add a non-linear ReLU projection of it; the softmax
-  reads both. More capacity for interactions between n-grams, e.g. for Chinese,
-  where character n-grams carry most of the signal.
-* ``charcnn``: the fastText bags plus a small text CNN over the character
-  n-gram ids in text order (the featurizer emits them by token, then offset,
-  then n): a width-``kernel`` convolution and a masked max over positions, so
-  neighbouring ids (the 3-, 4- and 5-grams at one offset and the next) combine
-  into one feature. Padding positions are zeroed before the convolution, so
-  serving's zeroed padding rows and trimmed padding columns change nothing.
-  It costs two orders of magnitude more arithmetic per item than fastText and
-  2-3x its training time; on myntra it scored below fastText on validation, so
-  it is opt-in (``--candidates fasttext,twotower,charcnn`` or a registry
-  entry's :class:`~export.data.datasets.TrainDefaults`).
+* ``bag`` (the default): per input, a weighted bag of the ids' embeddings,
+  ``sum_i w[id_i] * E[id_i] / sqrt(sum_i w[id_i]**2)``, where ``w`` is one learned,
+  non-negative weight per id, initialised to the id's smoothed inverse document
+  frequency on the training rows. With ``w`` fixed that is TF-IDF with an L2 norm (the
+  classic baseline's features) projected by ``E``; learning ``w`` lets the network decide
+  which n-grams matter. The two bags are concatenated, then one linear softmax layer.
+* ``fasttext``: the plain mean of the embeddings per input (the fastText recipe).
 
-When more than one candidate is trained, every *ensemble* of two or more (the
-mean of their probabilities, exported as one ONNX graph) is scored on
-validation data too and competes with them.
+Neither has a hidden layer: on these catalogs every non-linear layer tried overfitted
+(validation and test weighted F1 1-4 points lower, see ``bench/README.md``).
 """
 
 from __future__ import annotations
@@ -32,89 +23,83 @@ import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's C++ start-up chatter out
 
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import keras
+import numpy as np
+import numpy.typing as npt
 from keras import layers, ops
 
-from export.training.hyper import ARCHITECTURES, DEFAULT_CANDIDATES, Hyper
+from export.training.hyper import ARCHITECTURES, Hyper
 from workers.inference.spec import FeaturizerSpec
 
-__all__ = ["ARCHITECTURES", "DEFAULT_CANDIDATES", "Hyper", "average", "build", "for_serving"]
+__all__ = ["INPUTS", "MemberWeights", "build", "idf_weights", "member_weights", "predict"]
+
+F32 = npt.NDArray[np.float32]
+INPUTS = ("word_ids", "char_ids")
 
 
-@keras.saving.register_keras_serializable(package="prodcat")
-class MaskedMean(layers.Layer):  # type: ignore[misc]
-    """Mean of the embeddings of the non-padding ids (id 0 is padding).
+def idf_weights(ids: npt.NDArray[np.int32], buckets: int) -> F32:
+    """Smoothed inverse document frequency of every id over the rows of ``ids``
+    (``log((1 + n) / (1 + df)) + 1``, as scikit-learn's); 0 for the padding id 0.
+    Counted in chunks: no dense row x id matrix."""
+    n = ids.shape[0]
+    df = np.zeros(buckets + 1, np.int64)
+    width = np.int64(buckets + 1)
+    for start in range(0, n, 8192):
+        block = ids[start : start + 8192].astype(np.int64)
+        rows = np.arange(block.shape[0], dtype=np.int64)[:, None] * width
+        pairs = np.unique((block + rows)[block > 0])  # one (row, id) pair per row and id
+        np.add.at(df, pairs % width, 1)
+    idf: F32 = (np.log((1.0 + n) / (1.0 + df)) + 1.0).astype(np.float32)
+    idf[0] = 0.0
+    return idf
 
-    For serving, :func:`for_serving` zeroes row 0 of the embedding tables and sets
-    ``zero_padding``: padding then adds nothing to the sum, and the exported graph
-    skips the [batch, length, dim] mask multiplication (a third of inference time).
-    """
 
-    def __init__(self, **kwargs: Any) -> None:
+class WeightedBag(layers.Layer):  # type: ignore[misc]
+    """``sum_i w[id_i] E[id_i] / sqrt(sum_i w[id_i]^2)`` with ``w = relu(weights)`` and
+    padding (id 0) weighted 0."""
+
+    def __init__(self, initial: F32, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.zero_padding = False
+        self._initial = np.asarray(initial, np.float32)
+
+    def build(self, input_shape: Any) -> None:
+        self.table = self.add_weight(
+            shape=self._initial.shape,
+            initializer=keras.initializers.Constant(self._initial),
+            name="id_weights",
+        )
+
+    def call(self, embedded: Any, ids: Any) -> Any:
+        present = ops.cast(ops.not_equal(ids, 0), embedded.dtype)
+        w = ops.relu(ops.take(self.table, ids)) * present
+        total = ops.sum(embedded * ops.expand_dims(w, -1), axis=1)
+        norm = ops.sqrt(ops.maximum(ops.sum(w * w, axis=1, keepdims=True), 1e-12))
+        return total / norm
+
+
+class MaskedMean(layers.Layer):  # type: ignore[misc]
+    """Mean of the embeddings of the non-padding ids."""
 
     def call(self, embedded: Any, ids: Any) -> Any:
         present = ops.cast(ops.not_equal(ids, 0), embedded.dtype)
         count = ops.maximum(ops.sum(present, axis=1, keepdims=True), 1.0)
-        if self.zero_padding:
-            total = ops.sum(embedded, axis=1)
-        else:
-            total = ops.sum(embedded * ops.expand_dims(present, -1), axis=1)
-        return total / count
-
-
-@keras.saving.register_keras_serializable(package="prodcat")
-class MaskedMax(layers.Layer):  # type: ignore[misc]
-    """Max over the positions of non-negative features, padding positions excluded.
-
-    The features are ReLU outputs (>= 0), so zeroing the padding positions before
-    the max leaves the max over the real positions unchanged. Unlike
-    :class:`MaskedMean`, the mask stays in the serving graph: a convolution over
-    zero rows still yields its bias."""
-
-    def call(self, features: Any, ids: Any) -> Any:
-        present = ops.cast(ops.not_equal(ids, 0), features.dtype)
-        return ops.max(features * ops.expand_dims(present, -1), axis=1)
-
-
-@keras.saving.register_keras_serializable(package="prodcat")
-class ZeroPad(layers.Layer):  # type: ignore[misc]
-    """Zero the embeddings of padding positions, so a convolution window that
-    overlaps the padding reads zeros in training exactly as in serving (where
-    :func:`for_serving` zeroes the padding row of the table)."""
-
-    def call(self, embedded: Any, ids: Any) -> Any:
-        present = ops.cast(ops.not_equal(ids, 0), embedded.dtype)
-        return embedded * ops.expand_dims(present, -1)
-
-
-def _layers(model: Any) -> list[Any]:
-    out: list[Any] = []
-    for layer in model.layers:
-        out.extend(_layers(layer) if isinstance(layer, keras.Model) else [layer])
-    return out
-
-
-def for_serving(model: keras.Model) -> keras.Model:
-    """Prepare a trained model for export: zero the padding rows and let the bags skip
-    masking. Outputs are unchanged (padding was masked out during training)."""
-    for layer in _layers(model):
-        if isinstance(layer, layers.Embedding):
-            table = layer.embeddings
-            table.assign(ops.concatenate([ops.zeros((1, table.shape[1])), table[1:]], axis=0))
-        elif isinstance(layer, MaskedMean):
-            layer.zero_padding = True
-    return model
+        return ops.sum(embedded * ops.expand_dims(present, -1), axis=1) / count
 
 
 def build(
-    spec: FeaturizerSpec, n_labels: int, hyper: Hyper, *, name: str | None = None
+    spec: FeaturizerSpec,
+    n_labels: int,
+    hyper: Hyper,
+    *,
+    idf: tuple[F32, F32] | None = None,
+    name: str | None = None,
 ) -> keras.Model:
-    """Build (uncompiled) the network named by ``hyper.architecture``; ``name`` (default:
-    the architecture) must differ between the members of one :func:`average`."""
+    """The (uncompiled) network named by ``hyper.architecture``; ``bag`` needs the
+    training rows' ``idf`` per input (:func:`idf_weights`)."""
     if hyper.architecture not in ARCHITECTURES:
         raise ValueError(
             f"unknown architecture {hyper.architecture!r}; pick one of {ARCHITECTURES}"
@@ -123,34 +108,69 @@ def build(
     char_ids = keras.Input(shape=(spec.max_char_ids,), dtype="int32", name="char_ids")
     word_emb = layers.Embedding(spec.word_buckets + 1, hyper.dim, name="word_embedding")(word_ids)
     char_emb = layers.Embedding(spec.char_buckets + 1, hyper.dim, name="char_embedding")(char_ids)
-    word_vec = MaskedMean(name="word_bag")(word_emb, word_ids)
-    char_vec = MaskedMean(name="char_bag")(char_emb, char_ids)
-    if hyper.architecture == "fasttext":
-        hidden = layers.Concatenate(name="bags")([word_vec, char_vec])
-        hidden = layers.Dropout(hyper.dropout, name="dropout")(hidden)
-    elif hyper.architecture == "charcnn":
-        conv = layers.Conv1D(
-            hyper.filters, hyper.kernel, padding="same", activation="relu", name="char_conv"
-        )(ZeroPad(name="char_pad")(char_emb, char_ids))
-        char_cnn = MaskedMax(name="char_pool")(conv, char_ids)
-        hidden = layers.Concatenate(name="bags_conv")([word_vec, char_vec, char_cnn])
-        hidden = layers.Dropout(hyper.dropout, name="dropout")(hidden)
+    if hyper.architecture == "bag":
+        if idf is None:
+            raise ValueError("the bag network needs the training rows' idf weights")
+        word_vec = WeightedBag(idf[0], name="word_bag")(word_emb, word_ids)
+        char_vec = WeightedBag(idf[1], name="char_bag")(char_emb, char_ids)
     else:
-        # Each tower keeps its linear bag (the fastText path) and adds a
-        # non-linear projection of it; a residual-style concat lets the
-        # softmax use both.
-        word_h = layers.Dense(hyper.hidden // 2, activation="relu", name="word_tower")(word_vec)
-        char_h = layers.Dense(hyper.hidden // 2, activation="relu", name="char_tower")(char_vec)
-        hidden = layers.Concatenate(name="towers")([word_vec, char_vec, word_h, char_h])
-        hidden = layers.Dropout(hyper.dropout, name="dropout")(hidden)
+        word_vec = MaskedMean(name="word_bag")(word_emb, word_ids)
+        char_vec = MaskedMean(name="char_bag")(char_emb, char_ids)
+    hidden = layers.Concatenate(name="bags")([word_vec, char_vec])
+    hidden = layers.Dropout(hyper.dropout, name="dropout")(hidden)
     probs = layers.Dense(n_labels, activation="softmax", name="probs")(hidden)
     return keras.Model(inputs=[word_ids, char_ids], outputs=probs, name=name or hyper.architecture)
 
 
-def average(models: list[keras.Model]) -> keras.Model:
-    """One model whose output is the mean of the given models' softmax outputs."""
-    word_ids = keras.Input(shape=models[0].inputs[0].shape[1:], dtype="int32", name="word_ids")
-    char_ids = keras.Input(shape=models[0].inputs[1].shape[1:], dtype="int32", name="char_ids")
-    outputs = [m([word_ids, char_ids]) for m in models]
-    probs = layers.Average(name="probs")(outputs)
-    return keras.Model(inputs=[word_ids, char_ids], outputs=probs, name="ensemble")
+@dataclass(frozen=True)
+class MemberWeights:
+    """One trained network as arrays, in the form the ONNX graph uses.
+
+    ``tables[k]`` is input ``k``'s embedding table with every row already multiplied by
+    its id weight (``bag``; row 0, padding, is zero), ``squares[k]`` the squared id
+    weights (``bag``) or ``None`` (``fasttext``: the bag is a mean over the non-padding
+    ids); ``kernel`` [2*dim, leaves] and ``bias`` [leaves] the softmax layer's."""
+
+    architecture: str
+    tables: tuple[F32, F32]
+    squares: tuple[F32, F32] | None
+    kernel: F32
+    bias: F32
+
+
+def member_weights(model: keras.Model) -> MemberWeights:
+    """The trained ``model``'s weights as :class:`MemberWeights`."""
+    tables: list[F32] = []
+    squares: list[F32] = []
+    for prefix in ("word", "char"):
+        table = np.array(model.get_layer(f"{prefix}_embedding").embeddings.numpy(), np.float32)
+        table[0] = 0.0
+        bag = model.get_layer(f"{prefix}_bag")
+        if isinstance(bag, WeightedBag):
+            w = np.maximum(np.asarray(bag.table.numpy(), np.float32), 0.0)
+            w[0] = 0.0
+            table *= w[:, None]
+            squares.append(w * w)
+        tables.append(table)
+    kernel, bias = (np.asarray(v.numpy(), np.float32) for v in model.get_layer("probs").weights)
+    arch = "bag" if squares else "fasttext"
+    return MemberWeights(
+        architecture=arch,
+        tables=(tables[0], tables[1]),
+        squares=(squares[0], squares[1]) if squares else None,
+        kernel=kernel,
+        bias=bias,
+    )
+
+
+def predict(model: keras.Model, x: dict[str, npt.NDArray[np.int32]], rows: Sequence[int]) -> F32:
+    """Probabilities for ``rows`` of ``x``, in chunks (inference mode)."""
+    out: list[F32] = []
+    idx = np.asarray(rows, dtype=np.int64)
+    for start in range(0, len(idx), 4096):
+        chunk = idx[start : start + 4096]
+        probs = model([x[k][chunk] for k in INPUTS], training=False)
+        out.append(np.asarray(probs, np.float32))
+    if not out:
+        return np.zeros((0, model.output_shape[-1]), np.float32)
+    return np.concatenate(out)

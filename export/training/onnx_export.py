@@ -1,197 +1,166 @@
-"""Export a trained Keras network to ONNX with tf2onnx, and check parity."""
+"""Write trained networks as one ONNX graph, built node by node from their weights, and
+check parity.
+
+The candidate networks are a handful of operations (embedding lookups, sums, a norm, one
+matrix product, a softmax), so the graph is written directly with ``onnx.helper`` rather
+than traced and converted: no TensorFlow in the export, no converter holding the model
+several times over (tf2onnx on a three-model ensemble went past 23 GB), and a graph that is
+exactly the arithmetic the serving path needs.
+
+Graph, per member ``m`` and input ``k`` in (``word_ids``, ``char_ids``), ids int32
+[B, L] with 0 for padding and L free (serving trims all-padding columns per batch)::
+
+    bag:      v_k = ReduceSum(Gather(T_k, ids_k), 1)
+                    / Sqrt(Max(ReduceSum(Gather(S_k, ids_k), 1), eps))
+    fasttext: v_k = ReduceSum(Gather(T_k, ids_k), 1) / Max(ReduceSum(Cast(ids_k != 0), 1), 1)
+    probs_m   = Softmax(Concat(v_word, v_char) @ (W / t) + b / t)
+    probs     = Mean(probs_m over members)
+
+``T_k`` is the embedding table with each row already multiplied by its id weight and row 0
+zero, ``S_k`` the squared id weights (:class:`~export.training.networks.MemberWeights`),
+and ``t`` the temperature calibrated on validation data (1 = none), folded into the
+softmax layer so it costs nothing.
+"""
 
 from __future__ import annotations
 
-import os
-
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's C++ start-up chatter out
-
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
+from export.training.networks import INPUTS, MemberWeights
+
+__all__ = ["ONNX_OPSET", "parity", "to_onnx"]
+
 ONNX_OPSET = 17
+_EPS = 1e-12
 
 
-def to_onnx(model: Any, out: Path, *, opset: int = ONNX_OPSET) -> Path:
-    """Trace the Keras model as a tf.function and convert it at a pinned opset.
+def to_onnx(members: Sequence[MemberWeights], out: Path, *, temperature: float = 1.0) -> Path:
+    """Write ``members`` (their probabilities averaged) to ``out``.
 
-    Inputs keep their names (``word_ids``, ``char_ids``, int32 [B, any L]) and the
-    output is named ``probs``, which is what :mod:`workers.inference.model` feeds and reads.
-    """
-    import keras
+    Inputs ``word_ids``/``char_ids`` (int32 [B, L]) and output ``probs`` (float32 [B,
+    leaves]) are what :mod:`workers.inference.model` feeds and reads."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
 
-    members = [layer for layer in model.layers if isinstance(layer, keras.Model)]
-    if model.name == "ensemble" and members:
-        # One conversion per member, then one Mean node: tf2onnx on the whole ensemble
-        # holds every member's embedding tables several times over (a three-model
-        # ensemble went past 23 GB), one member at a time stays near one model's peak.
-        proto = _mean_of([_convert(m, opset) for m in members])
-    else:
-        proto = _convert(model, opset)
-    out.write_bytes(proto.SerializeToString())
+    if not members:
+        raise ValueError("no members to export")
+    if temperature <= 0:
+        raise ValueError(f"temperature must be > 0, got {temperature}")
+    nodes: list[Any] = []
+    inits: list[Any] = []
+
+    def const(name: str, value: npt.NDArray[Any]) -> str:
+        inits.append(numpy_helper.from_array(np.ascontiguousarray(value), name))
+        return name
+
+    axis1 = const("axis_1", np.array([1], np.int64))
+    eps = const("eps", np.array(_EPS, np.float32))
+    if any(member.squares is None for member in members):
+        one = const("one", np.array(1.0, np.float32))
+        zero_id = const("zero_id", np.array(0, np.int32))
+    if all(member.squares is None for member in members):
+        inits.pop(1)  # only the bag divides by a norm
+        eps = ""
+    counts: dict[str, str] = {}
+    outputs: list[str] = []
+    for m, member in enumerate(members):
+        bags: list[str] = []
+        for k, ids in enumerate(INPUTS):
+            p = f"m{m}.{ids.removesuffix('_ids')}"
+            table = const(f"{p}.table", member.tables[k])
+            nodes.append(helper.make_node("Gather", [table, ids], [f"{p}.rows"]))
+            nodes.append(
+                helper.make_node("ReduceSum", [f"{p}.rows", axis1], [f"{p}.sum"], keepdims=0)
+            )
+            if member.squares is not None:
+                squares = const(f"{p}.squares", member.squares[k])
+                nodes += [
+                    helper.make_node("Gather", [squares, ids], [f"{p}.w2"]),
+                    helper.make_node("ReduceSum", [f"{p}.w2", axis1], [f"{p}.w2sum"], keepdims=1),
+                    helper.make_node("Max", [f"{p}.w2sum", eps], [f"{p}.w2safe"]),
+                    helper.make_node("Sqrt", [f"{p}.w2safe"], [f"{p}.norm"]),
+                ]
+                nodes.append(helper.make_node("Div", [f"{p}.sum", f"{p}.norm"], [f"{p}.bag"]))
+            else:
+                nodes.append(
+                    helper.make_node(
+                        "Div",
+                        [f"{p}.sum", _count(ids, counts, nodes, axis1, one, zero_id)],
+                        [f"{p}.bag"],
+                    )
+                )
+            bags.append(f"{p}.bag")
+        kernel = const(f"m{m}.kernel", member.kernel / np.float32(temperature))
+        bias = const(f"m{m}.bias", member.bias / np.float32(temperature))
+        out_name = "probs" if len(members) == 1 else f"m{m}.probs"
+        nodes += [
+            helper.make_node("Concat", bags, [f"m{m}.hidden"], axis=1),
+            helper.make_node("MatMul", [f"m{m}.hidden", kernel], [f"m{m}.xw"]),
+            helper.make_node("Add", [f"m{m}.xw", bias], [f"m{m}.logits"]),
+            helper.make_node("Softmax", [f"m{m}.logits"], [out_name], axis=1),
+        ]
+        outputs.append(out_name)
+    if len(members) > 1:
+        nodes.append(helper.make_node("Mean", outputs, ["probs"]))
+    leaves = int(members[0].bias.shape[0])
+    graph = helper.make_graph(
+        nodes,
+        "prodcat",
+        [
+            helper.make_tensor_value_info(n, TensorProto.INT32, ["batch", f"{n}_len"])
+            for n in INPUTS
+        ],
+        [helper.make_tensor_value_info("probs", TensorProto.FLOAT, ["batch", leaves])],
+        inits,
+    )
+    model = helper.make_model(
+        graph,
+        opset_imports=[helper.make_opsetid("", ONNX_OPSET)],
+        producer_name="prodcat",
+    )
+    model.ir_version = 8  # onnxruntime >= 1.14 reads it
+    onnx.checker.check_model(model)
+    out.write_bytes(model.SerializeToString())
     return out
 
 
-def _convert(model: Any, opset: int) -> Any:
-    import tensorflow as tf
-    import tf2onnx
-
-    # Width is left dynamic: serving trims all-padding columns per batch.
-    signature = tuple(
-        tf.TensorSpec((None, None), tf.int32, name=t.name.split(":")[0]) for t in model.inputs
-    )
-
-    @tf.function(input_signature=signature)  # type: ignore[untyped-decorator]
-    def serve(*inputs: Any) -> dict[str, Any]:
-        return {"probs": model(list(inputs), training=False)}
-
-    proto, _ = tf2onnx.convert.from_function(serve, input_signature=signature, opset=opset)
-    return direct_gathers(proto)
-
-
-def direct_gathers(proto: Any) -> Any:
-    """Let each embedding lookup read its ids input as it is, when that changes nothing.
-
-    tf2onnx converts ``tf.gather(table, ids)`` to ``Gather(table, where(ids < 0, ids +
-    rows, ids))`` in eight elementwise ops per table (ONNX Gather counts negative indices
-    from the end, TensorFlow's does not accept them). The featurizer never produces a
-    negative id (0 is padding, 1..buckets are real), so on every id the model can be fed
-    that arithmetic is the identity, and it cost about a tenth of inference time. For each
-    ``Gather`` over a 2-d initializer whose indices are computed from one graph input, the
-    index computation is run on probe ids spanning the table (``0``, ``1``, ``rows - 1``
-    and ids in between); only where it returns them unchanged is the ``Gather`` rewired to
-    the input. Nodes nothing uses any more are dropped. ``parity`` still checks the result
-    against Keras.
-    """
-    graph = proto.graph
-    inputs = {i.name: i for i in graph.input}
-    tables = {t.name: t for t in graph.initializer if len(t.dims) == 2}
-    producer = {out: node for node in graph.node for out in node.output}
-    rewired = False
-    for node in graph.node:
-        if node.op_type != "Gather" or node.input[0] not in tables or node.input[1] in inputs:
-            continue
-        source = _index_source(node.input[1], producer, inputs)
-        if source is None:
-            continue
-        rows = int(tables[node.input[0]].dims[0])
-        if _is_identity(proto, producer, node.input[1], source, rows):
-            node.input[1] = source
-            rewired = True
-    if rewired:
-        _drop_unused(graph)
-    return proto
-
-
-def _index_source(name: str, producer: dict[str, Any], inputs: dict[str, Any]) -> str | None:
-    """The one graph input ``name`` is computed from (initializers and constants aside)."""
-    found: set[str] = set()
-    stack, seen = [name], set()
-    while stack:
-        value = stack.pop()
-        if value in seen:
-            continue
-        seen.add(value)
-        if value in inputs:
-            found.add(value)
-        elif value in producer:
-            stack.extend(producer[value].input)
-    return found.pop() if len(found) == 1 else None
-
-
-def _is_identity(proto: Any, producer: dict[str, Any], output: str, source: str, rows: int) -> bool:
-    """Whether the subgraph from ``source`` to ``output`` maps every probe id to itself."""
-    import onnxruntime as ort
+def _count(
+    ids: str, counts: dict[str, str], nodes: list[Any], axis1: str, one: str, zero_id: str
+) -> str:
+    """``Max(number of non-padding ids, 1)`` per row, computed once per input."""
     from onnx import TensorProto, helper
 
-    graph = proto.graph
-    initializers = {t.name: t for t in graph.initializer}
-    nodes, used, stack = [], set(), [output]
-    while stack:  # the nodes between source and output, backwards
-        value = stack.pop()
-        if value in used or value == source or value in initializers:
-            continue
-        used.add(value)
-        node = producer.get(value)
-        if node is None:
-            return False  # another graph input: not a function of ``source`` alone
-        if node not in nodes:
-            nodes.append(node)
-            stack.extend(node.input)
-    order = {id(n): i for i, n in enumerate(graph.node)}
-    nodes.sort(key=lambda n: order[id(n)])
-    needed = {name for n in nodes for name in n.input}
-    sub = helper.make_graph(
-        [*nodes, helper.make_node("Cast", [output], ["probe_ids"], to=TensorProto.INT64)],
-        "index_probe",
-        [next(i for i in graph.input if i.name == source)],
-        [helper.make_tensor_value_info("probe_ids", TensorProto.INT64, None)],
-        initializer=[t for name, t in initializers.items() if name in needed],
-    )
-    model = helper.make_model(sub, opset_imports=list(proto.opset_import))
-    model.ir_version = proto.ir_version
-    probe = np.unique(np.concatenate([[0, 1, rows - 1], np.linspace(0, rows - 1, 997)]))
-    feed = probe.astype(np.int32).reshape(1, -1)  # the ids inputs are int32 [B, L]
-    try:
-        session = ort.InferenceSession(
-            model.SerializeToString(), providers=["CPUExecutionProvider"]
-        )
-        (got,) = session.run(None, {source: feed})
-    except Exception:  # not a subgraph onnxruntime runs on its own: leave the lookup alone
-        return False
-    return bool(np.array_equal(np.asarray(got), feed.astype(np.int64)))
+    if ids not in counts:
+        p = f"{ids}.count"
+        nodes += [
+            helper.make_node("Equal", [ids, zero_id], [f"{p}.pad"]),
+            helper.make_node("Not", [f"{p}.pad"], [f"{p}.present"]),
+            helper.make_node("Cast", [f"{p}.present"], [f"{p}.float"], to=TensorProto.FLOAT),
+            helper.make_node("ReduceSum", [f"{p}.float", axis1], [f"{p}.sum"], keepdims=1),
+            helper.make_node("Max", [f"{p}.sum", one], [p]),
+        ]
+        counts[ids] = p
+    return counts[ids]
 
 
-def _drop_unused(graph: Any) -> None:
-    """Remove nodes and initializers that no graph output depends on."""
-    needed = {o.name for o in graph.output}
-    kept = []
-    for node in reversed(list(graph.node)):
-        if any(out in needed for out in node.output):
-            kept.append(node)
-            needed.update(node.input)
-    kept.reverse()
-    del graph.node[:]
-    graph.node.extend(kept)
-    unused = [t for t in graph.initializer if t.name not in needed]
-    for t in unused:
-        graph.initializer.remove(t)
-
-
-def _mean_of(protos: list[Any]) -> Any:
-    """One ONNX model feeding the shared inputs to every member graph and averaging
-    their ``probs`` (names prefixed ``m0_``, ``m1_``...; the inputs stay shared)."""
-    from onnx import compose, helper
-
-    graphs = [
-        compose.add_prefix_graph(p.graph, f"m{i}_", rename_inputs=False)
-        for i, p in enumerate(protos)
-    ]
-    output = graphs[0].output[0].__deepcopy__()
-    output.name = "probs"
-    mean = helper.make_node("Mean", [g.output[0].name for g in graphs], ["probs"], name="mean")
-    graph = helper.make_graph(
-        [n for g in graphs for n in g.node] + [mean],
-        "ensemble",
-        list(graphs[0].input),
-        [output],
-        initializer=[t for g in graphs for t in g.initializer],
-        value_info=[v for g in graphs for v in g.value_info],
-    )
-    merged = helper.make_model(graph, opset_imports=list(protos[0].opset_import))
-    merged.ir_version = protos[0].ir_version
-    return merged
-
-
-def parity(model: Any, onnx_path: Path, feeds: dict[str, npt.NDArray[np.int32]]) -> float:
-    """Largest absolute difference between Keras and onnxruntime outputs."""
+def parity(
+    onnx_path: Path, feeds: dict[str, npt.NDArray[np.int32]], reference: npt.NDArray[np.float32]
+) -> float:
+    """Max |onnx - reference| on ``feeds``, run with the padding columns trimmed the way
+    serving trims them (so a graph that depended on the padded width would fail here)."""
     import onnxruntime as ort
 
     session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
-    names = [i.name for i in session.get_inputs()]
-    (onnx_out,) = session.run(["probs"], {n: feeds[n] for n in names})
-    keras_out = model([feeds[t.name.split(":")[0]] for t in model.inputs], training=False)
-    return float(np.abs(np.asarray(keras_out) - np.asarray(onnx_out)).max())
+    trimmed = {}
+    for name in INPUTS:
+        ids = feeds[name]
+        used = np.flatnonzero((ids != 0).any(axis=0))
+        width = int(used[-1]) + 1 if used.size else 1
+        trimmed[name] = np.ascontiguousarray(ids[:, :width])
+    (got,) = session.run(["probs"], trimmed)
+    return float(np.abs(np.asarray(got) - reference).max())

@@ -9,6 +9,7 @@ split into train/val/test groups by normalized title (:mod:`export.data.splits`)
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -18,7 +19,7 @@ from export.data.catalog import Example, load_catalog_file
 from export.data.datasets import DATASETS, load_dataset
 from export.data.sources import fingerprint
 from export.data.splits import bucket, deduplicate, grouped_split
-from export.errors import ExportError
+from export.errors import ExportError, TooLittleDataError
 from export.training.config import TrainConfig
 from workers.inference.metadata import BundleMetadata
 from workers.inference.taxonomy import Taxonomy
@@ -113,9 +114,12 @@ def prepare(config: TrainConfig) -> Prepared:
     split = grouped_split(
         examples, test_frac=config.test_frac, val_frac=config.val_frac, seed=config.seed
     )
+    if len({e.path for e in examples}) < 2:
+        raise TooLittleDataError(_too_few_categories(config, examples))
     taxonomy = Taxonomy.from_unsorted([examples[i].path for i in split.train])
     known = set(taxonomy.leaves)
     train = [i for i in split.train if examples[i].path in known]
+    check_trainable(config, len(train), [examples[i].path for i in train], split.val, examples)
     return Prepared(
         examples=examples,
         train=train,
@@ -126,6 +130,66 @@ def prepare(config: TrainConfig) -> Prepared:
         split=split.describe(),
         fingerprint=fingerprint(examples),
     )
+
+
+#: Fewest training rows ``prodcat train`` accepts, and fewest per category on average.
+MIN_ROWS = 50
+MIN_ROWS_PER_CATEGORY = 2.0
+
+
+def _sources(config: TrainConfig) -> str:
+    return ", ".join(config.data)
+
+
+def _too_few_categories(config: TrainConfig, examples: Sequence[Example]) -> str:
+    paths = sorted({e.label for e in examples})
+    return (
+        f"{_sources(config)}: {len(examples)} usable rows, all in "
+        f"{len(paths)} category ({', '.join(paths[:3]) or 'none'}); a classifier needs at "
+        "least 2 categories. Check the category_path column (levels joined with ' > '), "
+        "or add rows of other categories."
+    )
+
+
+def check_trainable(
+    config: TrainConfig,
+    rows: int,
+    paths: Sequence[tuple[str, ...]],
+    val: Sequence[int],
+    examples: Sequence[Example],
+) -> None:
+    """Refuse, before any training, data that cannot give a useful model: fewer than
+    :data:`MIN_ROWS` training rows, fewer than 2 categories in them, fewer than
+    :data:`MIN_ROWS_PER_CATEGORY` rows per category on average, or no validation row of
+    a known category. Warn when most categories have a single training row."""
+    counts = Counter(paths)
+    what = f"{_sources(config)}: {rows} training rows in {len(counts)} categories"
+    advice = (
+        "label more products, merge rare categories into their parents (shorten their "
+        "category_path), or drop categories with one or two products"
+    )
+    if rows < MIN_ROWS:
+        raise TooLittleDataError(f"{what}; prodcat needs at least {MIN_ROWS}: {advice}")
+    if len(counts) < 2:
+        raise TooLittleDataError(f"{what}; a classifier needs at least 2 categories")
+    if rows < MIN_ROWS_PER_CATEGORY * len(counts):
+        raise TooLittleDataError(
+            f"{what} ({rows / len(counts):.1f} per category); prodcat needs at least "
+            f"{MIN_ROWS_PER_CATEGORY:g} per category on average: {advice}"
+        )
+    if not any(examples[i].path in counts for i in val):
+        raise TooLittleDataError(
+            f"{what}; none of the validation rows has a category seen in training, so "
+            f"early stopping has nothing to go on: {advice}"
+        )
+    singles = sum(1 for n in counts.values() if n == 1)
+    if singles > len(counts) / 2:
+        log.warning(
+            "%s; %d categories have a single training row: expect them to be predicted poorly (%s)",
+            what,
+            singles,
+            advice,
+        )
 
 
 def rebuild_split(meta: BundleMetadata, data_dir: Path) -> Prepared:

@@ -16,7 +16,7 @@ import numpy as np
 
 from workers.inference.bundle import MODEL_FILE, write_manifest
 
-OUTPUT_WEIGHTS_SUFFIX = "probs_1/Cast/ReadVariableOp:0"  # the fasttext output layer [2*dim, leaves]
+OUTPUT_WEIGHTS_SUFFIX = ".kernel"  # a member's softmax layer [2*dim, leaves]
 
 
 def derive_bundle(src: Path, dst: Path, version: str, *, noise: float = 0.0, seed: int = 1) -> Path:
@@ -36,7 +36,7 @@ def derive_bundle(src: Path, dst: Path, version: str, *, noise: float = 0.0, see
         from onnx import numpy_helper
 
         model = onnx.load(str(dst / MODEL_FILE))
-        (weights,) = [i for i in model.graph.initializer if i.name.endswith(OUTPUT_WEIGHTS_SUFFIX)]
+        weights = next(i for i in model.graph.initializer if i.name.endswith(OUTPUT_WEIGHTS_SUFFIX))
         w = numpy_helper.to_array(weights)
         rng = np.random.default_rng(seed)
         perturbed = w + rng.normal(0.0, noise * float(w.std()), size=w.shape).astype(w.dtype)

@@ -36,7 +36,7 @@ def _config(data_dir: Path, out: Path) -> TrainConfig:
         data=("online_shopping_10_cats",),
         data_dir=data_dir,
         out=out,
-        candidates=("fasttext", "twotower"),
+        candidates=("bag", "fasttext"),
         limit=ROWS,
         max_epochs=6,
         baseline=False,
@@ -76,7 +76,7 @@ def test_review_bundle_predicts_the_ten_review_categories(review_bundle: Path) -
     # Two candidates and their average were scored on validation; the best is exported.
     model = bundle.metadata.model
     scores = {c["architecture"]: c["val_weighted_f1"] for c in model["candidates"]}
-    assert set(scores) == {"fasttext", "twotower", "ensemble(fasttext+twotower)"}
+    assert set(scores) == {"bag", "fasttext", "ensemble(bag+fasttext)"}
     assert scores[model["chosen"]] == max(scores.values())
     assert "## Candidates" in (review_bundle / "report" / "report.md").read_text(encoding="utf-8")
 

@@ -36,7 +36,7 @@ ROWS = 6000
 
 
 def _train(data_dir: Path, out: Path, dataset: str, rows: int) -> Path:
-    from export.training.networks import Hyper
+    from export.training.hyper import Hyper
 
     config = TrainConfig(
         data=(dataset,),

@@ -74,6 +74,18 @@ def class_table() -> npt.NDArray[np.uint8]:
     return table
 
 
+def run_script_share(text: str) -> float:
+    """Share of ``text``'s letters, marks and numbers that are *run* characters (scripts
+    written without spaces: Chinese, Japanese, Thai...); 0.0 for text without any."""
+    if not text:
+        return 0.0
+    table = class_table()
+    codes = np.fromiter((min(ord(c), TABLE_SIZE) for c in text), dtype=np.int64, count=len(text))
+    classes = table[codes]
+    letters = int(np.count_nonzero(classes != SEP))
+    return float(np.count_nonzero(classes == RUN)) / letters if letters else 0.0
+
+
 def horner(seed: int, text: str) -> int:
     h = seed
     for ch in text:

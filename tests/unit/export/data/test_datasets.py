@@ -14,10 +14,9 @@ import pytest
 
 from export.data.catalog import Example, LoadReport
 from export.data.cn_lines import CnLineError, is_breadcrumb, parse_line
-from export.data.datasets import DATASETS, load_dataset, train_defaults
+from export.data.datasets import DATASETS, load_dataset
 from export.data.sources import SOURCES, fingerprint, source_for, verify
 from export.errors import DataError, ExportError
-from export.training.config import TrainConfig
 
 TAG = re.compile(r"<[^<>]*>")
 
@@ -237,46 +236,3 @@ def test_fingerprint_depends_on_content_and_order() -> None:
     relabelled = Example(product_id="1", title="Tea", path=("Drinks",), source="s")
     assert fingerprint([a, b]) != fingerprint([relabelled, b])
     assert len(fingerprint([])) == 64
-
-
-def test_registry_defaults_fill_only_the_flags_not_given(tmp_path: Path) -> None:
-    from export.commands import train_config
-    from export.training.hyper import DEFAULT_CANDIDATES, Hyper
-    from workers.cli.main import build_parser
-    from workers.core.settings import Settings
-    from workers.inference.spec import FeaturizerSpec
-
-    def config(*flags: str) -> TrainConfig:
-        args = build_parser().parse_args(["train", *flags, "--out", str(tmp_path)])
-        return train_config(args, Settings(data_dir=tmp_path))
-
-    cn = config("--data", "cn_ecommerce_products")
-    assert (cn.hyper.dim, cn.spec.word_buckets, cn.spec.char_buckets) == (128, 2**17, 2**17)
-    assert DATASETS["cn_ecommerce_products"].defaults.why  # the choice is explained
-    flagged = config("--data", "cn_ecommerce_products", "--dim", "32", "--candidates", "fasttext")
-    assert (flagged.hyper.dim, flagged.spec.word_buckets) == (32, 2**17)
-    assert flagged.candidates == ("fasttext",)
-    myntra = config("--data", "myntra_styles")
-    assert (myntra.hyper.label_smoothing, myntra.hyper.dim) == (0.1, Hyper().dim)
-    assert myntra.candidates == ("fasttext", "fasttext@1", "twotower")
-    assert config("--data", "myntra_styles", "--label-smoothing", "0").hyper == Hyper()
-    plain = config("--data", "bigbasket")
-    assert (plain.hyper, plain.spec) == (Hyper(), FeaturizerSpec())
-    assert plain.candidates == DEFAULT_CANDIDATES
-    merged = train_defaults(["myntra_styles", "cn_ecommerce_products", "my_catalog.csv"])
-    assert (merged.dim, merged.buckets, merged.label_smoothing) == (128, 2**17, 0.1)
-    assert config("--data", "my_catalog.csv").candidates == DEFAULT_CANDIDATES
-    seeds = config("--data", "bigbasket", "--candidates", "fasttext,fasttext@1,twotower")
-    assert seeds.candidates == ("fasttext", "fasttext@1", "twotower")
-    for bad in ("fasttext@", "fasttext@x", "cnn@1"):
-        with pytest.raises(ExportError, match="NAME@K"):
-            config("--data", "bigbasket", "--candidates", bad)
-
-
-def test_candidate_names_carry_a_seed_offset() -> None:
-    from export.training.hyper import parse_candidate
-
-    assert parse_candidate("twotower") == ("twotower", 0)
-    assert parse_candidate("fasttext@2") == ("fasttext", 2)
-    with pytest.raises(ValueError):
-        parse_candidate("fasttext@-1")

@@ -1,71 +1,100 @@
-"""``export.training.onnx_export.direct_gathers``: an embedding lookup reads its ids input directly
-only where the index arithmetic in between is the identity on every id the featurizer
-produces (tf2onnx's negative-index wrap), and the model's outputs do not change."""
+"""The ONNX graph written from the networks' weights computes what Keras computes: every
+candidate family, an ensemble, a temperature, on real English and Chinese rows, with the
+padding columns trimmed as serving trims them."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
-import onnxruntime as ort
-from onnx import ModelProto, TensorProto, helper, numpy_helper
+import pytest
 
-from export.training.onnx_export import direct_gathers
+from export.data.datasets import load_dataset
+from export.training.hyper import Hyper
+from export.training.train import featurize, temper
+from workers.core.product import ProductText
+from workers.inference.featurizer import Featurizer
+from workers.inference.spec import FeaturizerSpec
 
-ROWS, DIM = 50, 4
+SPEC = FeaturizerSpec(word_buckets=4096, char_buckets=8192)
 
 
-def _model(index_nodes: list[object], index: str) -> ModelProto:
-    """ids int32 [B, L] -> (index arithmetic) -> Gather(table) -> ReduceSum -> out."""
-    table = np.arange(ROWS * DIM, dtype=np.float32).reshape(ROWS, DIM)
-    graph = helper.make_graph(
-        [
-            *index_nodes,
-            helper.make_node("Gather", ["table", index], ["gathered"]),
-            helper.make_node("ReduceSum", ["gathered", "axes"], ["out"], keepdims=0),
-        ],
-        "bag",
-        [helper.make_tensor_value_info("ids", TensorProto.INT32, [None, None])],
-        [helper.make_tensor_value_info("out", TensorProto.FLOAT, [None, DIM])],
-        initializer=[
-            numpy_helper.from_array(table, "table"),
-            numpy_helper.from_array(np.array([1], dtype=np.int64), "axes"),
-            numpy_helper.from_array(np.array(ROWS, dtype=np.int32), "rows"),
-            numpy_helper.from_array(np.array(0, dtype=np.int32), "zero"),
-            numpy_helper.from_array(np.array(1, dtype=np.int32), "one"),
-        ],
+@pytest.fixture(scope="module")
+def feats(data_dir: Path) -> dict[str, np.ndarray]:
+    english, _ = load_dataset("bigbasket", data_dir, limit=150)
+    chinese, _ = load_dataset("cn_ecommerce_products", data_dir, limit=150)
+    items = [ProductText.of(e) for e in (*english, *chinese)]
+    return featurize(Featurizer(SPEC), items)
+
+
+def _network(arch: str, feats: dict[str, np.ndarray], seed: int, labels: int = 23) -> object:
+    import keras
+
+    from export.training.networks import build, idf_weights
+
+    keras.utils.set_random_seed(seed)
+    idf = (
+        idf_weights(feats["word_ids"], SPEC.word_buckets),
+        idf_weights(feats["char_ids"], SPEC.char_buckets),
     )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    model.ir_version = 8
+    model = build(SPEC, labels, Hyper(architecture=arch, dim=8), idf=idf)
+    rng = np.random.default_rng(seed)
+    # Trained-looking weights: spread embeddings and softmax, id weights moved off the
+    # idf and some pushed below zero (the bag clips them at 0).
+    model.set_weights([rng.normal(0, 0.5, w.shape).astype(np.float32) for w in model.get_weights()])
     return model
 
 
-def _negative_wrap() -> list[object]:
-    """where(ids < 0, ids + rows, ids), as tf2onnx writes it for tf.gather."""
-    return [
-        helper.make_node("Less", ["ids", "zero"], ["neg"]),
-        helper.make_node("Add", ["ids", "rows"], ["wrapped"]),
-        helper.make_node("Where", ["neg", "wrapped", "ids"], ["index"]),
+@pytest.mark.parametrize(
+    ("archs", "temperature"),
+    [(("bag",), 1.0), (("fasttext",), 1.0), (("bag", "bag"), 0.7), (("bag", "fasttext"), 2.5)],
+)
+def test_onnx_matches_keras(
+    feats: dict[str, np.ndarray], archs: tuple[str, ...], temperature: float, tmp_path: Path
+) -> None:
+    from export.training.networks import member_weights, predict
+    from export.training.onnx_export import parity, to_onnx
+
+    rows = list(range(len(feats["word_ids"])))
+    models = [_network(a, feats, seed) for seed, a in enumerate(archs)]
+    reference = temper([predict(m, feats, rows) for m in models], temperature)
+    path = to_onnx(
+        [member_weights(m) for m in models], tmp_path / "m.onnx", temperature=temperature
+    )
+    assert parity(path, feats, reference) < 1e-5
+    # The reference is not trivially flat: the models disagree with a uniform answer.
+    assert float(reference.max(axis=1).mean()) > 1.5 / reference.shape[1]
+
+
+def test_parity_notices_a_different_model(feats: dict[str, np.ndarray], tmp_path: Path) -> None:
+    from export.training.networks import member_weights, predict
+    from export.training.onnx_export import parity, to_onnx
+
+    rows = list(range(len(feats["word_ids"])))
+    a, b = _network("bag", feats, 0), _network("bag", feats, 1)
+    path = to_onnx([member_weights(a)], tmp_path / "a.onnx")
+    assert parity(path, feats, predict(b, feats, rows)) > 1e-3
+
+
+def test_the_graph_reads_only_what_serving_feeds(
+    feats: dict[str, np.ndarray], tmp_path: Path
+) -> None:
+    import onnxruntime as ort
+
+    from export.training.networks import member_weights
+    from export.training.onnx_export import to_onnx
+
+    path = to_onnx([member_weights(_network("bag", feats, 0))], tmp_path / "m.onnx")
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    assert [(i.name, i.type) for i in session.get_inputs()] == [
+        ("word_ids", "tensor(int32)"),
+        ("char_ids", "tensor(int32)"),
     ]
-
-
-def _run(model: ModelProto, ids: np.ndarray) -> np.ndarray:
-    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
-    return np.asarray(session.run(["out"], {"ids": ids})[0])
-
-
-IDS = np.array([[0, 1, 7, ROWS - 1], [3, 0, 0, 0]], dtype=np.int32)
-
-
-def test_the_negative_index_wrap_is_removed_and_outputs_are_unchanged() -> None:
-    before = _run(_model(_negative_wrap(), "index"), IDS)
-    model = direct_gathers(_model(_negative_wrap(), "index"))
-    assert [n.op_type for n in model.graph.node] == ["Gather", "ReduceSum"]
-    assert model.graph.node[0].input[1] == "ids"
-    assert "rows" not in {t.name for t in model.graph.initializer}  # unused now: dropped
-    assert np.array_equal(_run(model, IDS), before)
-
-
-def test_index_arithmetic_that_changes_ids_is_kept() -> None:
-    shifted = [helper.make_node("Sub", ["ids", "one"], ["index"])]  # ids - 1: not identity
-    model = direct_gathers(_model(shifted, "index"))
-    assert [n.op_type for n in model.graph.node] == ["Sub", "Gather", "ReduceSum"]
-    assert model.graph.node[1].input[1] == "index"
+    assert [o.name for o in session.get_outputs()] == ["probs"]
+    # Any width: one column of padding only, and the full width, both run.
+    for width in (1, feats["char_ids"].shape[1]):
+        out = session.run(
+            ["probs"],
+            {"word_ids": feats["word_ids"][:4, :width], "char_ids": feats["char_ids"][:4, :width]},
+        )[0]
+        assert np.allclose(out.sum(axis=1), 1.0, atol=1e-5)
