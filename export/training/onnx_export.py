@@ -7,19 +7,20 @@ than traced and converted: no TensorFlow in the export, no converter holding the
 several times over (tf2onnx on a three-model ensemble went past 23 GB), and a graph that is
 exactly the arithmetic the serving path needs.
 
-Graph, per member ``m`` and input ``k`` in (``word_ids``, ``char_ids``), ids int32
-[B, L] with 0 for padding and L free (serving trims all-padding columns per batch)::
+Graph, per input ``k`` in (``word_ids``, ``char_ids``), ids int32 [B, L] with 0 for
+padding and L free (serving trims all-padding columns per batch), and member ``m``::
 
-    bag:      v_k = ReduceSum(Gather(T_k, ids_k), 1)
-                    / Sqrt(Max(ReduceSum(Gather(S_k, ids_k), 1), eps))
-    fasttext: v_k = ReduceSum(Gather(T_k, ids_k), 1) / Max(ReduceSum(Cast(ids_k != 0), 1), 1)
-    probs_m   = Softmax(Concat(v_word, v_char) @ (W / t) + b / t)
+    sums_k    = ReduceSum(Gather(F_k, ids_k), 1)          # one lookup per id for all members
+    bag:      v_mk = sums_k[T_mk columns] / Sqrt(Max(sums_k[S_mk column], eps))
+    fasttext: v_mk = sums_k[T_mk columns] / Max(ReduceSum(Cast(ids_k != 0), 1), 1)
+    probs_m   = Softmax(Concat(v_m,word, v_m,char) @ (W_m / t) + b_m / t)
     probs     = Mean(probs_m over members)
 
-``T_k`` is the embedding table with each row already multiplied by its id weight and row 0
-zero, ``S_k`` the squared id weights (:class:`~export.training.networks.MemberWeights`),
-and ``t`` the temperature calibrated on validation data (1 = none), folded into the
-softmax layer so it costs nothing.
+``F_k`` is every member's table side by side: ``T_mk``, the embedding table with each row
+already multiplied by its id weight (row 0, padding, zero), then one column ``S_mk`` of
+squared id weights per bag member (:class:`~export.training.networks.MemberWeights`). ``t``
+is the temperature calibrated on validation data (1 = none), folded into the softmax layer
+so it costs nothing.
 """
 
 from __future__ import annotations
@@ -67,39 +68,35 @@ def to_onnx(members: Sequence[MemberWeights], out: Path, *, temperature: float =
         inits.pop(1)  # only the bag divides by a norm
         eps = ""
     counts: dict[str, str] = {}
+    bags: list[list[str]] = [[] for _ in members]
+    for k, ids in enumerate(INPUTS):
+        p = ids.removesuffix("_ids")
+        table, spans = _fused_table(members, k)
+        nodes += [
+            helper.make_node("Gather", [const(f"{p}.table", table), ids], [f"{p}.rows"]),
+            helper.make_node("ReduceSum", [f"{p}.rows", axis1], [f"{p}.sums"], keepdims=0),
+        ]
+        for m, (start, end, square) in enumerate(spans):
+            q = f"m{m}.{p}"
+            nodes.append(_slice(f"{p}.sums", start, end, f"{q}.sum", const))
+            if square is None:
+                divisor = _count(ids, counts, nodes, axis1, one, zero_id)
+            else:
+                divisor = f"{q}.norm"
+                nodes += [
+                    _slice(f"{p}.sums", square, square + 1, f"{q}.w2sum", const),
+                    helper.make_node("Max", [f"{q}.w2sum", eps], [f"{q}.w2safe"]),
+                    helper.make_node("Sqrt", [f"{q}.w2safe"], [divisor]),
+                ]
+            nodes.append(helper.make_node("Div", [f"{q}.sum", divisor], [f"{q}.bag"]))
+            bags[m].append(f"{q}.bag")
     outputs: list[str] = []
     for m, member in enumerate(members):
-        bags: list[str] = []
-        for k, ids in enumerate(INPUTS):
-            p = f"m{m}.{ids.removesuffix('_ids')}"
-            table = const(f"{p}.table", member.tables[k])
-            nodes.append(helper.make_node("Gather", [table, ids], [f"{p}.rows"]))
-            nodes.append(
-                helper.make_node("ReduceSum", [f"{p}.rows", axis1], [f"{p}.sum"], keepdims=0)
-            )
-            if member.squares is not None:
-                squares = const(f"{p}.squares", member.squares[k])
-                nodes += [
-                    helper.make_node("Gather", [squares, ids], [f"{p}.w2"]),
-                    helper.make_node("ReduceSum", [f"{p}.w2", axis1], [f"{p}.w2sum"], keepdims=1),
-                    helper.make_node("Max", [f"{p}.w2sum", eps], [f"{p}.w2safe"]),
-                    helper.make_node("Sqrt", [f"{p}.w2safe"], [f"{p}.norm"]),
-                ]
-                nodes.append(helper.make_node("Div", [f"{p}.sum", f"{p}.norm"], [f"{p}.bag"]))
-            else:
-                nodes.append(
-                    helper.make_node(
-                        "Div",
-                        [f"{p}.sum", _count(ids, counts, nodes, axis1, one, zero_id)],
-                        [f"{p}.bag"],
-                    )
-                )
-            bags.append(f"{p}.bag")
         kernel = const(f"m{m}.kernel", member.kernel / np.float32(temperature))
         bias = const(f"m{m}.bias", member.bias / np.float32(temperature))
         out_name = "probs" if len(members) == 1 else f"m{m}.probs"
         nodes += [
-            helper.make_node("Concat", bags, [f"m{m}.hidden"], axis=1),
+            helper.make_node("Concat", bags[m], [f"m{m}.hidden"], axis=1),
             helper.make_node("MatMul", [f"m{m}.hidden", kernel], [f"m{m}.xw"]),
             helper.make_node("Add", [f"m{m}.xw", bias], [f"m{m}.logits"]),
             helper.make_node("Softmax", [f"m{m}.logits"], [out_name], axis=1),
@@ -127,6 +124,39 @@ def to_onnx(members: Sequence[MemberWeights], out: Path, *, temperature: float =
     onnx.checker.check_model(model)
     out.write_bytes(model.SerializeToString())
     return out
+
+
+def _fused_table(
+    members: Sequence[MemberWeights], k: int
+) -> tuple[npt.NDArray[np.float32], list[tuple[int, int, int | None]]]:
+    """One table for input ``k`` holding every member's embedding columns, then the bag
+    members' squared id weights as one column each: one row lookup per id serves them
+    all (the lookups are bound by memory latency, not bandwidth). Returns the table and,
+    per member, its embedding columns ``[start, end)`` and its squares column (or None)."""
+    columns: list[npt.NDArray[np.float32]] = []
+    spans: list[tuple[int, int, int | None]] = []
+    width = 0
+    for member in members:
+        columns.append(member.tables[k])
+        spans.append((width, width + member.tables[k].shape[1], None))
+        width += member.tables[k].shape[1]
+    for m, member in enumerate(members):
+        if member.squares is not None:
+            columns.append(member.squares[k][:, None])
+            spans[m] = (spans[m][0], spans[m][1], width)
+            width += 1
+    return np.concatenate(columns, axis=1).astype(np.float32), spans
+
+
+def _slice(source: str, start: int, end: int, out: str, const: Any) -> Any:
+    """Columns ``[start, end)`` of a [B, W] tensor."""
+    from onnx import helper
+
+    bounds = [
+        const(f"{out}.{name}", np.array([value], np.int64))
+        for name, value in (("start", start), ("end", end), ("axis", 1))
+    ]
+    return helper.make_node("Slice", [source, *bounds], [out])
 
 
 def _count(
