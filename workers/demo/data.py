@@ -60,7 +60,7 @@ def _prodcat(settings: Settings, *args: str) -> None:
 
 
 def train_bundle(settings: Settings, datasets: tuple[str, ...], rows: int, out: Path) -> Path:
-    """A small bundle on ``datasets`` (``rows`` per catalog, fastText only, no baseline),
+    """A small bundle on ``datasets`` (``rows`` per catalog, one bag network, no baseline),
     trained by ``prodcat train``, as ``out/<version>``."""
     version = f"demo-{'-'.join(datasets)}-{rows}"
     args = [
@@ -70,7 +70,7 @@ def train_bundle(settings: Settings, datasets: tuple[str, ...], rows: int, out: 
         f"--bundle-version={version}",
     ]
     # the global defaults, whatever a catalog's registry entry prefers: a quick, small model
-    args += ["--candidates=fasttext", f"--limit={rows}", f"--epochs={EPOCHS}", "--no-baseline"]
+    args += ["--candidates=bag", f"--limit={rows}", f"--epochs={EPOCHS}", "--no-baseline"]
     args += ["--dim=64", f"--buckets={2**18}", "--label-smoothing=0"]
     _prodcat(settings, *args)
     return out / version
