@@ -15,7 +15,8 @@ catalogs cut from the shared data that no default was tuned on). Raw results are
 to ``bench/results/learning_curve.jsonl`` (one line per system, catalog, size, seed; a
 rerun skips what is there unless ``--fresh``) and the table is written to
 ``bench/results/learning_curve.md``. ``--set KEY=VALUE`` overrides a prodcat
-hyper-parameter (experiments; recorded in the results).
+hyper-parameter, ``--set candidates='"bag,bag@1"'`` the candidates (experiments; recorded in
+the results).
 """
 
 from __future__ import annotations
@@ -129,6 +130,8 @@ def _point(
     catalog: str, size: int | None, seed: int, systems: Sequence[str], overrides: dict[str, Any]
 ) -> list[dict[str, Any]]:
     settings = load_settings()
+    hyper = {k: v for k, v in overrides.items() if k != "candidates"}
+    candidates = overrides.get("candidates")
     config = TrainConfig(
         data=(catalog,),
         data_dir=settings.data_dir,
@@ -136,7 +139,8 @@ def _point(
         seed=seed,
         limit=size,
         baseline=False,
-        overrides=overrides,
+        candidates=tuple(candidates.split(",")) if candidates else None,
+        overrides=hyper,
         verbose=0,
     )
     prep = prepare(config)
