@@ -64,8 +64,8 @@ def train_bundle(data_dir: Path, out: Path) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     cmd = [
         sys.executable, "-m", "workers.cli", "train", "--data", "bigbasket",
-        "--data-dir", str(data_dir), "--limit", str(TRAIN_ROWS), "--epochs", "2",
-        "--candidates", "fasttext", "--no-baseline", "--quiet", "--out", str(out / "bundles"),
+        "--data-dir", str(data_dir), "--limit", str(TRAIN_ROWS), "--epochs", "4",
+        "--candidates", "bag", "--no-baseline", "--quiet", "--out", str(out / "bundles"),
     ]  # fmt: skip
     result = subprocess.run(cmd, check=False, cwd=REPO, capture_output=True, text=True, timeout=600)
     (out / "train-stderr.txt").write_text(result.stderr, encoding="utf-8")  # see test_cli.py
