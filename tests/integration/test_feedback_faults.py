@@ -466,6 +466,13 @@ class AppProcess:
     def logs(self) -> str:
         return self.log_path.read_text(errors="replace")[-3000:]
 
+    def wait_for(self, predicate: Callable[[], bool], what: str) -> None:
+        """Poll ``predicate``; on a time-out fail with the end of this instance's log."""
+        try:
+            wait_for(predicate, TIMEOUT_S, what, interval_s=0.05)
+        except pytest.fail.Exception:
+            pytest.fail(f"timed out waiting for {what}; log:\n{self.logs()}")
+
     def kill(self) -> None:
         if self.proc.poll() is None:
             os.kill(self.proc.pid, signal.SIGKILL)
@@ -501,20 +508,17 @@ def test_killed_app_processes_again_within_15_s(
     try:
         procs.append(AppProcess(s, tmp_path / "first.log", "fb-0"))
         correct(s, before)
-        wait_for(
+        procs[0].wait_for(
             lambda: overrides_held(redis_client, s.prefix, before) == len(before),
-            TIMEOUT_S,
-            f"the first instance's overrides; log:\n{procs[0].logs()}",
+            "the first instance's overrides",
         )
         procs[0].kill()
         killed = time.monotonic()
         procs.append(AppProcess(s, tmp_path / "second.log", "fb-0"))
         correct(s, after)
-        wait_for(
+        procs[1].wait_for(
             lambda: overrides_held(redis_client, s.prefix, after) == len(after),
-            TIMEOUT_S,
-            f"the restarted instance's overrides; log:\n{procs[1].logs()}",
-            interval_s=0.05,
+            "the restarted instance's overrides",
         )
         back_s = time.monotonic() - killed
         assert overrides_held(redis_client, s.prefix, before) == len(before)

@@ -49,6 +49,7 @@ from workers.feedback.runtime import (
     faust_credentials,
     live_bundle_path,
 )
+from workers.feedback.stalls import StallWatch
 from workers.feedback.state import (
     ProductState,
 )
@@ -100,6 +101,11 @@ class FeedbackApp:
         self._redis: aioredis.Redis | None = None
         self._link: RedisLink | None = None
         self._restorer: Restorer | None = None
+        self._handler: FeedbackHandler | None = None
+        t = settings.topics
+        self._stalls = StallWatch(
+            {t.product_created, t.product_updated, t.categorized, t.feedback}, self.metrics
+        )
         self._app: Any = None
         self._tables: FeedbackTables | None = None
         self._worker = f"feedback-{self.instance}"
@@ -218,6 +224,8 @@ class FeedbackApp:
                     self._failure = crashed
                     log.error("a faust service crashed (%r): stopping the app", crashed)
                     break
+                if self._handler is not None and self._tables_ready():
+                    await self._stalls.check(app.consumer, self._handler.idle_for())
         finally:
             self._running.clear()
             log.info("feedback app stopping")
@@ -285,7 +293,7 @@ class FeedbackApp:
             ready=self._tables_ready,
             stop_event=self._stop_event,
         )
-        handler = FeedbackHandler(
+        handler = self._handler = FeedbackHandler(
             s,
             model=self.model,
             tables=tables,

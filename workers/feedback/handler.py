@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable, Collection
 from typing import Any
 
@@ -76,8 +77,22 @@ class FeedbackHandler:
         self.clock = clock
         self.assigned = assigned
         self.policy = Policy.from_settings(settings.feedback)
+        self._active = 0
+        self._last_at = time.monotonic()
+
+    def idle_for(self) -> float:
+        """Seconds since the agent last finished a message (0 while it handles one)."""
+        return 0.0 if self._active else time.monotonic() - self._last_at
 
     async def handle(self, message: Any) -> None:
+        self._active += 1
+        try:
+            await self._handle(message)
+        finally:
+            self._active -= 1
+            self._last_at = time.monotonic()
+
+    async def _handle(self, message: Any) -> None:
         topic: str = message.topic
         self.metrics.consumed.labels(topic).inc()
         t = self.settings.topics

@@ -195,6 +195,12 @@ class FeedbackMetrics(Metrics):
             ["trigger"],
             registry=r,
         )
+        self.input_refetched = Counter(
+            "prodcat_feedback_input_refetched",
+            "Input partitions fetched again from their committed offset: faust had dropped a "
+            "fetched message (workers.feedback.stalls).",
+            registry=r,
+        )
         self.overrides_reasserted = Counter(
             "prodcat_feedback_overrides_reasserted",
             "Model answers read after an override (the worker did not find it in Redis): the "
