@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 from typing import NamedTuple
 
+from intervaltree import IntervalTree
+
 from workers.feedback.metrics import FeedbackMetrics
 from workers.feedback.stalls import (
     BUSY_STALL_S,
@@ -33,6 +35,7 @@ class Consumer:
     ) -> None:
         self._committed_offset: dict[TP, int | None] = dict(committed)
         self._acked: dict[TP, list[int]] = {}
+        self._gap: dict[TP, IntervalTree] = {}
         self._highwater = highwater
         self._earliest = earliest or {}
         self.seeks: list[tuple[TP, int]] = []
@@ -88,6 +91,20 @@ def test_a_partition_with_input_neither_committed_nor_acknowledged_is_stalled() 
     assert stalled_inputs(c, {FB.topic}) == []
     del c._highwater[CAT]  # never fetched from: no claim
     assert stalled_inputs(c, {CAT.topic}) == []
+
+
+def test_a_hole_below_processed_messages_is_a_stall_and_known_gaps_are_not() -> None:
+    """Messages after the lost one processed: the committed offset cannot pass the hole."""
+    c = Consumer({FB: 6}, {FB: 10})
+    c._acked[FB] = [9, 8]
+    assert stalled_inputs(c, {FB.topic}) == [(FB, 6)]
+    c._acked[FB] = [6, 7, 8, 9]  # all processed, the commit is due: no stall
+    assert stalled_inputs(c, {FB.topic}) == []
+    c._acked[FB] = [6, 9]
+    c._gap[FB] = IntervalTree.from_tuples([(7, 9)])  # 7 and 8 absent (compacted away)
+    assert stalled_inputs(c, {FB.topic}) == []
+    c._gap[FB] = IntervalTree.from_tuples([(7, 8)])
+    assert stalled_inputs(c, {FB.topic}) == [(FB, 6)], "8 is still missing"
 
 
 def test_another_faust_without_that_state_is_left_alone() -> None:
