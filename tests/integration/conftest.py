@@ -29,6 +29,7 @@ from workers.process.connectivity import check_kafka, check_redis
 if TYPE_CHECKING:
     from tests.integration.classify_support import Setup
     from tests.integration.feedback_support import FeedbackSetup
+    from tests.integration.private_kafka import PrivateKafka
     from tests.integration.redis_support import PrivateRedis
 
 DEFAULT_KAFKA_BOOTSTRAP = "127.0.0.1:9092"
@@ -187,3 +188,24 @@ def make_setup(
     for s in made:
         with contextlib.suppress(redis.RedisError):  # a private Redis may be gone by now
             delete_keys(s.redis_url, s.prefix)
+
+
+@pytest.fixture(scope="session")
+def _private_kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrivateKafka]:
+    from tests.integration.private_kafka import PrivateKafka
+
+    kafka = PrivateKafka(tmp_path_factory.mktemp("private-kafka"))
+    kafka.start()
+    try:
+        yield kafka
+    finally:
+        kafka.close()
+
+
+@pytest.fixture
+def private_kafka(_private_kafka: PrivateKafka) -> PrivateKafka:
+    """A broker of the session's own (``deploy/local/stack up kafka`` in a temp folder, on
+    free ports) for tests that stop it; up when the test starts, whatever the last one did."""
+    if _private_kafka.pid() is None:
+        _private_kafka.start()
+    return _private_kafka
