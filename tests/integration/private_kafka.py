@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import time
 from pathlib import Path
@@ -29,11 +30,12 @@ class PrivateKafka:
     def __init__(self, root: Path) -> None:
         self.root = root
         self.port = free_port()
+        self.controller_port = free_port()
         self.env = {
             **{k: v for k, v in os.environ.items() if not k.startswith("PRODCAT_")},
             "PRODCAT_STACK_DIR": str(root),
             "PRODCAT_STACK_KAFKA_PORT": str(self.port),
-            "PRODCAT_STACK_KAFKA_CONTROLLER_PORT": str(free_port()),
+            "PRODCAT_STACK_KAFKA_CONTROLLER_PORT": str(self.controller_port),
             "PRODCAT_STACK_REDIS_PORT": str(free_port()),  # never started: `up kafka`
             "PRODCAT_STACK_START_TIMEOUT_S": str(int(START_TIMEOUT_S) - 30),
         }
@@ -83,7 +85,7 @@ class PrivateKafka:
             return
         os.kill(pid, sig)
         deadline = time.monotonic() + STOP_TIMEOUT_S
-        while _alive(pid):
+        while _alive(pid) or _listening(self.port) or _listening(self.controller_port):
             if time.monotonic() > deadline:
                 os.kill(pid, signal.SIGKILL)
                 deadline = time.monotonic() + STOP_TIMEOUT_S
@@ -100,7 +102,16 @@ def _alive(pid: int) -> bool:
         return False
     except PermissionError:
         return True
-    try:  # a zombie is dead for our purpose
-        return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
+    try:  # a zombie whose threads are all gone (its sockets closed) is dead for our purpose
+        zombie = Path(f"/proc/{pid}/stat").read_text().split()[2] == "Z"
+        return not zombie or len(list(Path(f"/proc/{pid}/task").iterdir())) > 1
     except (OSError, IndexError):
         return True
+
+
+def _listening(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=1.0):
+            return True
+    except OSError:
+        return False

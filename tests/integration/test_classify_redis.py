@@ -73,3 +73,24 @@ def test_redis_down_keeps_classifying_and_caching_resumes(
         produce_events(kafka_bootstrap, created, product_events(third[:100], "r5"))
         wait_for(lambda: hits._value.get() - before >= 90, 20, "cache hits after recovery")
     client.close()
+
+
+def test_an_idle_worker_reports_redis_as_it_is(setup: Setup, private_redis: PrivateRedis) -> None:
+    """No event at all: ``prodcat_cache_available`` follows Redis answering PING (it read 0
+    on every idle worker, so the Redis alert fired for replicas that had nothing to do)."""
+    setup.redis_url = private_redis.url
+    setup.extra = {"redis": {"socket_timeout_s": 0.2}}
+
+    with running_worker(setup.settings()) as w:
+        registry = w.worker.metrics.registry
+
+        def available() -> float | None:
+            return registry.get_sample_value("prodcat_cache_available")
+
+        wait_for(lambda: available() == 1.0, 15, "an idle worker to report Redis available")
+        private_redis.stop()
+        wait_for(lambda: available() == 0.0, 20, "the idle worker to see Redis gone")
+        assert w.worker.metrics.cache_errors.labels("probe")._value.get() >= 1
+        private_redis.start()
+        wait_for(lambda: available() == 1.0, 20, "the idle worker to see Redis back")
+        assert not registry.get_sample_value("prodcat_batch_size_count")  # idle throughout

@@ -11,7 +11,11 @@ for the new results (:meth:`ResultCache.store`), whose replies are read a batch 
 Redis is an optimisation, never a dependency: when a command fails, the error is counted,
 the breaker opens, and the worker classifies without the cache until the next retry time
 (exponential back-off up to about 30 s). The first command after that time is the probe;
-success closes the breaker.
+success closes the breaker. Besides, :meth:`ResultCache.start_probe` PINGs Redis every
+:data:`PROBE_INTERVAL_S` on a thread and connection of its own, whether or not batches
+come: an idle worker reports ``prodcat_cache_available`` as it is (it read 0 until a first
+batch), a failed PING opens the breaker before a batch pays a timeout, and an answer
+closes it as soon as Redis is back.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import random
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -45,6 +50,9 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+
+PROBE_INTERVAL_S = 5.0
+"""How often :meth:`ResultCache.start_probe` PINGs Redis."""
 
 # hiredis's stub types its argument as a 1-tuple; it takes any tuple of str/bytes/numbers.
 _pack_command = cast(Callable[[tuple[Any, ...]], bytes], hiredis.pack_command)
@@ -211,9 +219,13 @@ class ResultCache:
         self.ttl_s = settings.cache_ttl_s
         self._shown = redact_url(settings.url)
         self._client: redis.Redis | None = _redis_client(settings) if enabled else None
+        self._probe_client = _redis_client(settings) if enabled else None  # its own pool
         self._on_error = on_error
         self.breaker = breaker or CircuitBreaker()
         self._unread: tuple[Any, int] | None = None  # (connection, replies) of the last store
+        self._lock = threading.Lock()  # breaker changes: the loop's and the probe's
+        self._probe_stop = threading.Event()
+        self._probe_thread: threading.Thread | None = None
 
     @property
     def available(self) -> bool:
@@ -311,27 +323,56 @@ class ResultCache:
         finally:
             pool.release(conn)
 
-    def ping(self) -> bool:
-        if self._client is None:
+    def probe(self) -> bool:
+        """PING Redis on the probe's own connection: an answer closes the breaker, a failure
+        opens it (and counts as a failed ``probe``). Returns :attr:`available`."""
+        client = self._probe_client
+        if client is None:
             return False
         try:
-            return bool(self._client.ping())
-        except (redis.RedisError, OSError):
-            return False
+            client.ping()
+        except (redis.RedisError, OSError) as exc:
+            self._failed("probe", exc)
+        else:
+            self._succeeded()
+        return self.available
+
+    def start_probe(
+        self, on_state: Callable[[bool], object], interval_s: float = PROBE_INTERVAL_S
+    ) -> None:
+        """:meth:`probe` now and every ``interval_s`` on a daemon thread until :meth:`close`,
+        passing :attr:`available` to ``on_state`` each time (the worker's gauge)."""
+        if self._probe_thread is not None:
+            return
+
+        def run() -> None:
+            while True:
+                on_state(self.probe())
+                if self._probe_stop.wait(interval_s):
+                    return
+
+        self._probe_thread = threading.Thread(target=run, name="prodcat-redis-probe", daemon=True)
+        self._probe_thread.start()
 
     def close(self) -> None:
+        self._probe_stop.set()
+        if self._probe_thread is not None:
+            self._probe_thread.join(timeout=5.0)
         if self._client is not None:
             self.collect()
-            with contextlib.suppress(redis.RedisError, OSError):
-                self._client.close()
+        for client in (self._client, self._probe_client):
+            if client is not None:
+                with contextlib.suppress(redis.RedisError, OSError):
+                    client.close()
 
     def _failed(self, operation: str, exc: BaseException) -> None:
-        wait = self.breaker.failure()
+        with self._lock:
+            wait = self.breaker.failure()
+            first = self.breaker.failures == 1
         if self._on_error is not None:
             self._on_error(operation)
-        level = logging.WARNING if self.breaker.failures == 1 else logging.DEBUG
         log.log(
-            level,
+            logging.WARNING if first else logging.DEBUG,
             "Redis %s at %s failed (%s: %s); classifying without the cache, retry in %.1f s",
             operation,
             self._shown,
@@ -341,6 +382,11 @@ class ResultCache:
         )
 
     def _succeeded(self) -> None:
-        if self.breaker.open:
-            log.info("Redis at %s is back after %d failures", self._shown, self.breaker.failures)
-        self.breaker.success()
+        if not self.breaker.open:  # the usual case, on every batch: nothing to do
+            return
+        with self._lock:
+            if not self.breaker.open:
+                return
+            failures = self.breaker.failures
+            self.breaker.success()
+        log.info("Redis at %s is back after %d failures", self._shown, failures)

@@ -13,7 +13,12 @@ sender serves delivery reports until there is room. A refused output (which, wit
 ``message.timeout.ms=0``, means a permanent error) is logged with the input's
 coordinates and, in at-least-once mode, recorded in :attr:`OutputSender.fatal`:
 the input's offset is never committed and the worker stops, so a restart
-reprocesses it.
+reprocesses it. One exception: a dead letter too big for the dead-letter topic (larger
+than its ``max.message.bytes``, which the sender knows from the start, or refused by the
+producer or the broker as too large) is sent again without its value, with a
+``prodcat-value-dropped`` header saying where the original is
+(:func:`workers.kafka.deadletter.without_value`); resending happens in :meth:`poll` and
+:meth:`flush`, never inside a delivery callback.
 """
 
 from __future__ import annotations
@@ -24,13 +29,19 @@ from bisect import bisect_left
 from collections.abc import Sequence
 from typing import Any
 
-from confluent_kafka import KafkaException
+from confluent_kafka import KafkaError, KafkaException
 from prometheus_client import Counter, Histogram
 
 from workers.classify.batch import Outcome
 from workers.classify.metrics import ClassifyMetrics
 from workers.core.settings import TopicSettings
-from workers.kafka.deadletter import dead_letter_record, log_dead_letter
+from workers.kafka.deadletter import (
+    DLQ_VALUE_DROPPED,
+    DeadLetter,
+    dead_letter_record,
+    log_dead_letter,
+    without_value,
+)
 from workers.kafka.offsets import OffsetTracker, Pending
 
 __all__ = ["OutputSender"]
@@ -39,6 +50,7 @@ log = logging.getLogger(__name__)
 
 FLUSH_SLICE_S = 0.1
 BACKPRESSURE_POLL_S = 0.05
+TOO_LARGE = frozenset({KafkaError.MSG_SIZE_TOO_LARGE, KafkaError.RECORD_LIST_TOO_LARGE})
 METRICS_BATCH = 512
 """Delivery reports buffered before their metrics are published (see
 :meth:`OutputSender.publish_metrics`)."""
@@ -79,6 +91,7 @@ class OutputSender:
         worker_name: str,
         *,
         exactly_once: bool = False,
+        dead_letter_max_bytes: int | None = None,
     ) -> None:
         self.producer = producer
         self.topics = topics
@@ -86,7 +99,9 @@ class OutputSender:
         self.tracker = tracker
         self.worker_name = worker_name
         self.exactly_once = exactly_once
+        self.dead_letter_max_bytes = dead_letter_max_bytes
         self.fatal: BaseException | None = None
+        self._resend: list[_DeadLetterDelivery] = []  # dead letters to send without value
         self._categorized_produced = metrics.topic(topics.categorized).produced
         self._end_to_end = metrics.end_to_end_seconds
         self._latencies: list[float] = []  # end-to-end seconds of acks not yet published
@@ -147,7 +162,8 @@ class OutputSender:
             self.metrics.reviewed.labels(review).inc(reviews)
 
     def dead_letter(self, m: Any, error: BaseException, run: _Run) -> None:
-        """Produce ``m`` unchanged to the dead-letter topic with the error headers."""
+        """Produce ``m`` unchanged to the dead-letter topic with the error headers (without
+        its value if the record would be larger than the topic takes)."""
         topic, partition, offset = m.topic(), m.partition(), m.offset()
         record = dead_letter_record(
             error,
@@ -158,16 +174,42 @@ class OutputSender:
             value=m.value(),
             headers=m.headers(),
             worker=self.worker_name,
+            max_bytes=self.dead_letter_max_bytes,
         )
         log_dead_letter(error, topic, partition, offset)
         self.metrics.dead_lettered.labels(topic, record.error_class).inc()
-        self._produce(self.topics.dead_letter, record.key, record.value, run, record.headers)
+        if record.value_dropped:
+            _log_value_dropped(record, m.value())
+        callback: _Run | _DeadLetterDelivery = run
+        if not self.exactly_once:  # (a transaction that fails is retried whole instead)
+            callback = _DeadLetterDelivery(self, run, record)
+        try:
+            self._produce(
+                self.topics.dead_letter, record.key, record.value, callback, record.headers
+            )
+        except KafkaException as exc:  # refused at once, e.g. over the producer's limit
+            if record.value is None:
+                raise
+            record = without_value(record, f"the producer refused it ({exc.args[0]})")
+            _log_value_dropped(record, m.value())
+            if isinstance(callback, _DeadLetterDelivery):
+                callback.record = record
+            self._produce(self.topics.dead_letter, record.key, None, callback, record.headers)
+
+    def poll(self, timeout_s: float) -> None:
+        """Serve delivery reports (up to ``timeout_s``), then send again what they asked
+        for (dead letters without their value)."""
+        self.producer.poll(timeout_s)
+        if self._resend:
+            self._send_again()
 
     def flush(self, deadline: float) -> bool:
         """Serve delivery reports until the producer queue is empty or ``deadline``
         (``time.monotonic()``), in short slices so signals are handled meanwhile."""
         producer = self.producer
-        while len(producer) > 0:
+        while len(producer) > 0 or self._resend:
+            if self._resend:
+                self._send_again()
             left = deadline - time.monotonic()
             if left <= 0:
                 return False
@@ -176,12 +218,28 @@ class OutputSender:
         self.publish_metrics()
         return True
 
+    def _too_large(self, delivery: _DeadLetterDelivery, err: Any) -> None:
+        """The broker refused ``delivery``'s dead letter as too large: send it again
+        without its value (from :meth:`poll` or :meth:`flush`, not from this callback)."""
+        value = delivery.record.value
+        delivery.record = without_value(
+            delivery.record, f"the broker refused it as too large ({err.name()})"
+        )
+        _log_value_dropped(delivery.record, value)
+        self._resend.append(delivery)
+
+    def _send_again(self) -> None:
+        pending, self._resend = self._resend, []
+        for delivery in pending:
+            record = delivery.record
+            self._produce(self.topics.dead_letter, record.key, None, delivery, record.headers)
+
     def _produce(
         self,
         topic: str,
         key: bytes | None,
         value: bytes | None,
-        callback: _Run,
+        callback: _Run | _DeadLetterDelivery,
         headers: list[tuple[str, bytes]] | None = None,
     ) -> None:
         producer = self.producer
@@ -191,14 +249,6 @@ class OutputSender:
                 return
             except BufferError:
                 producer.poll(BACKPRESSURE_POLL_S)  # local queue full: wait for acks
-            except KafkaException as exc:
-                if value is None or topic != self.topics.dead_letter:
-                    raise
-                # e.g. a value over the producer's message.max.bytes: keep the headers.
-                log.error(
-                    "dead letter to %s refused (%s); sending it without its value", topic, exc
-                )
-                value = None
 
     # ------------------------------------------------------------------ delivery reports
 
@@ -255,6 +305,34 @@ class OutputSender:
             # The input's offset is never committed; restart reprocesses it. (In exactly-once
             # mode the transaction commit fails instead, and the batch is retried.)
             self.fatal = KafkaException(err)
+
+
+def _log_value_dropped(record: DeadLetter, value: bytes | None) -> None:
+    note = dict(record.headers).get(DLQ_VALUE_DROPPED, b"").decode("utf-8", "replace")
+    log.warning(
+        "dead letter sent without its %d-byte value: %s",
+        len(value or b""),
+        note,
+        extra={"error_class": record.error_class},
+    )
+
+
+class _DeadLetterDelivery:
+    """The delivery callback of one dead letter: a refusal as too large sends it again
+    without its value; anything else is its run's."""
+
+    __slots__ = ("record", "run", "sender")
+
+    def __init__(self, sender: OutputSender, run: _Run, record: DeadLetter) -> None:
+        self.sender = sender
+        self.run = run
+        self.record = record
+
+    def __call__(self, err: Any, msg: Any) -> None:
+        if err is not None and err.code() in TOO_LARGE and self.record.value is not None:
+            self.sender._too_large(self, err)
+            return
+        self.run(err, msg)
 
 
 class _Run:

@@ -29,7 +29,7 @@ from workers.core.errors import ConfigError
 from workers.core.settings import Settings
 from workers.kafka.clients import admin_config, consumer_config, producer_config
 from workers.kafka.offsets import OffsetTracker
-from workers.kafka.topics import ensure_topics, topic_specs
+from workers.kafka.topics import ensure_prodcat_topics
 from workers.kafka.transactions import TransactionalSender
 from workers.lifecycle.store import StoreUnavailableError
 from workers.lifecycle.swap import ModelSwitcher
@@ -77,10 +77,10 @@ def open_worker(
                     "to become ready. Pass --bundle DIR or set PRODCAT_MODEL_BUNDLE"
                 ) from exc
         t = s.topics
-        used = {t.product_created, t.product_updated, t.categorized, t.review}
-        used |= {t.dead_letter, t.models}
-        specs = [spec for spec in topic_specs(s) if spec.name in used]
-        ensure_topics(admin_config(s.kafka), specs, 15.0)
+        used = [t.product_created, t.product_updated, t.categorized, t.review, t.models]
+        dead_letter_max = ensure_prodcat_topics(
+            s, admin_config(s.kafka), [*used, t.dead_letter], 15.0
+        )
         models = switcher.initial(CONTROL_READ_TIMEOUT_S)
         metrics.model.info(models.info())
 
@@ -91,7 +91,6 @@ def open_worker(
         opened.append(cache.close)
         pipeline = BatchPipeline(models, codec, metrics, cache)
         health = ClientHealth()
-        kafka_log = logging.getLogger("prodcat.kafka")
         exactly_once = s.classify.exactly_once
         producer = Producer(
             producer_config(
@@ -99,11 +98,19 @@ def open_worker(
                 instance,
                 transactional=exactly_once,
                 error_cb=health.on_error,
-                logger=kafka_log,
+                message_max_bytes=dead_letter_max,
             )
         )
         worker_name = f"classify@{instance}"
-        sender = OutputSender(producer, t, metrics, tracker, worker_name, exactly_once=exactly_once)
+        sender = OutputSender(
+            producer,
+            t,
+            metrics,
+            tracker,
+            worker_name,
+            exactly_once=exactly_once,
+            dead_letter_max_bytes=dead_letter_max,
+        )
         transactions = None
         if exactly_once:
             transactions = TransactionalSender(producer, s.classify.drain_timeout_s)
@@ -124,7 +131,6 @@ def open_worker(
                 error_cb=health.on_error,
                 stats_cb=owner.on_stats,
                 on_commit=owner.on_commit,
-                logger=kafka_log,
             )
         )
         opened.append(consumer.close)

@@ -118,6 +118,15 @@ class ClassifyMetrics(Metrics):
             buckets=_LATENCY_BUCKETS,
             registry=r,
         )
+        self.key_mismatch = Counter(
+            "prodcat_key_mismatch",
+            "Inputs whose Kafka key is not their product_id, by kind: missing (no key) or "
+            "differs (another key). Classified as usual; their order is not guaranteed.",
+            ["kind"],
+            registry=r,
+        )
+        for kind in ("missing", "differs"):
+            self.key_mismatch.labels(kind)  # both series exist from the start, at 0
         self.cache_hits = Counter(
             "prodcat_cache_hits", "Items answered from the Redis result cache.", registry=r
         )

@@ -4,8 +4,9 @@
 answers, and the fatal error that stops the worker. :class:`PartitionOwner` holds the
 consumer's rebalance, commit and statistics callbacks. Both exist before the clients (the
 clients' configurations name their callbacks), and neither holds a client: the consumer
-is an argument of :meth:`PartitionOwner.commit`. With ``cooperative-sticky`` assignment
-partitions come and go incrementally:
+is an argument of :meth:`PartitionOwner.commit`. With ``range`` assignment
+(:data:`workers.kafka.clients.ASSIGNOR`) a rebalance revokes every partition, then assigns
+the new share:
 
 * on assign, they join :attr:`PartitionOwner.assigned`;
 * on revoke (at-least-once mode), every produced output is flushed first, then the
@@ -29,7 +30,8 @@ from typing import Any
 from confluent_kafka import KafkaError, KafkaException, TopicPartition
 
 from workers.classify.metrics import ClassifyMetrics
-from workers.kafka.clients import parse_stats
+from workers.core.logs import flush_repeats
+from workers.kafka.clients import UNREACHABLE_CODES, parse_stats
 from workers.kafka.offsets import OffsetTracker, TopicPartitionKey
 
 __all__ = ["ClientHealth", "PartitionOwner", "fmt_partitions"]
@@ -42,21 +44,55 @@ def fmt_partitions(keys: list[TopicPartitionKey]) -> str:
 
 
 class ClientHealth:
-    """The ``error_cb`` of the worker's consumer and producer: broker reachability (also
-    updated by assignments and statistics) and the fatal error, if one happened."""
+    """The ``error_cb`` of the worker's consumer and producer: whether a broker answers
+    (also told by assignments and statistics, :meth:`reachable`), logged once per change,
+    and the fatal error, if one happened.
 
-    def __init__(self) -> None:
-        self.brokers_up = False
+    During an outage each client reports every failed connection attempt; those are
+    DEBUG lines here (librdkafka's own lines on ``prodcat.kafka`` pass the repeat filter
+    once), and the two lines that matter are "no broker reachable" and "reachable again
+    after N s"."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._up: bool | None = None  # None: no sign either way yet
+        self._down_since = 0.0
         self.fatal: BaseException | None = None
 
+    @property
+    def brokers_up(self) -> bool:
+        return self._up is True
+
     def on_error(self, err: KafkaError) -> None:
-        if err.code() == KafkaError._ALL_BROKERS_DOWN:
-            self.brokers_up = False
         if err.fatal():
             log.error("fatal Kafka client error: %s", err)
             self.fatal = KafkaException(err)
+        elif err.code() == KafkaError._ALL_BROKERS_DOWN:
+            self.reachable(False, err.str())
+        elif err.code() in UNREACHABLE_CODES:
+            log.debug("Kafka: %s", err)
         else:
             log.warning("Kafka: %s", err)
+
+    def reachable(self, up: bool, detail: str = "") -> None:
+        """Record whether a broker answers; log a line when that changes."""
+        was = self._up
+        if up == was:
+            return
+        self._up = up
+        now = self._clock()
+        if up:
+            if was is False:
+                flush_repeats()  # how often the clients retried, before the recovery line
+                log.info("Kafka brokers reachable again after %.1f s", now - self._down_since)
+            return
+        self._down_since = now
+        log.warning(
+            "Kafka: no broker reachable (%s); the clients keep retrying. Consumption waits, "
+            "produced outputs stay queued and are delivered once a broker answers; nothing "
+            "is dropped, and nothing is committed meanwhile",
+            detail,
+        )
 
 
 class PartitionOwner:
@@ -88,7 +124,7 @@ class PartitionOwner:
         keys = [(p.topic, p.partition) for p in partitions]
         self.metrics.rebalances.labels("assign").inc()
         self.assigned.update(keys)
-        self.health.brokers_up = True
+        self.health.reachable(True)
         self.metrics.assigned_partitions.set(len(self.assigned))
         log.info("assigned %s", fmt_partitions(keys))
 
@@ -122,7 +158,10 @@ class PartitionOwner:
             stats = parse_stats(raw)
         except (ValueError, KeyError, TypeError):
             return
-        self.health.brokers_up = stats.brokers_up > 0
+        if stats.brokers_up > 0:
+            self.health.reachable(True)
+        elif self.health.brokers_up:  # at start, no connection yet means nothing
+            self.health.reachable(False, "no broker connection is up")
         for (topic, partition), lag in stats.lag.items():
             if (topic, partition) in self.assigned:
                 self.metrics.set_lag(topic, partition, lag)

@@ -35,9 +35,7 @@ bundle ``PRODCAT_MODEL_BUNDLE`` is served, or the worker refuses to start, and s
 afterwards a follower thread loads new versions off the hot path and the loop switches to
 them between two batches. A batch in flight keeps the model set it began with, so no
 message is dropped or classified twice because of a swap, and each output names the
-version that produced it.
-
-Nothing here installs signal handlers; see :mod:`workers.process.signals`.
+version that produced it. Nothing here installs signal handlers (:mod:`workers.process.signals`).
 """
 
 from __future__ import annotations
@@ -55,6 +53,7 @@ from confluent_kafka import KafkaException
 from workers.classify.cache import ResultCache
 from workers.classify.delivery import OutputSender
 from workers.classify.flight import FlightSlot, InFlight
+from workers.classify.keys import KeyCheck
 from workers.classify.metrics import ClassifyMetrics
 from workers.classify.partitions import ClientHealth, PartitionOwner
 from workers.classify.pipeline import BatchPipeline
@@ -135,6 +134,7 @@ class ClassifyWorker:
         self.owner = owner
         self.http = http
         self._txn = transactions
+        self.keys = KeyCheck(metrics.key_mismatch)
         self._flight = flight
         self._executor = executor
         self._paused = False
@@ -148,7 +148,7 @@ class ClassifyWorker:
     # ------------------------------------------------------------------ lifecycle
 
     def start(self) -> None:
-        """Subscribe to the inputs, serve HTTP, follow the control topic for new models."""
+        """Subscribe to the inputs, serve HTTP, probe Redis, follow the control topic."""
         s = self.settings
         owner = self.owner
         self.consumer.subscribe(
@@ -156,6 +156,7 @@ class ClassifyWorker:
         )
         if self.http is not None:
             self.http.start()
+        self.cache.start_probe(self.metrics.cache_available.set)  # idle or not
         # Everything loaded so far lives as long as the process: keep it out of the cyclic
         # GC's full collections (about 30 ms each over the loaded modules and model).
         gc.collect()
@@ -228,19 +229,18 @@ class ClassifyWorker:
         produced in this iteration: handing it to another thread and back would only add
         a loop iteration of latency and GIL hand-offs."""
         c = self.settings.classify
-        producer = self.producer
         pending = self.switcher.take()
         if pending is not None:
             self._swap(pending)
         if not self.exactly_once:
             if self.tracker.in_flight >= c.max_in_flight:
                 self._set_paused(True)
-                producer.poll(0.05)
+                self.sender.poll(0.05)
             elif self._paused:
                 self._set_paused(False)
         flight = self._flight
         messages = self._consume(wait=not (self._paused or flight.batch is not None))
-        producer.poll(0)
+        self.sender.poll(0)
         started = self._begin(messages) if messages else None
         if flight.batch is not None:
             self._finish(flight.batch)
@@ -311,6 +311,7 @@ class ClassifyWorker:
                 if (m.topic(), m.partition()) not in flight.revoked
             ]
             kept, outcomes = [m for m, _ in pairs], [o for _, o in pairs]
+        self.keys.check(kept, outcomes)
         sender = self.sender
         if self._txn is not None:
             self._txn.send_batch(

@@ -39,6 +39,7 @@ from workers.feedback.live import LiveModel
 from workers.feedback.metrics import FeedbackMetrics, QualityCollector, Snapshot
 from workers.feedback.parking import ParkedIndex
 from workers.feedback.publisher import Publisher
+from workers.feedback.reconnect import install_metadata_backoff
 from workers.feedback.redislink import RedisLink
 from workers.feedback.restore import Restorer
 from workers.feedback.runtime import (
@@ -56,7 +57,7 @@ from workers.feedback.state import (
 from workers.feedback.tables import RAW, FeedbackTables
 from workers.inference.bundle import load_bundle
 from workers.kafka.clients import admin_config
-from workers.kafka.topics import ensure_topics, topic_specs
+from workers.kafka.topics import ensure_prodcat_topics
 from workers.process.connectivity import redact_url
 from workers.process.httpserver import HealthServer
 
@@ -132,7 +133,7 @@ class FeedbackApp:
         wanted = {t.product_created, t.product_updated, t.categorized, t.feedback}
         wanted |= {t.labels, t.dead_letter}
         admin = admin_config(s.kafka)
-        ensure_topics(admin, [spec for spec in topic_specs(s) if spec.name in wanted])
+        ensure_prodcat_topics(s, admin, sorted(wanted))  # the dead letters' sized after inputs
         self._partitions = co_partitioned(
             admin, [t.product_created, t.product_updated, t.categorized, t.feedback]
         )
@@ -268,6 +269,7 @@ class FeedbackApp:
             producer_linger=0.0,
             processing_guarantee="at_least_once",
         )
+        install_metadata_backoff()  # aiokafka retries metadata with no pause otherwise
         tables = self._tables = FeedbackTables(app, self._partitions, fb)
         source = app.topic(t.product_created, t.product_updated, t.categorized, t.feedback, **RAW)
         assert self._link is not None

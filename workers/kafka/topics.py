@@ -1,7 +1,10 @@
 """The Kafka topics prodcat uses, and creating the missing ones.
 
 ``topic_specs`` is the code form of the topic table in ``schemas/README.md``;
-``tests/unit/kafka/test_topics.py`` keeps the two in step.
+``tests/unit/kafka/test_topics.py`` keeps the two in step. :func:`ensure_prodcat_topics`
+is what the classify worker and the feedback app call at start: it creates what is
+missing, and sizes the dead-letter topic after the inputs (a dead letter is an input's
+bytes plus headers, so the topic must take as much as any input topic does).
 """
 
 from __future__ import annotations
@@ -15,6 +18,8 @@ from typing import Any, Final
 
 from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient
+from confluent_kafka.admin._config import ConfigResource  # where they are typed; admin
+from confluent_kafka.admin._resource import ResourceType  # re-exports them
 from confluent_kafka.cimpl import NewTopic  # where it is typed; admin re-exports it
 
 from workers.core.errors import ConfigError, ProdcatError, ServiceUnavailableError
@@ -25,6 +30,12 @@ log = logging.getLogger(__name__)
 DAY_MS: Final = 24 * 3600 * 1000
 EVENT_RETENTION_DAYS: Final = 7
 DEAD_LETTER_RETENTION_DAYS: Final = 14
+FIRST_TRY_S: Final = 2.0
+"""How long topic creation waits for Kafka before it says it is waiting."""
+MAX_MESSAGE_BYTES: Final = "max.message.bytes"
+DEAD_LETTER_HEADROOM_BYTES: Final = 64 * 1024
+"""What a dead-letter record may add to the largest input message: the error headers
+(about 1.5 kB with a 1000-character message) and framing, with room to spare."""
 CONTROL_PARTITIONS: Final = 1
 """``prodcat.models`` has one partition: every worker reads all of it, in order."""
 
@@ -99,11 +110,7 @@ def ensure_topics(
     deadline = time.monotonic() + timeout_s
     where = admin_conf.get("bootstrap.servers", "?")
     admin = AdminClient(dict(admin_conf))
-    try:
-        metadata = admin.list_topics(timeout=timeout_s)
-    except KafkaException as exc:
-        raise _unavailable(where, timeout_s, "listing topics", exc) from exc
-    existing = metadata.topics
+    existing = _list_topics(admin, where, timeout_s, deadline)
     missing: list[TopicSpec] = []
     for spec in specs:
         have = existing.get(spec.name)
@@ -163,6 +170,117 @@ def ensure_topics(
         created.append(name)
         log.info("created topic %s", name)
     return created
+
+
+def message_limits(
+    admin_conf: Mapping[str, Any], names: Sequence[str], timeout_s: float = 15.0
+) -> dict[str, int]:
+    """``max.message.bytes`` of each topic of ``names`` that exists (the broker's default
+    when the topic does not set its own); topics that do not exist are left out."""
+    if not names:
+        return {}
+    admin = AdminClient(dict(admin_conf))
+    resources = [ConfigResource(ResourceType.TOPIC, name) for name in names]
+    futures = admin.describe_configs(resources, request_timeout=timeout_s)
+    limits: dict[str, int] = {}
+    for resource, future in futures.items():
+        try:
+            entries = future.result(timeout=timeout_s)
+        except KafkaException as exc:
+            err = exc.args[0]
+            if isinstance(err, KafkaError) and err.code() == KafkaError.UNKNOWN_TOPIC_OR_PART:
+                continue
+            raise _unavailable(
+                admin_conf.get("bootstrap.servers", "?"), timeout_s, "reading topic configs", exc
+            ) from exc
+        except concurrent.futures.TimeoutError as exc:
+            raise _unavailable(
+                admin_conf.get("bootstrap.servers", "?"), timeout_s, "reading topic configs", exc
+            ) from exc
+        entry = entries.get(MAX_MESSAGE_BYTES)
+        if entry is not None and entry.value is not None:
+            limits[resource.name] = int(entry.value)
+    return limits
+
+
+def ensure_prodcat_topics(
+    settings: Settings,
+    admin_conf: Mapping[str, Any],
+    names: Sequence[str],
+    timeout_s: float = 15.0,
+) -> int | None:
+    """Create the missing topics among ``names`` as :func:`topic_specs` describes them.
+
+    The dead-letter topic, when among them, is created after the others with a
+    ``max.message.bytes`` of the largest one its inputs (``product.created``,
+    ``product.updated``, ``category.feedback``) allow plus
+    :data:`DEAD_LETTER_HEADROOM_BYTES`; an existing one that takes less than an input is
+    reported with what to do. Returns the dead-letter topic's ``max.message.bytes`` (None
+    when it is not among ``names``).
+    """
+    specs = {spec.name: spec for spec in topic_specs(settings)}
+    dead_letter = settings.topics.dead_letter
+    ensure_topics(admin_conf, [specs[n] for n in names if n != dead_letter], timeout_s)
+    if dead_letter not in names:
+        return None
+    t = settings.topics
+    inputs = message_limits(
+        admin_conf, [t.product_created, t.product_updated, t.feedback], timeout_s
+    )
+    largest = max(inputs.values(), default=0)
+    spec = specs[dead_letter]
+    wanted = largest + DEAD_LETTER_HEADROOM_BYTES
+    if largest:
+        spec = TopicSpec(
+            spec.name,
+            spec.partitions,
+            {**spec.config, MAX_MESSAGE_BYTES: str(wanted)},
+            spec.replication_factor,
+        )
+    if ensure_topics(admin_conf, [spec], timeout_s) and largest:
+        return wanted
+    have = message_limits(admin_conf, [dead_letter], timeout_s).get(dead_letter)
+    if have is not None and have < largest:
+        biggest = max(inputs, key=lambda name: inputs[name])
+        log.warning(
+            "the dead-letter topic %s takes messages of up to %d bytes (max.message.bytes), "
+            "but %s takes up to %d: a dead letter larger than that keeps its headers, not its "
+            "value (header %s says where the original is). Raise it: kafka-configs.sh "
+            "--bootstrap-server %s --alter --entity-type topics --entity-name %s "
+            "--add-config max.message.bytes=%d",
+            dead_letter,
+            have,
+            biggest,
+            largest,
+            "prodcat-value-dropped",
+            admin_conf.get("bootstrap.servers", "?"),
+            dead_letter,
+            wanted,
+        )
+    return have
+
+
+def _list_topics(admin: AdminClient, where: object, timeout_s: float, deadline: float) -> Any:
+    """The cluster's topics; one warning if the first :data:`FIRST_TRY_S` pass unanswered
+    (then up to ``deadline``), so a user waiting on a broker that is down knows why at once."""
+    try:
+        return admin.list_topics(timeout=min(FIRST_TRY_S, timeout_s)).topics
+    except KafkaException as exc:
+        admin.poll(0)  # librdkafka's own lines on why (connection refused, ...) to the log
+        left = deadline - time.monotonic()
+        if left <= 0.1:
+            raise _unavailable(where, timeout_s, "listing topics", exc) from exc
+        log.warning(
+            "Kafka at %s does not answer yet (%s); waiting up to %.0f s more",
+            where,
+            exc.args[0] if exc.args else exc,
+            left,
+        )
+    try:
+        return admin.list_topics(timeout=left).topics
+    except KafkaException as exc:
+        admin.poll(0)
+        raise _unavailable(where, timeout_s, "listing topics", exc) from exc
 
 
 def _unavailable(

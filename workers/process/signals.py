@@ -17,6 +17,8 @@ from collections.abc import Callable
 from types import FrameType
 from typing import Protocol
 
+from workers.core.logs import flush_repeats
+
 __all__ = ["Service", "install_stop_signals", "serve"]
 
 log = logging.getLogger(__name__)
@@ -71,3 +73,4 @@ def serve(service: Service) -> None:
             service.stop()
     finally:
         restore()
+        flush_repeats()  # lines the log's repeat filter still holds back

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 
 import msgspec
 
@@ -116,3 +117,25 @@ def test_cache_counts_errors_when_redis_is_down() -> None:
     assert cache.lookup(["p"], ["h"], "v") is None  # breaker open: not even tried
     assert errors == ["lookup"]
     cache.close()
+
+
+def test_the_probe_reports_redis_down_without_any_batch() -> None:
+    errors: list[str] = []
+    states: list[bool] = []
+    cache = ResultCache(
+        RedisSettings(url="redis://127.0.0.1:1/0", socket_timeout_s=0.2),  # refused at once
+        on_error=errors.append,
+        breaker=CircuitBreaker(jitter=0.0),
+    )
+    assert cache.available  # nothing has failed yet
+    cache.start_probe(states.append, interval_s=0.01)
+    deadline = time.monotonic() + 10
+    while len(states) < 3 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    cache.close()  # stops the probe
+    assert states[:3] == [False, False, False]
+    assert not cache.available  # the breaker opened: batches skip Redis at once
+    assert set(errors) == {"probe"}
+    after = len(states)
+    time.sleep(0.05)
+    assert len(states) == after

@@ -14,7 +14,14 @@ from confluent_kafka import KafkaError, KafkaException
 import workers.kafka.topics as topics_mod
 from workers.core.errors import ConfigError, ProdcatError, ServiceUnavailableError
 from workers.core.settings import Settings
-from workers.kafka.topics import DAY_MS, TopicSpec, ensure_topics, topic_specs
+from workers.kafka.topics import (
+    DAY_MS,
+    DEAD_LETTER_HEADROOM_BYTES,
+    TopicSpec,
+    ensure_prodcat_topics,
+    ensure_topics,
+    topic_specs,
+)
 
 README = Path(__file__).resolve().parents[3] / "schemas" / "README.md"
 
@@ -90,9 +97,26 @@ class FakeAdmin:
     outcomes: ClassVar[dict[str, BaseException | None]] = {}
     list_error: ClassVar[BaseException | None] = None
     created: ClassVar[list[Any]] = []
+    limits: ClassVar[dict[str, int]] = {}  # max.message.bytes of existing topics
 
     def __init__(self, conf: dict[str, Any]) -> None:
         self.conf = conf
+
+    def poll(self, timeout: float) -> int:
+        return 0
+
+    def describe_configs(self, resources: list[Any], **kwargs: Any) -> dict[Any, Any]:
+        futures: dict[Any, Any] = {}
+        for resource in resources:
+            future: concurrent.futures.Future[dict[str, Any]] = concurrent.futures.Future()
+            limit = self.limits.get(resource.name)
+            if limit is None:
+                future.set_exception(kafka_error(KafkaError.UNKNOWN_TOPIC_OR_PART))
+            else:
+                entry = type("ConfigEntry", (), {"value": str(limit)})()
+                future.set_result({"max.message.bytes": entry, "cleanup.policy": entry})
+            futures[resource] = future
+        return futures
 
     def list_topics(self, timeout: float) -> Any:
         if self.list_error is not None:
@@ -114,6 +138,8 @@ class FakeAdmin:
                 future.set_exception(outcome)
             else:
                 future.set_result(None)
+                limit = topic.config.get("max.message.bytes", BROKER_DEFAULT_LIMIT)
+                FakeAdmin.limits[topic.topic] = int(limit)
             futures[topic.topic] = future
         return futures
 
@@ -125,6 +151,7 @@ def admin(monkeypatch: pytest.MonkeyPatch) -> type[FakeAdmin]:
     FakeAdmin.outcomes = {}
     FakeAdmin.list_error = None
     FakeAdmin.created = []
+    FakeAdmin.limits = {}
     return FakeAdmin
 
 
@@ -133,6 +160,7 @@ SPECS = [
     TopicSpec("prodcat.models", 1, {"cleanup.policy": "compact"}, 1),
 ]
 CONF = {"bootstrap.servers": "broker:9092"}
+BROKER_DEFAULT_LIMIT = 1_048_588
 
 
 def kafka_error(code: int) -> KafkaException:
@@ -199,3 +227,47 @@ def test_unreachable_broker_times_out() -> None:
     with pytest.raises(ServiceUnavailableError, match=re.escape("127.0.0.1:1")):
         ensure_topics({"bootstrap.servers": "127.0.0.1:1", "log_level": 0}, SPECS, timeout_s=1)
     assert time.monotonic() - started < 10
+
+
+# --------------------------------------------------------------------------- dead letters
+
+
+EIGHT_MB = 8 * 1024 * 1024
+
+
+def test_the_dead_letter_topic_is_created_to_take_the_largest_input(
+    admin: type[FakeAdmin],
+) -> None:
+    settings = Settings()
+    t = settings.topics
+    admin.existing = {t.product_created: 6, t.product_updated: 6}
+    admin.limits = {t.product_created: EIGHT_MB, t.product_updated: BROKER_DEFAULT_LIMIT}
+    got = ensure_prodcat_topics(settings, CONF, [t.product_created, t.dead_letter], timeout_s=2)
+    assert got == EIGHT_MB + DEAD_LETTER_HEADROOM_BYTES
+    [created] = admin.created
+    assert created.topic == t.dead_letter
+    assert created.config["max.message.bytes"] == str(EIGHT_MB + DEAD_LETTER_HEADROOM_BYTES)
+    assert created.config["retention.ms"] == str(14 * DAY_MS)  # the rest as the table says
+
+
+def test_an_existing_dead_letter_topic_smaller_than_an_input_is_reported(
+    admin: type[FakeAdmin], caplog: pytest.LogCaptureFixture
+) -> None:
+    settings = Settings()
+    t = settings.topics
+    admin.existing = {t.product_created: 6, t.dead_letter: 6}
+    admin.limits = {t.product_created: EIGHT_MB, t.dead_letter: BROKER_DEFAULT_LIMIT}
+    got = ensure_prodcat_topics(settings, CONF, [t.product_created, t.dead_letter], timeout_s=2)
+    assert got == BROKER_DEFAULT_LIMIT
+    assert admin.created == []
+    [warning] = [r for r in caplog.records if r.name == topics_mod.log.name]
+    text = warning.getMessage()
+    assert f"{t.dead_letter} takes messages of up to {BROKER_DEFAULT_LIMIT} bytes" in text
+    assert f"{t.product_created} takes up to {EIGHT_MB}" in text
+    assert "--entity-name prodcat.dead-letter" in text
+    assert f"max.message.bytes={EIGHT_MB + DEAD_LETTER_HEADROOM_BYTES}" in text
+
+    caplog.clear()
+    admin.limits[t.dead_letter] = EIGHT_MB
+    assert ensure_prodcat_topics(settings, CONF, [t.dead_letter], timeout_s=2) == EIGHT_MB
+    assert not caplog.records
