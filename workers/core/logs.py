@@ -211,6 +211,8 @@ def flush_repeats() -> None:
     """Report the lines held back so far by the root handlers' filters (before a recovery
     line, and at exit)."""
     for handler in logging.getLogger().handlers:
+        if getattr(getattr(handler, "stream", None), "closed", False):
+            continue  # e.g. at exit, after a test harness closed its capture stream
         for found in handler.filters:
             if isinstance(found, RepeatFilter):
                 found.flush()
