@@ -77,6 +77,12 @@ def _stable(admin: AdminClient, s: Setup, members: int) -> Assignment:
 def _check_spread(found: Assignment, s: Setup) -> None:
     """Even per topic (sizes differ by at most one), co-partitioned per member."""
     created, updated = s.topics["product_created"], s.topics["product_updated"]
+    shown = (
+        f"{member}: created {sorted(topics.get(created, ()))} updated "
+        f"{sorted(topics.get(updated, ()))}"
+        for member, topics in sorted(found.items())
+    )
+    print(f"{len(found)} workers: " + "; ".join(shown))  # the figures of README's Scaling
     for topic in (created, updated):
         sizes = [len(topics.get(topic, set())) for topics in found.values()]
         assert max(sizes) - min(sizes) <= 1, (topic, found)

@@ -113,6 +113,7 @@ def test_classify_worker_logs_an_outage_in_a_few_lines(
     assert not [line for line in text.splitlines() if RAW_LIBRDKAFKA.match(line)]
     during = _lines_since(log, mark)
     shown = "\n".join(during)
+    print(f"classify worker: {len(during)} log lines from a {OUTAGE_S:.0f} s outage to recovery")
     assert len(during) <= CLASSIFY_LINES_BOUND, shown
     assert sum("no broker reachable" in line for line in during) == 1, shown
     assert sum("Kafka brokers reachable again after" in line for line in during) == 1, shown
@@ -223,6 +224,12 @@ def test_feedback_app_logs_an_outage_in_a_few_lines(
         if "workers.kafka.deadletter" not in line and not line.startswith(("|", "+"))
     ]  # one line per dead letter is by design; faust's recovery tables are not log lines
     shown = "\n".join(during[:200])
+    stopping = next((i for i, line in enumerate(during) if "SIGTERM: draining" in line), None)
+    print(
+        f"feedback app: {len(during)} log lines from a {OUTAGE_S:.0f} s outage to its exit, "
+        f"{stopping} of them before it was told to stop (then faust's shutdown lines and the "
+        "held-back counts)"
+    )
     assert not [line for line in logs().splitlines() if RAW_LIBRDKAFKA.match(line)]
     assert len(during) <= FEEDBACK_LINES_BOUND, shown
     assert any("(repeated" in line for line in during), shown
@@ -240,6 +247,7 @@ def test_kafka_down_at_start_is_a_few_lines_then_one_clear_error(
         worker.kill()
     lines = log.read_text(errors="replace").splitlines()
     shown = "\n".join(lines)
+    print(f"classify worker, no broker at start: {len(lines)} log lines")
     assert len(lines) <= 6, shown  # before: 292 lines, most of them raw librdkafka ones
     assert not [line for line in lines if RAW_LIBRDKAFKA.match(line)], shown
     assert sum("does not answer yet" in line for line in lines) == 1, shown  # at once
