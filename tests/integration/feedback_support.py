@@ -6,19 +6,34 @@ deleted afterwards), state directory and Redis key prefix.
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
 import threading
+import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import msgspec
+import pytest
 import redis
 
 from export.data.catalog import Example
-from tests.integration.classify_support import CODEC, PARTITIONS, Setup, produce, wait_for
+from tests.integration.classify_support import (
+    CODEC,
+    PARTITIONS,
+    REPO,
+    Setup,
+    categorized,
+    produce,
+    read_all,
+    wait_for,
+)
 from workers.core.events import (
     CategorizedEvent,
     FeedbackEvent,
@@ -176,3 +191,100 @@ def read_override(client: redis.Redis, prefix: str, product_id: str) -> tuple[st
         return None
     found = decode_override(raw)
     return None if found is None else found.path
+
+
+def distinct(rows: list[Example], n: int, skip: int = 0) -> list[Example]:
+    """``n`` catalog rows with distinct product ids (and distinct titles), after ``skip``."""
+    seen: set[str] = set()
+    out: list[Example] = []
+    for r in rows[skip:]:
+        if r.product_id in seen or r.title in seen:
+            continue
+        seen |= {r.product_id, r.title}
+        out.append(r)
+        if len(out) == n:
+            break
+    return out
+
+
+def corrections_for(
+    answers: list[CategorizedEvent], taxonomy: list[tuple[str, ...]]
+) -> dict[str, tuple[str, ...]]:
+    """A moderator's category for each answered product, never the one the model gave."""
+    out = {}
+    for i, e in enumerate(answers):
+        shown = tuple(e.category_path)
+        out[e.product_id] = next(
+            p for k in range(len(taxonomy)) if (p := taxonomy[(7 * i + k) % len(taxonomy)]) != shown
+        )
+    return out
+
+
+def latest_answers(setup: FeedbackSetup) -> dict[str, CategorizedEvent]:
+    """Each product's last categorized event in topic order (a product's events share a
+    partition): the answer search and recommendations end up with."""
+    out: dict[str, CategorizedEvent] = {}
+    for e in categorized(read_all(setup.bootstrap, setup.topics["categorized"], settle_s=1.0)):
+        out[e.product_id] = e  # read_all keeps each partition in offset order
+    return out
+
+
+def create(
+    s: FeedbackSetup, rows: list[Example], tag: str = "c", kind: str = "product.created"
+) -> list[ProductEvent]:
+    """Send a product event per row (to product.created or product.updated)."""
+    events = [product_event(r, f"{tag}-{i}", kind) for i, r in enumerate(rows)]
+    send(s.bootstrap, s.topics[kind.replace(".", "_")], events)
+    return events
+
+
+def correct(s: FeedbackSetup, paths: dict[str, tuple[str, ...]]) -> None:
+    """A moderator's correction per product."""
+    send(s.bootstrap, s.topics["feedback"], [feedback(p, "moderator", q) for p, q in paths.items()])
+
+
+def overrides_held(client: redis.Redis, prefix: str, wanted: dict[str, tuple[str, ...]]) -> int:
+    return sum(read_override(client, prefix, pid) == path for pid, path in wanted.items())
+
+
+class Paced(threading.Thread):
+    """Sends feedback events one by one at ``per_s`` a second (a moderator tool's stream)."""
+
+    def __init__(self, setup: FeedbackSetup, events: list[FeedbackEvent], per_s: float) -> None:
+        super().__init__(name="paced-feedback", daemon=True)
+        self.setup, self.events, self.per_s = setup, events, per_s
+        self.sent = 0
+
+    def run(self) -> None:
+        start = time.monotonic()
+        for i, event in enumerate(self.events):
+            time.sleep(max(0.0, start + i / self.per_s - time.monotonic()))
+            send(self.setup.bootstrap, self.setup.topics["feedback"], [event])
+            self.sent += 1
+
+
+class AppProcess:
+    """``prodcat feedback`` as a subprocess (logs to a file)."""
+
+    def __init__(self, setup: FeedbackSetup, log_path: Path, instance: str) -> None:
+        self.log_path = log_path
+        with log_path.open("ab") as log:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "workers.cli", "feedback", "--instance", instance],
+                cwd=REPO, env=setup.env(), stdout=log, stderr=subprocess.STDOUT,
+            )  # fmt: skip
+
+    def logs(self) -> str:
+        return self.log_path.read_text(errors="replace")[-3000:]
+
+    def wait_for(self, predicate: Callable[[], bool], what: str) -> None:
+        """Poll ``predicate``; on a time-out fail with the end of this instance's log."""
+        try:
+            wait_for(predicate, TIMEOUT_S, what, interval_s=0.05)
+        except pytest.fail.Exception:
+            pytest.fail(f"timed out waiting for {what}; log:\n{self.logs()}")
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            os.kill(self.proc.pid, signal.SIGKILL)
+        self.proc.wait(30)

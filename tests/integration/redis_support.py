@@ -15,11 +15,13 @@ from tests.integration.classify_support import wait_for
 
 class PrivateRedis:
     """``redis-server`` without persistence (as the issue's fault: a restart loses every
-    key), started and stopped by the test."""
+    key), started and stopped by the test; ``persistent``: with an append-only file (fsync
+    on every write) in ``workdir``, so a stop and start keeps every key."""
 
-    def __init__(self, port: int, workdir: Path) -> None:
+    def __init__(self, port: int, workdir: Path, *, persistent: bool = False) -> None:
         self.port = port
         self.workdir = workdir
+        self.persistent = persistent
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -32,7 +34,7 @@ class PrivateRedis:
             pytest.fail("redis-server is not installed (needed for a private Redis)")
         self.proc = subprocess.Popen(
             [server, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "no", "--dir", str(self.workdir)],
+             "--dir", str(self.workdir), *self._persistence()],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )  # fmt: skip
@@ -46,6 +48,11 @@ class PrivateRedis:
 
         wait_for(up, 10, f"private redis-server on port {self.port}", 0.05)
         client.close()
+
+    def _persistence(self) -> list[str]:
+        if not self.persistent:
+            return ["--appendonly", "no"]
+        return ["--appendonly", "yes", "--appendfsync", "always"]
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:

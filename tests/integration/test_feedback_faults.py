@@ -9,11 +9,7 @@ override, recovery time, log lines); run with ``-s`` to see them.
 from __future__ import annotations
 
 import logging
-import os
 import signal
-import subprocess
-import sys
-import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -24,7 +20,6 @@ import redis
 
 from export.data.catalog import Example
 from tests.integration.classify_support import (
-    REPO,
     categorized,
     read_all,
     running_worker,
@@ -32,9 +27,17 @@ from tests.integration.classify_support import (
 )
 from tests.integration.feedback_support import (
     TIMEOUT_S,
+    AppProcess,
     FeedbackSetup,
+    Paced,
+    correct,
+    corrections_for,
+    create,
+    distinct,
     feedback,
+    latest_answers,
     leaves,
+    overrides_held,
     prediction,
     product_event,
     read_override,
@@ -45,8 +48,6 @@ from tests.integration.redis_support import PrivateRedis
 from workers.core.categories import category_id
 from workers.core.events import (
     CategorizedEvent,
-    FeedbackEvent,
-    ProductEvent,
     override_categorized,
 )
 from workers.core.overrides import encode_override
@@ -54,76 +55,6 @@ from workers.core.overrides import encode_override
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 MakeSetup = Callable[..., FeedbackSetup]
-
-
-def distinct(rows: list[Example], n: int, skip: int = 0) -> list[Example]:
-    """``n`` catalog rows with distinct product ids (and distinct titles), after ``skip``."""
-    seen: set[str] = set()
-    out: list[Example] = []
-    for r in rows[skip:]:
-        if r.product_id in seen or r.title in seen:
-            continue
-        seen |= {r.product_id, r.title}
-        out.append(r)
-        if len(out) == n:
-            break
-    return out
-
-
-def corrections_for(
-    answers: list[CategorizedEvent], taxonomy: list[tuple[str, ...]]
-) -> dict[str, tuple[str, ...]]:
-    """A moderator's category for each answered product, never the one the model gave."""
-    out = {}
-    for i, e in enumerate(answers):
-        shown = tuple(e.category_path)
-        out[e.product_id] = next(
-            p for k in range(len(taxonomy)) if (p := taxonomy[(7 * i + k) % len(taxonomy)]) != shown
-        )
-    return out
-
-
-def latest_answers(setup: FeedbackSetup) -> dict[str, CategorizedEvent]:
-    """Each product's last categorized event in topic order (a product's events share a
-    partition): the answer search and recommendations end up with."""
-    out: dict[str, CategorizedEvent] = {}
-    for e in categorized(read_all(setup.bootstrap, setup.topics["categorized"], settle_s=1.0)):
-        out[e.product_id] = e  # read_all keeps each partition in offset order
-    return out
-
-
-def create(
-    s: FeedbackSetup, rows: list[Example], tag: str = "c", kind: str = "product.created"
-) -> list[ProductEvent]:
-    """Send a product event per row (to product.created or product.updated)."""
-    events = [product_event(r, f"{tag}-{i}", kind) for i, r in enumerate(rows)]
-    send(s.bootstrap, s.topics[kind.replace(".", "_")], events)
-    return events
-
-
-def correct(s: FeedbackSetup, paths: dict[str, tuple[str, ...]]) -> None:
-    """A moderator's correction per product."""
-    send(s.bootstrap, s.topics["feedback"], [feedback(p, "moderator", q) for p, q in paths.items()])
-
-
-def overrides_held(client: redis.Redis, prefix: str, wanted: dict[str, tuple[str, ...]]) -> int:
-    return sum(read_override(client, prefix, pid) == path for pid, path in wanted.items())
-
-
-class Paced(threading.Thread):
-    """Sends feedback events one by one at ``per_s`` a second (a moderator tool's stream)."""
-
-    def __init__(self, setup: FeedbackSetup, events: list[FeedbackEvent], per_s: float) -> None:
-        super().__init__(name="paced-feedback", daemon=True)
-        self.setup, self.events, self.per_s = setup, events, per_s
-        self.sent = 0
-
-    def run(self) -> None:
-        start = time.monotonic()
-        for i, event in enumerate(self.events):
-            time.sleep(max(0.0, start + i / self.per_s - time.monotonic()))
-            send(self.setup.bootstrap, self.setup.topics["feedback"], [event])
-            self.sent += 1
 
 
 def warnings_from(caplog: pytest.LogCaptureFixture, prefix: str) -> list[str]:
@@ -450,33 +381,6 @@ def test_losing_the_result_cache_costs_model_time_never_a_wrong_answer(
 
 
 # --------------------------------------------------------------------------- kill -9
-
-
-class AppProcess:
-    """``prodcat feedback`` as a subprocess (logs to a file)."""
-
-    def __init__(self, setup: FeedbackSetup, log_path: Path, instance: str) -> None:
-        self.log_path = log_path
-        with log_path.open("ab") as log:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "workers.cli", "feedback", "--instance", instance],
-                cwd=REPO, env=setup.env(), stdout=log, stderr=subprocess.STDOUT,
-            )  # fmt: skip
-
-    def logs(self) -> str:
-        return self.log_path.read_text(errors="replace")[-3000:]
-
-    def wait_for(self, predicate: Callable[[], bool], what: str) -> None:
-        """Poll ``predicate``; on a time-out fail with the end of this instance's log."""
-        try:
-            wait_for(predicate, TIMEOUT_S, what, interval_s=0.05)
-        except pytest.fail.Exception:
-            pytest.fail(f"timed out waiting for {what}; log:\n{self.logs()}")
-
-    def kill(self) -> None:
-        if self.proc.poll() is None:
-            os.kill(self.proc.pid, signal.SIGKILL)
-        self.proc.wait(30)
 
 
 @pytest.mark.parametrize("static", [False, True], ids=["dynamic", "static"])
