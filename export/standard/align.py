@@ -23,15 +23,22 @@ status and runner-up nodes. Categories are decided parents first:
 ``score`` = coverage (share of the votes at or under the answer) x evidence strength
 (the best name similarity and the mean best title match, weighted like the votes).
 At or above ``ok_score`` the status is ``ok``; below it ``low`` (a reviewer should
-look); below ``min_score`` it is ``none``: no answer is published, the runner-ups
-are kept for the reviewer.
+look). Below ``min_score`` the category's own evidence is too weak to name a node:
+
+4. **Back-off** (``backoff``): it takes the answer of its nearest ancestor that has
+   one, flagged ``low``, with its own best node first among the runner-ups. The
+   ancestor's node is a coarser answer but, since the tree is consistent, a right
+   one far more often than a guess from weak evidence, and it scores better
+   hierarchically than no answer (which adds nothing) or a wrong leaf (which costs
+   precision). A category with no answered ancestor gets ``none``: no answer is
+   published, the runner-ups are kept for the reviewer.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import numpy.typing as npt
@@ -67,7 +74,8 @@ class AlignConfig:
     consistency: float = 0.3
     majority: float = 0.4
     ok_score: float = 0.25
-    min_score: float = 0.06
+    min_score: float = 0.04
+    backoff: bool = True
     lang: str | None = None  # None: "zh" when the category names are mostly Han
     evidence: EvidenceConfig = field(default_factory=EvidenceConfig)
 
@@ -176,6 +184,8 @@ class Aligner:
                 title_score=title_score,
                 n_titles=n_titles,
             )
+            if not alignment.matched and parent is not None and self.config.backoff:
+                alignment = _backoff(alignment, parent)
             if alignment.matched:
                 answers[path] = alignment.node
             out.append(alignment)
@@ -302,6 +312,14 @@ class Aligner:
             objective = objective + config.consistency * inside / tree.depth[parent]
         order = np.argsort(-objective, kind="stable")
         return int(candidates[order[0]]), [int(candidates[i]) for i in order[1:9]]
+
+
+def _backoff(alignment: Alignment, answer: int) -> Alignment:
+    """``alignment`` (too weak to publish) answered by an ancestor's ``answer``, flagged
+    ``low``; its own best node leads the runner-ups (once, and not if it is ``answer``)."""
+    own = (Candidate(alignment.node, alignment.score),) if alignment.node != answer else ()
+    rest = tuple(c for c in alignment.alternatives if c.node not in (answer, alignment.node))
+    return replace(alignment, node=answer, status=STATUS_LOW, alternatives=(*own, *rest)[:3])
 
 
 def _context(path: Path, answers: Mapping[Path, int]) -> int | None:

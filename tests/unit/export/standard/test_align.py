@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from export.data.datasets import load_dataset
-from export.standard.align import STATUS_NONE, AlignConfig, Aligner, leaf_titles
+from export.standard.align import STATUS_LOW, STATUS_NONE, AlignConfig, Aligner, leaf_titles
 from export.standard.gold import load_gold
 from export.standard.metrics import Tally
 from export.standard.trees import StandardTree
@@ -60,6 +61,25 @@ def test_names_alone_give_answers_and_nonsense_gets_none(
     kettles = shopify.paths["en"][answers["Kitchen", "Electric Kettles"].node]
     assert kettles[:2] == ("Home & Garden", "Kitchen & Dining") and "Kettle" in kettles[-1]
     assert answers["Qzxv",].status == STATUS_NONE and not answers["Qzxv",].matched
+
+
+def test_weak_evidence_backs_off_to_the_ancestors_answer(shopify: StandardTree) -> None:
+    """A category whose own evidence is too weak takes its nearest answered ancestor's
+    node, flagged low, with its own best guess first among the runner-ups; without the
+    back-off it gets no answer."""
+    tree = {("Apparel",): [], ("Apparel", "Qzxv"): [], ("Apparel", "Qzxv", "Wvkj"): []}
+    weak = AlignConfig(min_score=0.1)  # the nonsense names score 0.04-0.08 from "Apparel"
+    answers = {a.path: a for a in Aligner(shopify, weak).align(tree)}
+    assert answers["Apparel",].status != STATUS_NONE
+    for path in [("Apparel", "Qzxv"), ("Apparel", "Qzxv", "Wvkj")]:
+        answer = answers[path]
+        assert 0 < answer.score < weak.min_score
+        assert shopify.ids[answer.node] == "aa" and answer.status == STATUS_LOW
+        assert answer.matched and answer.node not in [c.node for c in answer.alternatives]
+    strict = Aligner(shopify, replace(weak, backoff=False))
+    unanswered = {a.path: a for a in strict.align(tree)}
+    assert unanswered["Apparel", "Qzxv"].status == STATUS_NONE
+    assert unanswered["Apparel", "Qzxv", "Wvkj"].status == STATUS_NONE
 
 
 def test_a_chinese_catalog_is_matched_through_the_chinese_names(
