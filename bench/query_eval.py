@@ -20,13 +20,22 @@ query, so micro-F1 is accuracy), top-3 (the label among the three best leaves), 
 at 95% precision (the largest share of queries answerable at leaf level with 95% precision,
 ranked by the model's best-leaf probability or the baseline's decision score).
 
-The baseline (``export.evaluation.baseline``) is fitted on every row of ``train.jsonl``, the
-file the query bundle was trained from (per language, which is the same model: the two
-scripts share no n-gram).
+The baseline (``export.evaluation.baseline``) is fitted on exactly the rows the query bundle
+learned from: the bundle's metadata names its files (``--data`` and ``--labels``), seed and
+split, and :func:`export.training.prepare.prepare` rebuilds them (cleaned, deduplicated,
+split); the model's final fit is on its training and validation rows, so the baseline's is
+too. The rows ``prodcat train`` held out as its own test split are in neither. Each line
+printed is ``prodcat/baseline``.
 
-    python -m export.data.queries --data bigbasket,cn_ecommerce_products --out var/queries
-    prodcat train --data var/queries/train.jsonl --candidates fasttext --out var/bundles
-    python -m bench.query_eval --bundle var/bundles/<version> --queries var/queries
+``--write-train-labels`` makes the second training source: click-derived labels of the
+*training* products (their own replayed stream, another seed), a ``--labels`` file::
+
+    python -m export.data.queries --data bigbasket --sample 6000 --out var/queries-en
+    python -m bench.query_eval --queries var/queries-en \\
+        --write-train-labels var/queries-en/click-labels-train.jsonl
+    prodcat train --data var/queries-en/train.jsonl \\
+        --labels var/queries-en/click-labels-train.jsonl --no-baseline --out var/bundles
+    python -m bench.query_eval --bundle var/bundles/<version> --queries var/queries-en
 """
 
 from __future__ import annotations
@@ -45,9 +54,11 @@ from bench.common import RESULTS, RUN_ID
 from export.data.queries import is_chinese
 from export.evaluation.baseline import run_baseline
 from export.evaluation.metrics import coverage_at_precision
-from workers.clicks.tally import add_click, label_of, normalize_query
+from export.training.config import TrainConfig
+from export.training.prepare import prepare
+from workers.clicks.tally import add_click, label_of, normalize_query, query_id
 from workers.core.product import ProductText
-from workers.core.settings import ClicksSettings
+from workers.core.settings import ClicksSettings, Settings
 from workers.inference.model import Classifier
 
 Row = tuple[str, tuple[str, ...]]  # (query, leaf path)
@@ -136,55 +147,109 @@ def baseline_scores(
     )
 
 
+def learned_rows(bundle: Path) -> list[Row]:
+    """The rows the bundle's model was fitted on, rebuilt from its metadata."""
+    meta = json.loads((bundle / "metadata.json").read_text(encoding="utf-8"))
+    data, split = meta["data"], meta["data"]["split"]
+    config = TrainConfig(
+        data=tuple(data["sources"]),
+        data_dir=Settings().data_dir,
+        out=Path(),
+        seed=split["seed"],
+        test_frac=split["test_frac"],
+        val_frac=split["val_frac"],
+        limit=data["limit"],
+        labels=tuple(Path(p) for p in data["labels_files"]),
+        baseline=False,
+    )
+    prep = prepare(config)
+    if prep.fingerprint != data["fingerprint"]:
+        raise SystemExit(
+            f"{bundle}: its training files changed since it was trained (fingerprint "
+            f"{prep.fingerprint[:12]}, bundle {data['fingerprint'][:12]}); train it again"
+        )
+    refit = all(c.get("refit") for c in meta["model"]["candidates"] if "hyper" in c)
+    known = {prep.examples[i].path for i in prep.train}
+    rows = [*prep.train, *(i for i in prep.val if refit and prep.examples[i].path in known)]
+    return [(prep.examples[i].title, prep.examples[i].path) for i in rows]
+
+
 def evaluate(
-    train: list[tuple[str, str, tuple[str, ...]]],
-    sets: dict[str, list[Row]],
-    classifier: Classifier,
+    learned: list[Row], sets: dict[str, list[Row]], classifier: Classifier
 ) -> dict[str, Any]:
-    """Per language: the baseline fitted once on the training rows, then every test set
-    scored by both."""
+    """The baseline fitted once on the rows the model learned from; every test set scored
+    by both, whole and by the query's script (English: Latin; Chinese: CJK)."""
+    tests = [r for rows in sets.values() for r in rows]
+    start = time.perf_counter()
+    fitted = run_baseline(
+        [ProductText(title=q) for q, _ in learned],
+        [p for _, p in learned],
+        [ProductText(title=q) for q, _ in tests],
+    )
+    print(
+        f"baseline: fitted on {len(learned)} rows in {time.perf_counter() - start:.0f} s",
+        flush=True,
+    )
     out: dict[str, Any] = {name: {} for name in sets}
-    for language in ("en", "zh"):
-        mine = {
-            name: [r for r in rows if is_chinese(r[0]) == (language == "zh")]
-            for name, rows in sets.items()
+    at = 0
+    for name, rows in sets.items():
+        decision = fitted.decision[at : at + len(rows)]
+        at += len(rows)
+        slices = {
+            "all": np.ones(len(rows), dtype=bool),
+            "en": np.array([not is_chinese(q) for q, _ in rows], dtype=bool),
+            "zh": np.array([is_chinese(q) for q, _ in rows], dtype=bool),
         }
-        fit_rows = sorted({(q, p) for _, q, p in train if is_chinese(q) == (language == "zh")})
-        tests = [r for rows in mine.values() for r in rows]
-        start = time.perf_counter()
-        fitted = run_baseline(
-            [ProductText(title=q) for q, _ in fit_rows],
-            [p for _, p in fit_rows],
-            [ProductText(title=q) for q, _ in tests],
-        )
-        print(
-            f"baseline {language}: fitted on {len(fit_rows)} rows in "
-            f"{time.perf_counter() - start:.0f} s",
-            flush=True,
-        )
-        at = 0
-        for name, rows in mine.items():
-            decision = fitted.decision[at : at + len(rows)]
-            at += len(rows)
+        for part, keep in slices.items():
+            if not keep.any():
+                continue
+            mine = [r for r, k in zip(rows, keep, strict=True) if k]
             result = {
-                "prodcat": model_scores(rows, classifier),
-                "baseline": baseline_scores(rows, decision, fitted.classes),
+                "prodcat": model_scores(mine, classifier),
+                "baseline": baseline_scores(mine, decision[keep], fitted.classes),
             }
-            out[name][language] = result
+            out[name][part] = result
             model, base = result["prodcat"], result["baseline"]
             figures = "  ".join(f"{k} {model[k]:.3f}/{base[k]:.3f}" for k in model if k != "n")
-            print(f"{name:14} {language}  n={model['n']:6}  {figures}", flush=True)
+            print(f"{name:14} {part:3}  n={model['n']:6}  {figures}", flush=True)
     return out
+
+
+def write_train_labels(
+    train: list[tuple[str, str, tuple[str, ...]]], out: Path, *, precision: float, seed: int
+) -> int:
+    """The click-derived labels of the *training* products (a replayed stream over them,
+    labelled by the clicks app's tally) as a ``prodcat train --labels`` file."""
+    labels = click_labels(train, precision=precision, seed=seed)
+    with out.open("w", encoding="utf-8") as fh:
+        for query, path in labels:
+            record = {"product_id": query_id(query), "title": query, "category_path": list(path)}
+            fh.write(json.dumps(record, ensure_ascii=False) + "\n")
+    return len(labels)
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    ap.add_argument("--bundle", type=Path, required=True, help="the query bundle")
+    ap.add_argument("--bundle", type=Path, help="the query bundle")
     ap.add_argument("--queries", type=Path, required=True, help="export.data.queries output")
     ap.add_argument("--click-precision", type=float, default=0.85)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument(
+        "--write-train-labels",
+        type=Path,
+        help="only write the click-derived labels of the *training* products (a replayed "
+        "stream over them, as the clicks app would label it) as a --labels file, and stop",
+    )
     args = ap.parse_args()
     train = read_rows(args.queries / "train.jsonl")
+    if args.write_train_labels is not None:
+        n = write_train_labels(
+            train, args.write_train_labels, precision=args.click_precision, seed=args.seed + 1
+        )
+        print(f"{n} click-derived query labels -> {args.write_train_labels}")
+        return
+    if args.bundle is None:
+        ap.error("--bundle is required unless --write-train-labels is given")
     test = read_rows(args.queries / "test.jsonl")
     classifier = Classifier.from_path(args.bundle, top_k=3)
     sets = {
@@ -193,8 +258,9 @@ def main() -> None:
     }
     results = {
         "bundle": str(args.bundle),
+        "queries": str(args.queries),
         "click_precision": args.click_precision,
-        "results": evaluate(train, sets, classifier),
+        "results": evaluate(learned_rows(args.bundle), sets, classifier),
     }
     RESULTS.mkdir(parents=True, exist_ok=True)
     path = RESULTS / f"query-eval-{RUN_ID}.json"

@@ -230,11 +230,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--per-product", type=int, default=3, help="queries per product")
     parser.add_argument("--test-frac", type=float, default=0.2, help="products held out")
     parser.add_argument("--limit", type=int, help="rows per dataset (the first ones)")
+    parser.add_argument(
+        "--sample", type=int, help="a seeded sample of N products per dataset (files may be "
+        "sorted by category, so the first rows are not a fair sample)"
+    )  # fmt: skip
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     examples: list[Example] = []
     for name in args.data.split(","):
         rows, _ = load_dataset(name.strip(), args.data_dir, limit=args.limit)
+        if args.sample is not None and args.sample < len(rows):
+            rows = random.Random(args.seed).sample(rows, args.sample)
         examples += rows
     split = grouped_split(examples, test_frac=args.test_frac, val_frac=0.0, seed=args.seed)
     train = [examples[i] for i in split.train]

@@ -52,13 +52,15 @@ def ensure_query_bundle(settings: Settings, args: argparse.Namespace) -> tuple[P
     """(query bundle, held-out pseudo-queries file)."""
     datasets = tuple(args.datasets)
     root = Path("var/demo")
-    name = f"demo-queries-{'-'.join(datasets)}-{args.train_rows}"
+    # "sampled": products drawn from the whole catalog (the first rows of a catalog sorted by
+    # category, as cn_ecommerce_products is, cover only a few top levels)
+    name = f"demo-queries-{'-'.join(datasets)}-{args.train_rows}-sampled"
     queries = root / "queries" / name
     if not (queries / "test.jsonl").is_file():
         print(f"making pseudo-queries of {', '.join(datasets)} ({args.train_rows} rows each)…")
         argv = [sys.executable, "-m", "export.data.queries", f"--data={','.join(datasets)}",
                 f"--data-dir={settings.data_dir}", f"--out={queries}",
-                f"--limit={args.train_rows}", f"--per-product={QUERIES_PER_PRODUCT}"]  # fmt: skip
+                f"--sample={args.train_rows}", f"--per-product={QUERIES_PER_PRODUCT}"]  # fmt: skip
         if subprocess.run(argv, check=False).returncode != 0:
             raise ProdcatError("the demo's pseudo-queries could not be made (see above)")
     if args.query_bundle:
@@ -69,7 +71,7 @@ def ensure_query_bundle(settings: Settings, args: argparse.Namespace) -> tuple[P
         return bundle, queries / "test.jsonl"
     print("training a demo query bundle on those pseudo-queries…", flush=True)
     prodcat(settings, "train", f"--data={queries / 'train.jsonl'}", f"--out={root / 'bundles'}",
-            f"--bundle-version={name}", "--candidates=fasttext", f"--epochs={EPOCHS}",
+            f"--bundle-version={name}", "--candidates=bag", f"--epochs={EPOCHS}",
             "--no-baseline")  # fmt: skip
     return bundle, queries / "test.jsonl"
 

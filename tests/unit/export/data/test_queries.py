@@ -78,3 +78,25 @@ def test_the_command_splits_products_before_making_queries(data_dir: Path, tmp_p
     assert not train_products & test_products
     assert set(json.loads((tmp_path / "products-test.json").read_text())) >= test_products
     assert all(r["title"] and r["category_path"] for r in train)
+
+
+def test_sample_draws_products_from_the_whole_file(data_dir: Path, tmp_path: Path) -> None:
+    """``--sample`` is a seeded sample of the whole catalog, not its first rows (the Chinese
+    catalog's file is sorted by category, so its first rows are one or two top levels)."""
+    first, sampled = tmp_path / "first", tmp_path / "sampled"
+    main(["--data", "bigbasket", "--data-dir", str(data_dir), "--out", str(first),
+          "--limit", "500", "--per-product", "1"])  # fmt: skip
+    main(["--data", "bigbasket", "--data-dir", str(data_dir), "--out", str(sampled),
+          "--sample", "500", "--per-product", "1"])  # fmt: skip
+
+    def products(folder: Path) -> set[str]:
+        rows = [
+            json.loads(line)
+            for name in ("train", "test")
+            for line in (folder / f"{name}.jsonl").open()
+        ]
+        return {r["product_id"].split("#")[0] for r in rows}
+
+    head, drawn = products(first), products(sampled)
+    assert 400 <= len(drawn) <= 500
+    assert len(drawn - head) > len(drawn) / 2
