@@ -69,7 +69,8 @@ def train_bundle(settings: Settings, datasets: tuple[str, ...], rows: int, out: 
         f"--out={out}",
         f"--bundle-version={version}",
     ]
-    # the global defaults, whatever a catalog's registry entry prefers: a quick, small model
+    # a quick, small model: one bag network, a fixed number of epochs, no baseline, and the
+    # size knobs pinned so that the demo's bundle does not change when the defaults do
     args += ["--candidates=bag", f"--limit={rows}", f"--epochs={EPOCHS}", "--no-baseline"]
     args += ["--dim=64", f"--buckets={2**18}", "--label-smoothing=0"]
     _prodcat(settings, *args)
