@@ -10,6 +10,8 @@ above, one seed.
     python -m bench.learning_curve --catalogs bigbasket,amazon_in_2023 \
         --sizes 2000,5000,10000,20000,50000,all --seeds 3
 
+The fastText peer needs the ``bench`` extra (``pip install -e '.[train,bench]'``).
+
 Catalogs are registry names or CSV/JSONL products files (``bench.unseen_catalogs`` writes
 catalogs cut from the shared data that no default was tuned on). Raw results are appended
 to ``bench/results/learning_curve.jsonl`` (one line per system, catalog, size, seed; a
@@ -105,7 +107,13 @@ underfit small catalogs badly (bigbasket, 2,000 rows: weighted F1 0.007 and 0.05
 
 
 def run_fasttext(prep: Prepared, seed: int) -> tuple[list[tuple[str, ...]], dict[str, Any]]:
-    import fasttext
+    try:
+        import fasttext
+    except ImportError as exc:
+        raise SystemExit(
+            "the fastText library is not installed: pip install -e '.[bench]' "
+            "(or leave it out with --systems prodcat,baseline)"
+        ) from exc
 
     def line(i: int) -> str:
         return baseline_text(ProductText.of(prep.examples[i])).replace("\n", " ").lower()
