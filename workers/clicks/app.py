@@ -32,7 +32,6 @@ import asyncio
 import contextlib
 import logging
 import socket
-import threading
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any, Final
@@ -61,7 +60,7 @@ from workers.core.events import (
 )
 from workers.core.settings import Settings
 from workers.feedback.runtime import (
-    close_loop,
+    FaustProcess,
     co_partitioned,
     crashed_service,
     faust_credentials,
@@ -102,29 +101,22 @@ _JOINED: Final = msgspec.msgpack.Decoder(Joined)
 _ENCODE: Final = msgspec.msgpack.encode
 
 
-class ClicksApp:
+class ClicksApp(FaustProcess):
     """The ``prodcat clicks`` process: start, run, request_stop, stop."""
 
+    NAME = "clicks app"
+
     def __init__(self, settings: Settings, *, instance: str | None = None) -> None:
+        super().__init__()
         self.settings = settings
         self.instance = instance or socket.gethostname()
         self.codec = Codec(settings.classify.max_payload_bytes)
         self.metrics = ClicksMetrics()
         self._worker = f"clicks-{self.instance}"
         self._partitions = settings.kafka.partitions
-        self._http: HealthServer | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._stop_event: asyncio.Event | None = None
-        self._stop_requested = threading.Event()
-        self._running = threading.Event()
         self._app: Any = None
-        self._failure: BaseException | None = None
 
     # ------------------------------------------------------------------ lifecycle
-
-    @property
-    def running(self) -> bool:
-        return self._running.is_set()
 
     def start(self) -> None:
         s = self.settings
@@ -139,28 +131,6 @@ class ClicksApp:
                 metrics=self.metrics.exposition, readiness=self.readiness,
             )  # fmt: skip
             self._http.start()
-
-    def run(self) -> None:
-        loop = asyncio.new_event_loop()
-        try:
-            loop.run_until_complete(self._serve())
-        finally:
-            close_loop(loop)
-        if self._failure is not None:
-            raise ProdcatError(f"the clicks app stopped on an error: {self._failure!r}")
-
-    def request_stop(self) -> None:
-        self._stop_requested.set()
-        loop, event = self._loop, self._stop_event
-        if loop is not None and event is not None and not loop.is_closed():
-            with contextlib.suppress(RuntimeError):
-                loop.call_soon_threadsafe(event.set)
-
-    def stop(self) -> None:
-        self.request_stop()
-        if self._http is not None:
-            self._http.close()
-            self._http = None
 
     def readiness(self) -> Mapping[str, bool]:
         assigned = recovered = False

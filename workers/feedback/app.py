@@ -23,7 +23,6 @@ import asyncio
 import contextlib
 import logging
 import socket
-import threading
 import time
 from collections.abc import Callable, Mapping
 from typing import Any, Final
@@ -32,7 +31,6 @@ import faust
 import redis.asyncio as aioredis
 
 from workers.core.codec import Codec
-from workers.core.errors import ProdcatError
 from workers.core.settings import Settings
 from workers.feedback.handler import FeedbackHandler
 from workers.feedback.live import LiveModel
@@ -43,8 +41,8 @@ from workers.feedback.reconnect import install_metadata_backoff
 from workers.feedback.redislink import RedisLink
 from workers.feedback.restore import Restorer
 from workers.feedback.runtime import (
+    FaustProcess,
     async_redis,
-    close_loop,
     co_partitioned,
     crashed_service,
     faust_credentials,
@@ -76,8 +74,10 @@ def heartbeat_interval(session_timeout_s: float) -> float:
     return min(3.0, session_timeout_s / 5)
 
 
-class FeedbackApp:
+class FeedbackApp(FaustProcess):
     """The ``prodcat feedback`` process: explicit start, run, request_stop and stop."""
+
+    NAME = "feedback app"
 
     def __init__(
         self,
@@ -86,6 +86,7 @@ class FeedbackApp:
         instance: str | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
+        super().__init__()
         self.settings = settings
         self.instance = instance or socket.gethostname()
         self.clock = clock
@@ -94,11 +95,6 @@ class FeedbackApp:
         self.metrics.add_collector(QualityCollector(self.quality_snapshot))
         self.model: LiveModel | None = None  # the live model's taxonomy, from start()
         self._partitions = settings.kafka.partitions
-        self._http: HealthServer | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._stop_event: asyncio.Event | None = None
-        self._stop_requested = threading.Event()
-        self._running = threading.Event()
         self._redis: aioredis.Redis | None = None
         self._link: RedisLink | None = None
         self._restorer: Restorer | None = None
@@ -110,16 +106,10 @@ class FeedbackApp:
         self._app: Any = None
         self._tables: FeedbackTables | None = None
         self._worker = f"feedback-{self.instance}"
-        self._failure: BaseException | None = None
         self._parked = ParkedIndex()
         self.metrics.parked.set_function(lambda: self._parked.total)
 
     # ------------------------------------------------------------------ lifecycle
-
-    @property
-    def running(self) -> bool:
-        """True between the faust app having started and the stop request."""
-        return self._running.is_set()
 
     def start(self) -> None:
         """Load the live model's taxonomy, create missing topics, serve HTTP."""
@@ -145,35 +135,6 @@ class FeedbackApp:
                 readiness=self.readiness,
             )
             self._http.start()
-
-    def run(self) -> None:
-        """Run the faust app until :meth:`request_stop`; returns after a clean stop.
-
-        Raises :class:`ProdcatError` when a faust service crashed or the broker refused an
-        output (the app was stopped; unfinished input is redelivered after a restart)."""
-        loop = asyncio.new_event_loop()
-        try:
-            loop.run_until_complete(self._serve())
-        finally:
-            close_loop(loop)
-        if self._failure is not None:
-            raise ProdcatError(f"the feedback app stopped on an error: {self._failure!r}")
-
-    def request_stop(self) -> None:
-        """Ask :meth:`run` to stop (from a signal handler or another thread)."""
-        self._stop_requested.set()
-        loop, event = self._loop, self._stop_event
-        if loop is not None and event is not None and not loop.is_closed():
-            # RuntimeError: the loop closed meanwhile, so run() is over anyway
-            with contextlib.suppress(RuntimeError):
-                loop.call_soon_threadsafe(event.set)
-
-    def stop(self) -> None:
-        """Release what :meth:`start` opened (call after :meth:`run` returned)."""
-        self.request_stop()
-        if self._http is not None:
-            self._http.close()
-            self._http = None
 
     def readiness(self) -> Mapping[str, bool]:
         app = self._app

@@ -6,19 +6,23 @@ Kept apart from :mod:`workers.feedback.app` so the app module reads as the event
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import ssl
+import threading
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, ClassVar, Final
 
 import faust
 import redis.asyncio as aioredis
 
 from workers.core.errors import ConfigError, ProdcatError
 from workers.core.settings import KafkaSettings, RedisSettings, Settings
+from workers.process.httpserver import HealthServer
 
 __all__ = [
+    "FaustProcess",
     "async_redis",
     "close_loop",
     "co_partitioned",
@@ -65,6 +69,63 @@ def close_loop(loop: asyncio.AbstractEventLoop) -> None:
         log.warning("closing the event loop: %s", exc)
     finally:
         loop.close()
+
+
+class FaustProcess:
+    """The run-and-stop half of a faust app's lifecycle, shared by ``prodcat feedback`` and
+    ``prodcat clicks``: :meth:`run` drives the subclass's ``_serve`` coroutine on a private
+    event loop until :meth:`request_stop` (safe from a signal handler or another thread),
+    :meth:`stop` releases the health server that ``start`` opened. ``_serve`` sets
+    ``_loop`` and ``_stop_event`` while it runs, ``_running`` once the app is up, and
+    ``_failure`` when the app stopped on an error."""
+
+    #: How error messages name the app ("the feedback app").
+    NAME: ClassVar[str] = "faust app"
+
+    def __init__(self) -> None:
+        self._http: HealthServer | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stop_event: asyncio.Event | None = None
+        self._stop_requested = threading.Event()
+        self._running = threading.Event()
+        self._failure: BaseException | None = None
+
+    @property
+    def running(self) -> bool:
+        """True between the faust app having started and the stop request."""
+        return self._running.is_set()
+
+    async def _serve(self) -> None:
+        raise NotImplementedError
+
+    def run(self) -> None:
+        """Run the faust app until :meth:`request_stop`; returns after a clean stop.
+
+        Raises :class:`ProdcatError` when a faust service crashed or the broker refused an
+        output (the app was stopped; unfinished input is redelivered after a restart)."""
+        loop = asyncio.new_event_loop()
+        try:
+            loop.run_until_complete(self._serve())
+        finally:
+            close_loop(loop)
+        if self._failure is not None:
+            raise ProdcatError(f"the {self.NAME} stopped on an error: {self._failure!r}")
+
+    def request_stop(self) -> None:
+        """Ask :meth:`run` to stop (from a signal handler or another thread)."""
+        self._stop_requested.set()
+        loop, event = self._loop, self._stop_event
+        if loop is not None and event is not None and not loop.is_closed():
+            # RuntimeError: the loop closed meanwhile, so run() is over anyway
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(event.set)
+
+    def stop(self) -> None:
+        """Release what ``start`` opened (call after :meth:`run` returned)."""
+        self.request_stop()
+        if self._http is not None:
+            self._http.close()
+            self._http = None
 
 
 def message_headers(raw: Any) -> list[tuple[str, bytes]]:
