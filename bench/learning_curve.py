@@ -31,7 +31,7 @@ import statistics
 import tempfile
 import time
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -136,7 +136,9 @@ def run_fasttext(prep: Prepared, seed: int) -> tuple[list[tuple[str, ...]], dict
 
 def _point(
     catalog: str, size: int | None, seed: int, systems: Sequence[str], overrides: dict[str, Any]
-) -> list[dict[str, Any]]:
+) -> Iterator[dict[str, Any]]:
+    """One record per system, each as soon as it is scored (so a later system's failure
+    keeps the earlier ones' results)."""
     settings = load_settings()
     hyper = {k: v for k, v in overrides.items() if k != "candidates"}
     candidates = overrides.get("candidates")
@@ -153,7 +155,6 @@ def _point(
     )
     prep = prepare(config)
     truth = [prep.examples[i].path for i in prep.test]
-    out = []
     for system in systems:
         start = time.perf_counter()
         runners: dict[str, Callable[[], tuple[list[tuple[str, ...]], dict[str, Any]]]] = {
@@ -185,8 +186,7 @@ def _point(
             record["macro_f1"],
             record["seconds"],
         )
-        out.append(record)
-    return out
+        yield record
 
 
 def _key(r: dict[str, Any]) -> tuple[Any, ...]:
