@@ -63,8 +63,8 @@ from workers.feedback.runtime import (
     FaustProcess,
     co_partitioned,
     crashed_service,
-    faust_credentials,
     message_headers,
+    new_faust_app,
 )
 from workers.feedback.tables import RAW
 from workers.kafka.clients import admin_config
@@ -172,22 +172,13 @@ class ClicksApp(FaustProcess):
     def _build(self) -> Any:
         s = self.settings
         t, c = s.topics, s.clicks
-        c.state_dir.mkdir(parents=True, exist_ok=True)
-        app = faust.App(
-            c.app_id,
-            broker=[f"kafka://{host.strip()}" for host in s.kafka.bootstrap.split(",")],
-            broker_credentials=faust_credentials(s.kafka),
-            broker_client_id=f"{s.kafka.client_id}-clicks-{self.instance}",
+        app = new_faust_app(
+            s,
+            app_id=c.app_id,
+            client_id=f"clicks-{self.instance}",
             store=c.store,
-            datadir=str(c.state_dir),
-            web_enabled=False,
-            topic_disable_leader=True,
-            topic_partitions=self._partitions,
-            topic_replication_factor=s.kafka.replication_factor,
-            consumer_auto_offset_reset="earliest",
-            producer_acks=-1,
-            producer_linger=0.0,
-            processing_guarantee="at_least_once",
+            state_dir=c.state_dir,
+            partitions=self._partitions,
         )
         schema: Any = faust.Schema(**RAW)
         products: Any = app.Table(

@@ -27,7 +27,6 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any, Final
 
-import faust
 import redis.asyncio as aioredis
 
 from workers.core.codec import Codec
@@ -45,8 +44,8 @@ from workers.feedback.runtime import (
     async_redis,
     co_partitioned,
     crashed_service,
-    faust_credentials,
     live_bundle_path,
+    new_faust_app,
 )
 from workers.feedback.stalls import StallWatch
 from workers.feedback.state import (
@@ -210,25 +209,16 @@ class FeedbackApp(FaustProcess):
         assert self.model is not None and self._redis is not None and self._stop_event is not None
         t = s.topics
         fb = s.feedback
-        fb.state_dir.mkdir(parents=True, exist_ok=True)
-        app = faust.App(
-            fb.app_id,
-            broker=[f"kafka://{host.strip()}" for host in s.kafka.bootstrap.split(",")],
-            broker_credentials=faust_credentials(s.kafka),
-            broker_client_id=f"{s.kafka.client_id}-feedback-{self.instance}",
+        app = new_faust_app(
+            s,
+            app_id=fb.app_id,
+            client_id=f"feedback-{self.instance}",
             store=fb.store,
-            datadir=str(fb.state_dir),
-            web_enabled=False,
-            topic_disable_leader=True,
-            topic_partitions=self._partitions,
-            topic_replication_factor=s.kafka.replication_factor,
-            consumer_auto_offset_reset="earliest",
+            state_dir=fb.state_dir,
+            partitions=self._partitions,
             consumer_group_instance_id=self.member_id(),
             broker_session_timeout=fb.session_timeout_s,
             broker_heartbeat_interval=heartbeat_interval(fb.session_timeout_s),
-            producer_acks=-1,
-            producer_linger=0.0,
-            processing_guarantee="at_least_once",
         )
         install_metadata_backoff()  # aiokafka retries metadata with no pause otherwise
         tables = self._tables = FeedbackTables(app, self._partitions, fb)

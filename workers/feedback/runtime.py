@@ -30,6 +30,7 @@ __all__ = [
     "faust_credentials",
     "live_bundle_path",
     "message_headers",
+    "new_faust_app",
 ]
 
 log = logging.getLogger(__name__)
@@ -126,6 +127,41 @@ class FaustProcess:
         if self._http is not None:
             self._http.close()
             self._http = None
+
+
+def new_faust_app(
+    settings: Settings,
+    *,
+    app_id: str,
+    client_id: str,
+    store: str,
+    state_dir: Path,
+    partitions: int,
+    **options: Any,
+) -> Any:
+    """A faust app as prodcat runs them: brokers and credentials from ``settings.kafka``,
+    state in ``state_dir`` (created), no web server, the given partition count for
+    tables, at-least-once with every output acknowledged by all replicas (acks=-1),
+    a new group reading from the earliest offset. ``options`` add to or override that."""
+    k = settings.kafka
+    state_dir.mkdir(parents=True, exist_ok=True)
+    config: dict[str, Any] = {
+        "broker": [f"kafka://{host.strip()}" for host in k.bootstrap.split(",")],
+        "broker_credentials": faust_credentials(k),
+        "broker_client_id": f"{k.client_id}-{client_id}",
+        "store": store,
+        "datadir": str(state_dir),
+        "web_enabled": False,
+        "topic_disable_leader": True,
+        "topic_partitions": partitions,
+        "topic_replication_factor": k.replication_factor,
+        "consumer_auto_offset_reset": "earliest",
+        "producer_acks": -1,
+        "producer_linger": 0.0,
+        "processing_guarantee": "at_least_once",
+    }
+    config.update(options)
+    return faust.App(app_id, **config)
 
 
 def message_headers(raw: Any) -> list[tuple[str, bytes]]:
