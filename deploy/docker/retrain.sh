@@ -3,23 +3,27 @@
 # then publish it to the model store (PRODCAT_MODEL_STORE). Used by the compose model-init
 # job and the Kubernetes retraining CronJob; installed in the image as prodcat-retrain.
 #
-#   prodcat-retrain [--if-empty] [--live] DATASET...
+#   prodcat-retrain [--if-empty] [--live] [--no-labels] DATASET...
 #
-#   --if-empty  do nothing when the model store already holds a model (first start only)
-#   --live      publish as the live version (prodcat publish --live: quality gated)
+#   --if-empty   do nothing when the model store already holds a bundle (first start only)
+#   --live       publish as the live version (prodcat publish --live: quality gated)
+#   --no-labels  train on the catalogs only; by default the newest label per product from
+#                the category.labels topic (prodcat labels dump) is added, newer labels win
 set -eu
 
 usage() {
-    echo "usage: prodcat-retrain [--if-empty] [--live] DATASET..." >&2
+    echo "usage: prodcat-retrain [--if-empty] [--live] [--no-labels] DATASET..." >&2
     exit 2
 }
 
 if_empty=0
 live=""
+labels=1
 while [ $# -gt 0 ]; do
     case "$1" in
     --if-empty) if_empty=1 ;;
     --live) live="--live" ;;
+    --no-labels) labels=0 ;;
     --) shift; break ;;
     -*) usage ;;
     *) break ;;
@@ -29,8 +33,8 @@ done
 [ $# -gt 0 ] || usage
 
 store=${PRODCAT_MODEL_STORE:?PRODCAT_MODEL_STORE must name the model store}
-if [ "$if_empty" = 1 ] && [ -n "$(ls -A "$store" 2>/dev/null)" ]; then
-    echo "prodcat-retrain: model store $store is not empty: keeping it"
+if [ "$if_empty" = 1 ] && [ -n "$(find "$store" -mindepth 2 -maxdepth 2 -name manifest.json 2>/dev/null)" ]; then
+    echo "prodcat-retrain: model store $store already holds a model: keeping it"
     exit 0
 fi
 
@@ -41,6 +45,20 @@ for dataset in "$@"; do
     set -- "$@" --data "$dataset"
     shift
 done
+if [ "$labels" = 1 ]; then
+    # Kept in the model store: the bundle's metadata names this file, so its split can be
+    # rebuilt later (prodcat heldout, the publish gate).
+    mkdir -p "$store/labels"
+    dump="$store/labels/labels-$(date -u +%Y%m%dT%H%M%SZ)-$$.jsonl"
+    prodcat labels dump --out "$dump"
+    if [ -s "$dump" ]; then
+        echo "prodcat-retrain: $(wc -l < "$dump") labels from the feedback app ($dump)"
+        set -- "$@" --labels "$dump"
+    else
+        echo "prodcat-retrain: no labels from the feedback app yet"
+        rm -f "$dump"
+    fi
+fi
 prodcat train "$@" --out "$work/bundles" --quiet
 manifest=$(find "$work/bundles" -name manifest.json | sort | tail -n 1)
 [ -n "$manifest" ] || { echo "prodcat-retrain: training wrote no bundle" >&2; exit 1; }

@@ -305,7 +305,8 @@ def test_retraining_cronjob_runs_the_image_script() -> None:
 
 
 def test_retrain_script_trains_exports_and_publishes(tmp_path: Path) -> None:
-    """deploy/docker/retrain.sh with a stand-in prodcat that records its calls."""
+    """deploy/docker/retrain.sh with a stand-in prodcat that records its calls: the labels
+    the feedback app wrote are dumped into the model store and passed to training."""
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     calls = tmp_path / "calls"
@@ -316,6 +317,9 @@ def test_retrain_script_trains_exports_and_publishes(tmp_path: Path) -> None:
         'if [ "$1" = train ]; then while [ $# -gt 0 ]; do\n'
         '  [ "$1" = --out ] && mkdir -p "$2/v7" && touch "$2/v7/manifest.json"; shift\n'
         "done; fi\n"
+        'if [ "$1" = labels ] && [ -z "$NO_LABELS" ]; then\n'
+        '  echo \'{"product_id": "p1"}\' > "$4"\n'
+        "fi\n"
     )
     fake.chmod(0o755)
     store = tmp_path / "store"
@@ -326,27 +330,42 @@ def test_retrain_script_trains_exports_and_publishes(tmp_path: Path) -> None:
         "PRODCAT_MODEL_STORE": str(store),
     }
     script = str(REPO_ROOT / "deploy/docker/retrain.sh")
-    run = subprocess.run(
-        ["sh", script, "--if-empty", "--live", "bigbasket", "cn_ecommerce_products"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
+
+    def retrain(*args: str, **extra: str) -> list[str]:
+        before = len(calls.read_text().splitlines()) if calls.exists() else 0
+        run = subprocess.run(
+            ["sh", script, *args],
+            env={**env, **extra},
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert run.returncode == 0, run.stderr
+        return [*calls.read_text().splitlines()[before:], run.stdout]
+
+    dump, train, export, publish, out = retrain(
+        "--if-empty", "--live", "bigbasket", "cn_ecommerce_products"
     )
-    assert run.returncode == 0, run.stderr
-    lines = calls.read_text().splitlines()
-    assert lines[0].startswith("train --data bigbasket --data cn_ecommerce_products --out ")
-    assert lines[1].startswith("export ") and "/v7 --out " in lines[1]
-    assert lines[2].startswith("publish ") and lines[2].endswith("/v7 --live")
+    assert dump.startswith(f"labels dump --out {store}/labels/labels-")
+    (labels_file,) = (store / "labels").iterdir()
+    assert train.startswith(
+        f"train --data bigbasket --data cn_ecommerce_products --labels {labels_file} --out "
+    )
+    assert export.startswith("export ") and "/v7 --out " in export
+    assert publish.startswith("publish ") and publish.endswith("/v7 --live")
+    assert "1 labels from the feedback app" in out
+
+    dump, train, *_, out = retrain("bigbasket", NO_LABELS="1")
+    assert dump.startswith("labels dump ") and "--labels" not in train
+    assert "no labels from the feedback app yet" in out
+    assert len(list((store / "labels").iterdir())) == 1, "an empty dump was kept"
+
+    train, *_ = retrain("--no-labels", "bigbasket")
+    assert train.startswith("train --data bigbasket --out ")
+
+    # --if-empty: a store with labels but no bundle is still empty; one with a bundle is not
     (store / "v1").mkdir()
-    again = subprocess.run(
-        ["sh", script, "--if-empty", "bigbasket"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert again.returncode == 0 and "keeping it" in again.stdout
-    assert len(calls.read_text().splitlines()) == 3, "--if-empty trained into a full store"
+    (store / "v1" / "manifest.json").touch()
+    (out,) = retrain("--if-empty", "bigbasket")
+    assert "keeping it" in out
