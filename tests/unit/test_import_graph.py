@@ -53,6 +53,13 @@ LAYERS: dict[str, set[str]] = {
         "workers.process",
         "workers.feedback",
     },
+    "workers.rollout": {  # online judgement of canaries from the feedback app's counts
+        "workers.core",
+        "workers.kafka",
+        "workers.lifecycle",
+        "workers.process",
+        "workers.feedback",
+    },
     "workers.serving": {
         "workers.core",
         "workers.inference",
@@ -73,6 +80,7 @@ LAYERS: dict[str, set[str]] = {
         "workers.serving",
         "workers.process",
         "workers.demo",
+        "workers.rollout",
     },
     "export.errors": {"workers.core"},
     "export.data": {"export.errors", "workers.core", "workers.inference"},

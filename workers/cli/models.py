@@ -6,6 +6,7 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 from workers.cli.common import ConnectionFlags, Subparsers, setting_help
 from workers.core.settings import Settings
@@ -66,6 +67,29 @@ def _models(args: argparse.Namespace, settings: Settings) -> int:
         print(admin.canary(None if args.off else args.version, 0.0 if args.off else args.share))
     elif action == "shadow":
         print(admin.shadow(None if args.off else args.version))
+    elif action == "judge":
+        return _judge(args, settings, admin)
+    return 0
+
+
+def _judge(args: argparse.Namespace, settings: Settings, admin: Any) -> int:
+    from workers.process.signals import serve
+    from workers.rollout.controller import CanaryController
+
+    controller = CanaryController(settings, admin=admin)
+    if not args.once:
+        serve(controller)
+        return 0
+    result = controller.step()
+    if result.canary is None:
+        print(f"no canary beside the live version {result.live or '(none)'}: nothing to judge")
+    elif result.decision is not None:
+        d = result.decision
+        print(f"{d.verdict} {d.candidate_version}: {d.reason}")
+        if result.acted:
+            print(result.acted)
+    elif result.judgement is not None:
+        print(f"continue {result.canary}: {result.judgement.reason}")
     return 0
 
 
@@ -119,6 +143,12 @@ def register(sub: Subparsers, common: ConnectionFlags) -> None:
     a.add_argument("version", nargs="?")
     a.add_argument("--off", action="store_true", help="stop the shadow")
     _by_flag(a)
+    a = actions.add_parser(
+        "judge",
+        help="the canary controller: judge the canary on online acceptance, then promote it "
+        "or stop it, and record the decision (PRODCAT_ROLLOUT_*)",
+    )
+    a.add_argument("--once", action="store_true", help="one judgement, then exit")
     for action in actions.choices.values():  # flags after the action: models list --bootstrap
         common(action, kafka=True)
     p.set_defaults(handler=_models)

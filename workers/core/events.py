@@ -1,3 +1,4 @@
+# Longer than 400 lines: every contract of schemas/ mirrored in one module, with keys and times.
 """Event contracts as msgspec Structs, their Kafka keys and event times.
 
 The language-neutral contracts are the JSON Schema files in ``schemas/`` (see
@@ -253,6 +254,41 @@ class ModelLiveEvent(msgspec.Struct, kw_only=True, frozen=True, gc=False):
     shadow_version: ModelVersion | None = None
 
 
+Count = Annotated[int, msgspec.Meta(ge=0)]
+TestName = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
+Difference = Annotated[float, msgspec.Meta(ge=-1, le=1)]
+Verdict = Literal["promote", "rollback", "timeout"]
+
+
+class VersionOutcome(msgspec.Struct, kw_only=True, frozen=True, gc=False):
+    """Online evidence of one model version in a :class:`ModelDecisionEvent`."""
+
+    version: ModelVersion
+    settled: Count
+    corrected: Count
+
+
+class ModelDecisionEvent(msgspec.Struct, kw_only=True, frozen=True, gc=False):
+    """``model.decision`` on ``prodcat.decisions``, key ``decision:<candidate_version>``: the
+    canary controller's verdict on a candidate, with the figures and the test behind it."""
+
+    event_type: Literal["model.decision"]
+    candidate_version: ModelVersion
+    live_version: ModelVersion
+    verdict: Verdict
+    reason: Reason
+    test: TestName
+    alpha: Probability
+    margin: Probability
+    live: VersionOutcome
+    canary: VersionOutcome
+    difference: Difference
+    p_value: Probability
+    evidence_since: Timestamp
+    decided_at: Timestamp
+    decided_by: Id | None = None
+
+
 Event: TypeAlias = (
     ProductEvent
     | CategorizedEvent
@@ -261,6 +297,7 @@ Event: TypeAlias = (
     | ClickEvent
     | ModelPublishedEvent
     | ModelLiveEvent
+    | ModelDecisionEvent
 )
 
 EVENT_SCHEMAS: Final[Mapping[str, type[Event]]] = MappingProxyType(
@@ -273,6 +310,7 @@ EVENT_SCHEMAS: Final[Mapping[str, type[Event]]] = MappingProxyType(
         "search.click.v1": ClickEvent,
         "model.published.v1": ModelPublishedEvent,
         "model.live.v1": ModelLiveEvent,
+        "model.decision.v1": ModelDecisionEvent,
     }
 )
 """Schema name (``schemas/<name>.schema.json``) to the Struct that mirrors it."""
@@ -288,12 +326,19 @@ def model_version_key(version: str) -> bytes:
     return f"version:{version}".encode()
 
 
+def decision_key(candidate_version: str) -> bytes:
+    """Key of a canary decision on ``prodcat.decisions``: ``decision:<candidate_version>``."""
+    return f"decision:{candidate_version}".encode()
+
+
 def message_key(event: Event) -> bytes:
     """The Kafka key an event is produced with (see ``schemas/README.md``)."""
     if isinstance(event, ModelPublishedEvent):
         return model_version_key(event.version)
     if isinstance(event, ModelLiveEvent):
         return MODEL_LIVE_KEY
+    if isinstance(event, ModelDecisionEvent):
+        return decision_key(event.candidate_version)
     return event.product_id.encode()
 
 
@@ -311,6 +356,8 @@ def event_time(event: Event) -> datetime:
         return event.label_time
     if isinstance(event, ModelPublishedEvent):
         return event.created_at
+    if isinstance(event, ModelDecisionEvent):
+        return event.decided_at
     return event.changed_at
 
 

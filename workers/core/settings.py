@@ -110,6 +110,9 @@ class TopicSettings(_Section):
     query_labels: str = Field(
         "search.query-labels", description="Query training labels from clicks."
     )
+    decisions: str = Field(
+        "prodcat.decisions", description="Compacted: the canary controller's decisions."
+    )
 
 
 class RedisSettings(_Section):
@@ -315,6 +318,33 @@ class ClicksSettings(_Section):
     )
 
 
+class RolloutSettings(_Section):
+    """``prodcat models judge``: the canary controller (an always-valid sequential test)."""
+
+    alpha: float = Field(
+        0.05, gt=0, lt=1, description="Chance of each wrong verdict over a whole canary."
+    )
+    margin: float = Field(
+        0.0,
+        ge=0,
+        lt=1,
+        description="Promote when the canary's acceptance rate is not below the live one's "
+        "by more than this (0: only when it is higher).",
+    )
+    tau: float = Field(
+        0.02, gt=0, description="Difference of acceptance rates the test is most sensitive to."
+    )
+    min_settled: int = Field(
+        200, ge=1, description="Settled predictions each version needs before any verdict."
+    )
+    max_duration_s: float = Field(
+        14 * 24 * 3600.0,
+        gt=0,
+        description="A canary without a verdict this long after it was set ends as timeout.",
+    )
+    interval_s: float = Field(60.0, gt=0, description="Seconds between two judgements.")
+
+
 class Settings(BaseSettings):
     """Every setting of prodcat. Frozen: derive a new one with ``model_copy(update=...)``."""
 
@@ -341,6 +371,7 @@ class Settings(BaseSettings):
     serve: ServeSettings = ServeSettings()
     feedback: FeedbackSettings = FeedbackSettings()
     clicks: ClicksSettings = ClicksSettings()
+    rollout: RolloutSettings = RolloutSettings()
 
     @field_validator("log_level")
     @classmethod

@@ -12,17 +12,14 @@ labels of the same product (``export.training.prepare.merge_labels``).
 from __future__ import annotations
 
 import logging
-import time
 from pathlib import Path
 from typing import IO
 
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, TopicPartition
-
 from workers.core.codec import Codec
-from workers.core.errors import InvalidEventError, ServiceUnavailableError
+from workers.core.errors import InvalidEventError
 from workers.core.events import LabelEvent
 from workers.core.settings import Settings
-from workers.kafka.clients import reader_config
+from workers.kafka.snapshot import read_topic
 
 __all__ = ["dump_labels", "read_labels"]
 
@@ -32,58 +29,36 @@ log = logging.getLogger(__name__)
 def read_labels(settings: Settings, *, timeout_s: float = 30.0) -> list[LabelEvent]:
     """The newest label per product on the labels topic, up to its current end."""
     topic = settings.topics.labels
-    consumer = Consumer(
-        reader_config(settings.kafka, "labels-dump", **{"isolation.level": "read_committed"})
-    )
     codec = Codec(1 << 20)
     newest: dict[str, LabelEvent] = {}
-    try:
+    records = read_topic(
+        settings.kafka,
+        topic,
+        "labels-dump",
+        timeout_s=timeout_s,
+        extra={"isolation.level": "read_committed"},
+    )
+    seen = False
+    for record in records:
+        seen = True
+        if record.value is None:
+            continue
         try:
-            metadata = consumer.list_topics(topic, timeout=timeout_s).topics.get(topic)
-        except KafkaException as exc:
-            raise ServiceUnavailableError(
-                f"Kafka at {settings.kafka.bootstrap} did not answer ({exc}); check "
-                "PRODCAT_KAFKA_BOOTSTRAP"
-            ) from exc
-        if metadata is None or metadata.error is not None or not metadata.partitions:
-            log.warning("labels topic %s does not exist (yet): nothing to dump", topic)
-            return []
-        ends: dict[int, int] = {}
-        for p in metadata.partitions:
-            low, high = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=timeout_s)
-            if high > low:
-                ends[p] = high
-        consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in ends])
-        deadline = time.monotonic() + timeout_s
-        while ends and time.monotonic() < deadline:
-            for message in consumer.consume(1000, 0.5):
-                if message.error() is not None:
-                    continue
-                partition, offset = message.partition(), message.offset()
-                if message.value() is None:
-                    continue
-                try:
-                    label = codec.decode(message.value(), LabelEvent)
-                except InvalidEventError as exc:
-                    log.warning(
-                        "skipping unreadable label at %s[%d]@%d: %s", topic, partition, offset, exc
-                    )
-                    continue
-                old = newest.get(label.product_id)
-                if old is None or label.label_time >= old.label_time:
-                    newest[label.product_id] = label
-            # Positions, not the last offset seen: compaction and transaction markers leave gaps.
-            positions = consumer.position([TopicPartition(topic, p) for p in ends])
-            for tp in positions:
-                if tp.offset >= ends[tp.partition]:
-                    del ends[tp.partition]
-        if ends:
-            raise ServiceUnavailableError(
-                f"read the labels topic {topic} for {timeout_s:g} s without reaching its end "
-                f"(partitions {sorted(ends)} left); retry with a longer --timeout"
+            label = codec.decode(record.value, LabelEvent)
+        except InvalidEventError as exc:
+            log.warning(
+                "skipping unreadable label at %s[%d]@%d: %s",
+                topic,
+                record.partition,
+                record.offset,
+                exc,
             )
-    finally:
-        consumer.close()
+            continue
+        old = newest.get(label.product_id)
+        if old is None or label.label_time >= old.label_time:
+            newest[label.product_id] = label
+    if not seen:
+        log.warning("labels topic %s is empty or does not exist (yet): nothing to dump", topic)
     return sorted(newest.values(), key=lambda e: (e.label_time, e.product_id))
 
 

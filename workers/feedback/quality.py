@@ -45,6 +45,7 @@ __all__ = [
     "decode_counts",
     "encode_counts",
     "matured",
+    "parse_key",
     "summarize",
     "window_key",
 ]
@@ -86,6 +87,14 @@ def decode_counts(raw: bytes | None) -> Counts:
 
 def _key(partition: int, kind: str, *parts: str) -> bytes:
     return SEP.join((str(partition), kind, *parts)).encode()
+
+
+def parse_key(raw_key: bytes) -> tuple[int, str, str, str] | None:
+    """``(partition, kind, a, b)`` of a quality table key; None for a key of another shape."""
+    parts = raw_key.decode("utf-8", "replace").split(SEP)
+    if len(parts) != 4 or not parts[0].isdigit():
+        return None
+    return int(parts[0]), parts[1], parts[2], parts[3]
 
 
 def bucket_of(at: float, bucket_s: float) -> int:
@@ -143,11 +152,11 @@ def summarize(
     snap = QualitySnapshot()
     confusions: dict[tuple[str, str], int] = {}
     for raw_key, raw_value in items:
-        parts = raw_key.decode("utf-8", "replace").split(SEP)
-        if len(parts) != 4:
+        parsed = parse_key(raw_key)
+        if parsed is None:
             continue
-        partition, kind, a, b = parts
-        if partitions is not None and (not partition.isdigit() or int(partition) not in partitions):
+        partition, kind, a, b = parsed
+        if partitions is not None and partition not in partitions:
             continue
         counts = decode_counts(raw_value)
         if kind == "w":

@@ -92,6 +92,7 @@ def topic_specs(settings: Settings) -> list[TopicSpec]:
         (t.query_models, CONTROL_PARTITIONS, _compact()),
         (t.clicks, n, _delete(EVENT_RETENTION_DAYS)),
         (t.query_labels, n, _compact()),
+        (t.decisions, CONTROL_PARTITIONS, _compact()),
     ]
     return [TopicSpec(name, parts, conf, rf) for name, parts, conf in rows]
 

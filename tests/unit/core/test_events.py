@@ -11,9 +11,11 @@ from workers.core.codec import Codec
 from workers.core.events import (
     EVENT_SCHEMAS,
     LabelEvent,
+    ModelDecisionEvent,
     ModelLiveEvent,
     ModelPublishedEvent,
     ProductEvent,
+    decision_key,
     derive_event_id,
     event_time,
     event_time_ms,
@@ -31,6 +33,8 @@ def test_message_keys(codec: Codec) -> None:
     assert message_key(published) == b"version:2024.06.1" == model_version_key("2024.06.1")
     live = codec.decode(payload(example("model.live.v1")), ModelLiveEvent)
     assert message_key(live) == b"live"
+    decision = codec.decode(payload(example("model.decision.v1")), ModelDecisionEvent)
+    assert message_key(decision) == b"decision:2024.06.2" == decision_key("2024.06.2")
     label = codec.decode(payload(example("category.label.v1")), LabelEvent)
     assert message_key(label) == product.product_id.encode()
 
@@ -44,6 +48,7 @@ def test_message_keys(codec: Codec) -> None:
         ("category.label.v1", "label_time"),
         ("model.published.v1", "created_at"),
         ("model.live.v1", "changed_at"),
+        ("model.decision.v1", "decided_at"),
     ],
 )
 def test_event_time(codec: Codec, name: str, field: str) -> None:

@@ -66,6 +66,7 @@ def test_readme_table_matches_topic_specs() -> None:
             "prodcat.dead-letter",
             "prodcat.models",
             "prodcat.query-models",
+            "prodcat.decisions",
         }
 
 

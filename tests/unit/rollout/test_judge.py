@@ -1,4 +1,4 @@
-"""workers.lifecycle.judge: the canary verdict does not peek itself into false wins."""
+"""workers.rollout.judge: the canary verdict does not peek itself into false wins."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from workers.lifecycle.judge import (
+from workers.rollout.judge import (
     ArmCounts,
     Judgement,
     JudgePolicy,
