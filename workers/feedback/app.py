@@ -31,6 +31,7 @@ import redis.asyncio as aioredis
 
 from workers.core.codec import Codec
 from workers.core.settings import Settings
+from workers.feedback.follow import ModelFollower
 from workers.feedback.handler import FeedbackHandler
 from workers.feedback.live import LiveModel
 from workers.feedback.metrics import FeedbackMetrics, QualityCollector, Snapshot
@@ -98,6 +99,7 @@ class FeedbackApp(FaustProcess):
         self._link: RedisLink | None = None
         self._restorer: Restorer | None = None
         self._handler: FeedbackHandler | None = None
+        self._publisher: Publisher | None = None
         t = settings.topics
         self._stalls = StallWatch(
             {t.product_created, t.product_updated, t.categorized, t.feedback}, self.metrics
@@ -177,6 +179,9 @@ class FeedbackApp(FaustProcess):
                 asyncio.ensure_future(link.run()),
                 asyncio.ensure_future(self._restorer.run()),
             ]
+            if s.model.bundle is None:  # served from the store: follow the live version
+                follower = ModelFollower(s, self._model_version, self._set_model, self._stop_event)
+                helpers.append(asyncio.ensure_future(follower.run()))
             while not self._stop_event.is_set():
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._stop_event.wait(), WATCHDOG_INTERVAL_S)
@@ -224,7 +229,7 @@ class FeedbackApp(FaustProcess):
         tables = self._tables = FeedbackTables(app, self._partitions, fb)
         source = app.topic(t.product_created, t.product_updated, t.categorized, t.feedback, **RAW)
         assert self._link is not None
-        publisher = Publisher(
+        publisher = self._publisher = Publisher(
             s,
             model=self.model,
             link=self._link,
@@ -271,6 +276,27 @@ class FeedbackApp(FaustProcess):
 
         app.on_partitions_revoked.connect(on_revoked)
         return app
+
+    def _model_version(self) -> str | None:
+        return self.model.version if self.model is not None else None
+
+    def _set_model(self, model: LiveModel) -> None:
+        """Check feedback against ``model`` from the next event on (called on the loop)."""
+        old = self.model
+        self.model = model
+        for part in (self._handler, self._publisher):
+            if part is not None:
+                part.model = model
+        added = len(model.leaves - old.leaves) if old is not None else len(model.leaves)
+        removed = len(old.leaves - model.leaves) if old is not None else 0
+        log.info(
+            "categories now checked against model %s (was %s): %d leaves, %d new, %d gone",
+            model.version,
+            old.version if old is not None else "none",
+            len(model.leaves),
+            added,
+            removed,
+        )
 
     def member_id(self) -> str | None:
         """The group.instance.id of this instance (None: dynamic membership)."""

@@ -2,7 +2,8 @@
 
 Feedback must name a category of the live model's taxonomy (a leaf or an ancestor), a
 label is written only for a leaf, and an override's ``input_hash`` is the featurizer's
-content hash: all three come from the bundle the app loads at start.
+content hash: all three come from the live bundle, loaded at start and again whenever the
+live version changes (:mod:`workers.feedback.follow`).
 """
 
 from __future__ import annotations
