@@ -71,6 +71,7 @@ EXPECTED_METRICS: dict[str, tuple[str, ...]] = {
         "prodcat_feedback_consumed_total",  # counter {topic}
         "prodcat_feedback_events_total",  # counter {source, action, outcome}
         "prodcat_feedback_overrides_total",  # counter {source}
+        "prodcat_feedback_new_category_overrides_total",  # counter {source}: category unknown
         "prodcat_feedback_override_latency_seconds_bucket",  # histogram: feedback -> override
         "prodcat_feedback_matured_predictions",  # gauge {model_version}
         "prodcat_feedback_matured_corrected",  # gauge {model_version}

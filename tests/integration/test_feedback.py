@@ -459,30 +459,21 @@ def test_acceptance_rate_matches_a_scripted_sequence(
     )
 
 
-@pytest.mark.slow
-def test_labels_from_corrections_change_the_retrained_model(
-    make_setup: Any, catalog_rows: list[Example], classify_bundle: Path, tmp_path: Path
-) -> None:
-    """A moderator moves every product of one small category to another; the labels topic,
-    dumped with ``prodcat labels dump``, retrains a model that follows the correction."""
-    old = Classifier.from_path(classify_bundle)
-    known = set(old.bundle.taxonomy.leaves)
-    sizes = Counter(r.path for r in catalog_rows)
-    target = max((p for p in sizes if p in known), key=lambda p: sizes[p])
+def _top_leaves(classifier: Classifier, rows: list[Example]) -> list[tuple[str, ...]]:
+    texts = [ProductText(r.title, r.brand, r.description, r.attributes) for r in rows]
+    return [d.alternatives[0].path for d in classifier.classify(texts)]
 
-    def top_leaves(classifier: Classifier, rows: list[Example]) -> list[tuple[str, ...]]:
-        texts = [ProductText(r.title, r.brand, r.description, r.attributes) for r in rows]
-        return [d.alternatives[0].path for d in classifier.classify(texts)]
 
-    source = next(
-        p
-        for p in sorted(sizes, key=lambda p: (sizes[p], p))
-        if 15 <= sizes[p] <= 40
-        and p[0] != target[0]
-        and target not in top_leaves(old, [r for r in catalog_rows if r.path == p])
-    )
-    moved = [r for r in catalog_rows if r.path == source]
-    s = make_setup()
+def _correct_and_retrain(
+    s: Any,
+    catalog_rows: list[Example],
+    moved: list[Example],
+    target: tuple[str, ...],
+    tmp_path: Path,
+) -> tuple[Classifier, dict[str, float]]:
+    """A moderator files every product of ``moved`` under ``target``; the labels topic,
+    dumped with ``prodcat labels dump``, is checked and retrains a model on the catalog.
+    Returns the new model and the app's override counters."""
     with running_app(s.settings()) as fb:
         send(
             s.bootstrap,
@@ -507,6 +498,13 @@ def test_labels_from_corrections_change_the_retrained_model(
             TIMEOUT_S,
             "a label per correction",
         )
+        counters = {
+            name: fb.metric(name, source="moderator")
+            for name in (
+                "prodcat_feedback_overrides_total",
+                "prodcat_feedback_new_category_overrides_total",
+            )
+        }
 
     labels_file = tmp_path / "labels.jsonl"
     dump = subprocess.run(
@@ -539,7 +537,60 @@ def test_labels_from_corrections_change_the_retrained_model(
     )  # fmt: skip
     assert train.returncode == 0, train.stderr[-3000:]
     bundle = sorted((tmp_path / "bundles").rglob("manifest.json"))[-1].parent
-    new = Classifier.from_path(bundle)
+    return Classifier.from_path(bundle), counters
+
+
+def _small_category(
+    catalog_rows: list[Example], old: Classifier, avoid: tuple[str, ...] | None = None
+) -> tuple[str, ...]:
+    """A category of 15-40 rows, outside ``avoid``'s top level, that the old model does not
+    answer with ``avoid``."""
+    sizes = Counter(r.path for r in catalog_rows)
+    return next(
+        p
+        for p in sorted(sizes, key=lambda p: (sizes[p], p))
+        if 15 <= sizes[p] <= 40
+        and (avoid is None or p[0] != avoid[0])
+        and (
+            avoid is None or avoid not in _top_leaves(old, [r for r in catalog_rows if r.path == p])
+        )
+    )
+
+
+@pytest.mark.slow
+def test_labels_from_corrections_change_the_retrained_model(
+    make_setup: Any, catalog_rows: list[Example], classify_bundle: Path, tmp_path: Path
+) -> None:
+    """A moderator moves every product of one small category to another; the retrained
+    model follows the correction."""
+    old = Classifier.from_path(classify_bundle)
+    known = set(old.bundle.taxonomy.leaves)
+    sizes = Counter(r.path for r in catalog_rows)
+    target = max((p for p in sizes if p in known), key=lambda p: sizes[p])
+    source = _small_category(catalog_rows, old, avoid=target)
+    moved = [r for r in catalog_rows if r.path == source]
+    new, counters = _correct_and_retrain(make_setup(), catalog_rows, moved, target, tmp_path)
+    assert counters["prodcat_feedback_new_category_overrides_total"] == 0
     assert source not in set(new.bundle.taxonomy.leaves), "every row of it was corrected"
-    after = top_leaves(new, moved)
+    after = _top_leaves(new, moved)
+    assert sum(p == target for p in after) >= 0.6 * len(moved), after
+
+
+@pytest.mark.slow
+def test_a_category_moderators_introduce_is_learnt_by_the_next_model(
+    make_setup: Any, catalog_rows: list[Example], classify_bundle: Path, tmp_path: Path
+) -> None:
+    """Moderators file the products of one small category under a category the live model
+    does not have: overrides and labels at once (counted as new), and the retrained model
+    has the new category and answers it for those products."""
+    old = Classifier.from_path(classify_bundle)
+    source = _small_category(catalog_rows, old)
+    target = (*source[:-1], f"{source[-1]} (split out by moderators)")
+    assert target not in set(old.bundle.taxonomy.leaves)
+    moved = [r for r in catalog_rows if r.path == source]
+    new, counters = _correct_and_retrain(make_setup(), catalog_rows, moved, target, tmp_path)
+    assert counters["prodcat_feedback_overrides_total"] == len(moved)
+    assert counters["prodcat_feedback_new_category_overrides_total"] == len(moved)
+    assert target in set(new.bundle.taxonomy.leaves)
+    after = _top_leaves(new, moved)
     assert sum(p == target for p in after) >= 0.6 * len(moved), after

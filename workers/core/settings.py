@@ -240,6 +240,11 @@ class FeedbackSettings(_Section):
     )
     merchant_own_products: bool = Field(True, description="A merchant is trusted on own items.")
     user_threshold: int = Field(3, ge=1, description="Agreeing user reports that make an override.")
+    new_categories: bool = Field(
+        True,
+        description="A trusted correction may name a category the live model lacks: it becomes "
+        "an override and a training label, and the next retrain learns the category.",
+    )
     acceptance_window_s: int = Field(7 * 24 * 3600, ge=1, description="Acceptance window, seconds.")
     acceptance_bucket_s: int = Field(
         3600, ge=1, description="Time bucket of the acceptance-rate counts, seconds."

@@ -185,10 +185,17 @@ class FeedbackHandler:
                 await self._release_parked(event.product_id, message.partition)
                 state = tables.state(event.product_id)
             if state is None or not state.known():
-                check_category(event, self.model.nodes, model_version=self.model.version)
+                check_category(
+                    event,
+                    self.model.nodes,
+                    model_version=self.model.version,
+                    new_ok=self.policy.may_be_new(event),  # decided again once it is known
+                )
                 self._park(event.product_id, state, source)
                 return
-            validate(event, state, self.model.nodes, model_version=self.model.version)
+            validate(
+                event, state, self.model.nodes, model_version=self.model.version, policy=self.policy
+            )
         except InvalidEventError as exc:
             await self.publisher.dead_letter(exc, source)
             return
@@ -230,7 +237,13 @@ class FeedbackHandler:
             item, rest = state.pending[0], msgspec.structs.replace(state, pending=state.pending[1:])
             try:
                 event = self.codec.decode(item.value or b"", FeedbackEvent)
-                validate(event, rest, self.model.nodes, model_version=self.model.version)
+                validate(
+                    event,
+                    rest,
+                    self.model.nodes,
+                    model_version=self.model.version,
+                    policy=self.policy,
+                )
             except InvalidEventError as exc:
                 await self.publisher.dead_letter(exc, item)
                 tables.save(product_id, rest, partition)

@@ -141,6 +141,14 @@ class FeedbackMetrics(Metrics):
             ["source"],
             registry=r,
         )
+        self.new_categories = Counter(
+            "prodcat_feedback_new_category_overrides",
+            "Overrides naming a category the live model lacks (learnt at the next retrain), "
+            "by deciding source. Divided by prodcat_feedback_overrides_total: the share of "
+            "corrections the model cannot express.",
+            ["source"],
+            registry=r,
+        )
         self.labels_skipped = Counter(
             "prodcat_feedback_labels_skipped",
             "Overrides that made no training label, by reason.",

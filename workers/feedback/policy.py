@@ -17,8 +17,11 @@ Rules (settings in :class:`workers.core.settings.FeedbackSettings`):
 
 Invalid feedback (:func:`validate`): an unknown product (the app has seen neither a product
 event nor a prediction for it) and a category path that is not a node (leaf or ancestor) of
-the live model's taxonomy. Both are dead-lettered with the field named (an unknown product
-only after the grace period it is parked for, see :mod:`workers.feedback.parking`).
+the live model's taxonomy, except in a *trusted* ``correct`` when
+``PRODCAT_FEEDBACK_NEW_CATEGORIES`` is on: that is a new category (an override and a training
+label now, a category of the model after the next retrain). Invalid feedback is
+dead-lettered with the field named (an unknown product only after the grace period it is
+parked for, see :mod:`workers.feedback.parking`).
 """
 
 from __future__ import annotations
@@ -75,6 +78,7 @@ class Policy:
     user_threshold: float = 3.0
     acceptance_window_s: float = 7 * 24 * 3600.0
     max_votes: int = MAX_VOTES
+    new_categories: bool = True
 
     @classmethod
     def from_settings(cls, settings: FeedbackSettings) -> Policy:
@@ -83,6 +87,19 @@ class Policy:
             merchant_own_products=settings.merchant_own_products,
             user_threshold=float(settings.user_threshold),
             acceptance_window_s=float(settings.acceptance_window_s),
+            new_categories=settings.new_categories,
+        )
+
+    def may_be_new(self, event: FeedbackEvent) -> bool:
+        """Whether this feedback could be allowed a category the live model lacks (decided
+        with the product's state by :func:`validate`; used before the product is known)."""
+        return (
+            self.new_categories
+            and event.action == "correct"
+            and (
+                event.source in self.trusted_sources
+                or (event.source == "merchant" and self.merchant_own_products)
+            )
         )
 
 
@@ -122,8 +139,13 @@ def validate(
     nodes: Collection[tuple[str, ...]],
     *,
     model_version: str = "live",
+    policy: Policy | None = None,
 ) -> None:
-    """Raise :class:`UnknownProductError` or :class:`UnknownCategoryError` for invalid feedback."""
+    """Raise :class:`UnknownProductError` or :class:`UnknownCategoryError` for invalid feedback.
+
+    With ``policy``, a trusted correction may name a category the live model lacks (when
+    ``PRODCAT_FEEDBACK_NEW_CATEGORIES`` is on): a new category, learnt at the next retrain.
+    """
     if state is None or not state.known():
         raise UnknownProductError(
             f"FeedbackEvent: product {event.product_id!r} is unknown to the feedback app: no "
@@ -131,13 +153,19 @@ def validate(
             "$.product_id)",
             field="$.product_id",
         )
-    check_category(event, nodes, model_version=model_version)
+    new_ok = policy is not None and policy.may_be_new(event) and is_trusted(event, state, policy)
+    check_category(event, nodes, model_version=model_version, new_ok=new_ok)
 
 
 def check_category(
-    event: FeedbackEvent, nodes: Collection[tuple[str, ...]], *, model_version: str = "live"
+    event: FeedbackEvent,
+    nodes: Collection[tuple[str, ...]],
+    *,
+    model_version: str = "live",
+    new_ok: bool = False,
 ) -> None:
-    """Raise :class:`UnknownCategoryError` when a path is not a node of the live taxonomy."""
+    """Raise :class:`UnknownCategoryError` when a path is not a node of the live taxonomy
+    (``new_ok``: except the corrected ``category_path``, which may be a new category)."""
     for name, raw in (
         ("category_path", event.category_path),
         ("rejected_category_path", event.rejected_category_path),
@@ -149,6 +177,8 @@ def check_category(
                 f"FeedbackEvent: {exc} (at $.{name})", field=f"$.{name}"
             ) from exc
         if path is not None and path not in nodes:
+            if new_ok and name == "category_path":
+                continue
             raise UnknownCategoryError(
                 f"FeedbackEvent: category {format_path(path)!r} is not a category of the "
                 f"live model {model_version} (at $.{name}); use a path from its taxonomy",

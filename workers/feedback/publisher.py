@@ -98,11 +98,14 @@ class Publisher:
         encode = self.codec.encode
         pending = [await self.out[t.categorized].send(key=kafka_key, value=encode(categorized))]
         self.metrics.overrides.labels(override.source).inc()
+        new = override.category_path not in self.model.nodes
+        if new:
+            self.metrics.new_categories.labels(override.source).inc()
         if state.text is None:
             self.metrics.labels_skipped.labels("no_product_text").inc()
-        elif override.category_path not in self.model.leaves:
+        elif override.category_path not in self.model.leaves and not new:
             self.metrics.labels_skipped.labels("not_a_leaf").inc()
-        else:
+        else:  # a leaf, or a new category (a leaf of the next model)
             label = label_event(event, override, state.text)
             pending.append(await self.out[t.labels].send(key=kafka_key, value=encode(label)))
             self.metrics.labels.labels(override.source).inc()

@@ -199,6 +199,36 @@ def test_validation() -> None:
     assert bad_rejected.value.field == "$.rejected_category_path"
 
 
+MILLETS = ("Grocery & Gourmet Foods", "Staples", "Millets & Other Grains")  # not in TAXONOMY
+
+
+def test_trusted_corrections_may_name_a_new_category() -> None:
+    nodes = taxonomy_nodes(TAXONOMY)
+    assert MILLETS not in nodes
+    # a moderator, and a merchant on its own product: a new category
+    validate(fb("moderator", MILLETS), state(), nodes, policy=POLICY)
+    validate(fb("merchant", MILLETS, seller="seller-42"), state(), nodes, policy=POLICY)
+    effect = decide(state(), fb("moderator", MILLETS, actor="mod-1"), POLICY)
+    assert effect.override is not None and effect.override.category_path == MILLETS
+    refused = [
+        fb("user", MILLETS, actor="u-1"),  # users only vote: not on categories nobody has
+        fb("merchant", MILLETS, seller="seller-7"),  # another seller's product
+        fb("moderator", None, action="reject", rejected=MILLETS),  # rejects name known ones
+    ]
+    for event in refused:
+        with pytest.raises(UnknownCategoryError):
+            validate(event, state(), nodes, policy=POLICY)
+    closed = Policy(trusted_sources=frozenset({"moderator"}), new_categories=False)
+    with pytest.raises(UnknownCategoryError, match="Millets & Other Grains"):
+        validate(fb("moderator", MILLETS), state(), nodes, policy=closed)
+    # before the product is known only the source can be judged: a merchant may still be new
+    assert POLICY.may_be_new(fb("moderator", MILLETS))
+    assert POLICY.may_be_new(fb("merchant", MILLETS, seller="seller-7"))
+    assert not POLICY.may_be_new(fb("user", MILLETS))
+    assert not POLICY.may_be_new(fb("moderator", None, action="reject", rejected=MILLETS))
+    assert not closed.may_be_new(fb("moderator", MILLETS))
+
+
 def test_state_round_trip() -> None:
     s = decide(state(), fb("user", actor="u1"), POLICY).state
     assert decode_state(encode_state(s)) == s
