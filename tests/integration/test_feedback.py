@@ -155,7 +155,7 @@ def test_invalid_feedback_is_dead_lettered_and_the_app_carries_on(
             "the product and its prediction to be seen",
         )
         pid = row.product_id.encode()
-        unknown_category = feedback(row.product_id, "moderator", ("No Such", "Category"))
+        unknown_category = feedback(row.product_id, "user", ("No Such", "Category"), actor="u-9")
         unknown_product = feedback("never-seen-product", "moderator", taxonomy[1])
         missing_path = CODEC.encode(feedback(row.product_id, "moderator", None, action="reject"))
         missing_path = missing_path.replace(b'"action":"reject"', b'"action":"correct"')
