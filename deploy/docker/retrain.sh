@@ -3,27 +3,36 @@
 # then publish it to the model store (PRODCAT_MODEL_STORE). Used by the compose model-init
 # job and the Kubernetes retraining CronJob; installed in the image as prodcat-retrain.
 #
-#   prodcat-retrain [--if-empty] [--live] [--no-labels] DATASET...
+#   prodcat-retrain [--if-empty] [--live | --canary SHARE] [--no-labels] DATASET...
 #
 #   --if-empty   do nothing when the model store already holds a bundle (first start only)
 #   --live       publish as the live version (prodcat publish --live: quality gated)
+#   --canary S   publish, then serve the share S (0..1) of the products with it; the canary
+#                controller (prodcat models judge) promotes it or stops it on the online
+#                acceptance rates. Nothing is trained while another canary is being judged.
 #   --no-labels  train on the catalogs only; by default the newest label per product from
 #                the category.labels topic (prodcat labels dump) is added, newer labels win
 set -eu
 
 usage() {
-    echo "usage: prodcat-retrain [--if-empty] [--live] [--no-labels] DATASET..." >&2
+    echo "usage: prodcat-retrain [--if-empty] [--live | --canary SHARE] [--no-labels] DATASET..." >&2
     exit 2
 }
 
 if_empty=0
 live=""
+canary=""
 labels=1
 while [ $# -gt 0 ]; do
     case "$1" in
     --if-empty) if_empty=1 ;;
     --live) live="--live" ;;
     --no-labels) labels=0 ;;
+    --canary)
+        [ $# -gt 1 ] || usage
+        canary="$2"
+        shift
+        ;;
     --) shift; break ;;
     -*) usage ;;
     *) break ;;
@@ -31,10 +40,16 @@ while [ $# -gt 0 ]; do
     shift
 done
 [ $# -gt 0 ] || usage
+[ -z "$live" ] || [ -z "$canary" ] || usage
 
 store=${PRODCAT_MODEL_STORE:?PRODCAT_MODEL_STORE must name the model store}
 if [ "$if_empty" = 1 ] && [ -n "$(find "$store" -mindepth 2 -maxdepth 2 -name manifest.json 2>/dev/null)" ]; then
     echo "prodcat-retrain: model store $store already holds a model: keeping it"
+    exit 0
+fi
+
+if [ -n "$canary" ] && prodcat models list --json | grep -q '"role": "[^"]*canary'; then
+    echo "prodcat-retrain: a canary is being judged (prodcat models list): not retraining now"
     exit 0
 fi
 
@@ -67,3 +82,6 @@ prodcat export "$bundle" --out "$work/bundle.tar.gz"
 # shellcheck disable=SC2086 # $live is empty or one flag
 prodcat publish "$bundle" $live
 echo "prodcat-retrain: published $(basename "$bundle")"
+if [ -n "$canary" ]; then
+    prodcat models canary "$(basename "$bundle")" --share "$canary"
+fi

@@ -258,6 +258,8 @@ def _retrain_lines(args: list[str]) -> Iterator[list[str]]:
                 argv += [flag for d in datasets for flag in ("--data", d)]
             elif token == "$live":
                 argv += ["--live"] if "--live" in args else []
+            elif token == "$canary":
+                argv.append("0.1")
             elif token.startswith("$"):
                 argv.append("/tmp/prodcat-retrain")
             else:

@@ -304,6 +304,24 @@ def test_retraining_cronjob_runs_the_image_script() -> None:
     assert mounts[config["PRODCAT_DATA_DIR"]].get("readOnly") is True
 
 
+def test_canary_judge_cronjob_runs_one_judgement_with_the_store() -> None:
+    from workers.cli.main import build_parser
+
+    docs = rendered("base")
+    job = _one(docs, "CronJob", "prodcat-canary-judge")["spec"]
+    assert job["concurrencyPolicy"] == "Forbid"
+    (container,) = job["jobTemplate"]["spec"]["template"]["spec"]["containers"]
+    assert container["image"].startswith("prodcat:") or container["image"] == "prodcat"
+    assert container["args"] == ["models", "judge", "--once"]
+    args = build_parser().parse_args(container["args"])
+    assert args.models_command == "judge" and args.once
+    mounts = {m["mountPath"]: m for m in container["volumeMounts"]}
+    assert _settings_map(docs)["PRODCAT_MODEL_STORE"] in mounts
+    retrain = _one(docs, "CronJob", "prodcat-retrain")["spec"]["jobTemplate"]["spec"]
+    (trainer,) = retrain["template"]["spec"]["containers"]
+    assert trainer["args"][:2] == ["--canary", "0.1"], "the weekly model goes out as a canary"
+
+
 def test_retrain_script_trains_exports_and_publishes(tmp_path: Path) -> None:
     """deploy/docker/retrain.sh with a stand-in prodcat that records its calls: the labels
     the feedback app wrote are dumped into the model store and passed to training."""
@@ -319,6 +337,9 @@ def test_retrain_script_trains_exports_and_publishes(tmp_path: Path) -> None:
         "done; fi\n"
         'if [ "$1" = labels ] && [ -z "$NO_LABELS" ]; then\n'
         '  echo \'{"product_id": "p1"}\' > "$4"\n'
+        "fi\n"
+        'if [ "$1 $2" = "models list" ] && [ -n "$CANARY_RUNNING" ]; then\n'
+        '  echo \'{"version": "v6", "role": "canary 10%"}\'\n'
         "fi\n"
     )
     fake.chmod(0o755)
@@ -363,6 +384,19 @@ def test_retrain_script_trains_exports_and_publishes(tmp_path: Path) -> None:
 
     train, *_ = retrain("--no-labels", "bigbasket")
     assert train.startswith("train --data bigbasket --out ")
+
+    # --canary: published, then a share of the products; not while another canary runs
+    listing, _dump, train, _export, publish, canary, out = retrain("--canary", "0.1", "bigbasket")
+    assert listing == "models list --json"
+    assert publish.startswith("publish ") and publish.endswith("/v7")
+    assert canary == "models canary v7 --share 0.1"
+    listing, out = retrain("--canary", "0.1", "bigbasket", CANARY_RUNNING="1")
+    assert listing == "models list --json" and "a canary is being judged" in out
+    both = subprocess.run(
+        ["sh", script, "--live", "--canary", "0.1", "bigbasket"],
+        env=env, capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert both.returncode == 2 and "usage" in both.stderr
 
     # --if-empty: a store with labels but no bundle is still empty; one with a bundle is not
     (store / "v1").mkdir()
