@@ -161,8 +161,9 @@ def run(config: TrainConfig) -> Path:
                 split=msgspec.convert(prep.split, SplitInfo),
                 rows={"train": len(prep.train), "val": len(prep.val), "test": len(prep.test)},
                 load_reports=prep.reports,
+                # every leaf: the prior the feedback app's drift metric compares with
                 leaf_counts=dict(
-                    Counter(format_path(prep.examples[i].path) for i in prep.train).most_common(20)
+                    Counter(format_path(prep.examples[i].path) for i in prep.train).most_common()
                 ),
             ),
             packages=package_versions(),

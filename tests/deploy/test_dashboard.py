@@ -78,6 +78,7 @@ EXPECTED_METRICS: dict[str, tuple[str, ...]] = {
         "prodcat_feedback_category_corrections",  # gauge {model_version, category}
         "prodcat_feedback_confusions",  # gauge {predicted, corrected}
         "prodcat_feedback_table_keys",  # gauge {table}
+        "prodcat_feedback_category_psi",  # gauge {model_version}: drift from the training prior
     ),
 }
 # Components whose names are checked against a live worker only once it exports them.

@@ -18,6 +18,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 import redis
 from prometheus_client.parser import text_string_to_metric_families
@@ -44,8 +45,11 @@ from tests.integration.feedback_support import (
     running_app,
     send,
 )
+from workers.core.categories import format_path
 from workers.core.events import CategorizedEvent
 from workers.core.product import ProductText
+from workers.feedback.drift import min_predictions
+from workers.inference.bundle import load_bundle
 from workers.inference.model import Classifier
 from workers.kafka.deadletter import (
     DLQ_ERROR_CLASS,
@@ -594,3 +598,54 @@ def test_a_category_moderators_introduce_is_learnt_by_the_next_model(
     assert target in set(new.bundle.taxonomy.leaves)
     after = _top_leaves(new, moved)
     assert sum(p == target for p in after) >= 0.6 * len(moved), after
+
+
+def test_category_drift_is_measured_against_the_training_prior(
+    make_setup: Any, classify_bundle: Path
+) -> None:
+    """The bundle's metadata carries every leaf's training rows; the app's PSI gauge stays
+    low while predictions follow that prior and rises once they pile into a few categories."""
+    bundle = load_bundle(classify_bundle)
+    assert bundle.metadata.data is not None
+    counts = bundle.metadata.data.leaf_counts
+    names = [format_path(leaf) for leaf in bundle.taxonomy.leaves]
+    assert set(counts) == set(names), "every leaf's training rows are in metadata.json"
+    port = free_port()
+    s = make_setup()
+    s.extra["metrics"] = {"port": port}
+    rng = np.random.default_rng(7)
+    shares = np.array([counts[n] for n in names], dtype=float)
+    n = min_predictions(len(names))
+    now = datetime.now(UTC)
+    drawn = rng.choice(len(names), size=n, p=shares / shares.sum())
+    like_training = [
+        prediction(f"drift-{i}", bundle.taxonomy.leaves[k], bundle.version, now)
+        for i, k in enumerate(drawn)
+    ]
+    piled = [
+        prediction(f"piled-{i}", bundle.taxonomy.leaves[i % 3], bundle.version, now)
+        for i in range(n)
+    ]
+    topic = s.topics["categorized"]
+    with running_app(s.settings()) as fb:
+        send(s.bootstrap, topic, like_training)
+        wait_for(
+            lambda: fb.metric("prodcat_feedback_consumed_total", topic=topic) >= n,
+            TIMEOUT_S,
+            "the predictions to be seen",
+        )
+        stable = _value(
+            _metrics(port), "prodcat_feedback_category_psi", model_version=bundle.version
+        )
+        send(s.bootstrap, topic, piled)
+        wait_for(
+            lambda: fb.metric("prodcat_feedback_consumed_total", topic=topic) >= 2 * n,
+            TIMEOUT_S,
+            "the piled-up predictions to be seen",
+        )
+        shifted = _value(
+            _metrics(port), "prodcat_feedback_category_psi", model_version=bundle.version
+        )
+    print(f"\nPSI over {len(names)} categories: {stable} like training, {shifted} piled up")
+    assert stable is not None and stable < 0.1
+    assert shifted is not None and shifted > 0.25

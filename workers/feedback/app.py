@@ -31,6 +31,7 @@ import redis.asyncio as aioredis
 
 from workers.core.codec import Codec
 from workers.core.settings import Settings
+from workers.feedback.drift import psi
 from workers.feedback.follow import ModelFollower
 from workers.feedback.handler import FeedbackHandler
 from workers.feedback.live import LiveModel
@@ -352,7 +353,18 @@ class FeedbackApp(FaustProcess):
         actives = self._app.assignor.assigned_actives()
         partitions = {tp.partition for tp in actives if tp.topic == self.settings.topics.feedback}
         quality = self._tables.summarize(now=self.clock(), partitions=partitions)
-        return Snapshot(quality, self._tables.sizes())
+        drift: dict[str, float] = {}
+        model = self.model
+        if model is not None and model.prior is not None:
+            observed = {
+                category: counts.predictions
+                for (version, category), counts in quality.categories.items()
+                if version == model.version
+            }
+            value = psi(observed, model.prior)
+            if value is not None:
+                drift[model.version] = value
+        return Snapshot(quality, self._tables.sizes(), drift)
 
     def product_state(self, product_id: str) -> ProductState | None:
         """A product's state, read on the app's loop (for tests and tools)."""

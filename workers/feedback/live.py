@@ -8,8 +8,10 @@ live version changes (:mod:`workers.feedback.follow`).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
+from workers.feedback.drift import prior_of
 from workers.feedback.policy import taxonomy_nodes
 from workers.inference.bundle import Bundle
 from workers.inference.featurizer import Featurizer
@@ -25,13 +27,17 @@ class LiveModel:
     nodes: frozenset[tuple[str, ...]]
     leaves: frozenset[tuple[str, ...]]
     featurizer: Featurizer
+    prior: Mapping[str, float] | None = None
+    """Training share per leaf (formatted path), for the drift metric; None when unknown."""
 
     @classmethod
     def of(cls, bundle: Bundle) -> LiveModel:
         taxonomy = bundle.taxonomy
+        data = bundle.metadata.data
         return cls(
             bundle.version,
             taxonomy_nodes(taxonomy),
             frozenset(taxonomy.leaves),
             Featurizer(bundle.featurizer),
+            prior_of(list(taxonomy.leaves), data.leaf_counts) if data is not None else None,
         )

@@ -33,6 +33,8 @@ class Snapshot:
 
     quality: QualitySnapshot
     table_keys: dict[str, int] = field(default_factory=dict)
+    category_psi: dict[str, float] = field(default_factory=dict)
+    """model version -> PSI of its predicted categories against its training prior."""
 
 
 class QualityCollector(Collector):
@@ -111,7 +113,24 @@ class QualityCollector(Collector):
         )
         for table, n in sorted(snap.table_keys.items()):
             sizes.add_metric([table], n)
-        yield from (rate, matured, corrected, pending, *by_category.values(), confusions, sizes)
+        drift = GaugeMetricFamily(
+            "prodcat_feedback_category_psi",
+            "Population stability index of a model version's predicted categories against "
+            "its training prior (0.1-0.25 moderate, above 0.25 a large shift).",
+            labels=["model_version"],
+        )
+        for version, value in sorted(snap.category_psi.items()):
+            drift.add_metric([version], value)
+        yield from (
+            rate,
+            matured,
+            corrected,
+            pending,
+            *by_category.values(),
+            confusions,
+            sizes,
+            drift,
+        )
 
 
 class FeedbackMetrics(Metrics):

@@ -65,6 +65,8 @@ class DataInfo(msgspec.Struct, kw_only=True, frozen=True):
     rows: dict[str, int] = {}
     load_reports: list[dict[str, Any]] = []
     leaf_counts: dict[str, int] = {}
+    """Training rows per leaf (formatted path), largest first; every leaf in bundles trained
+    since the drift metric (``workers.feedback.drift``), the 20 largest before."""
 
 
 class OnnxInfo(msgspec.Struct, kw_only=True, frozen=True):
