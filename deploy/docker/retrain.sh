@@ -7,9 +7,11 @@
 #
 #   --if-empty   do nothing when the model store already holds a bundle (first start only)
 #   --live       publish as the live version (prodcat publish --live: quality gated)
-#   --canary S   publish, then serve the share S (0..1) of the products with it; the canary
-#                controller (prodcat models judge) promotes it or stops it on the online
-#                acceptance rates. Nothing is trained while another canary is being judged.
+#   --canary S   publish; if it passes the offline gate against the live version (prodcat
+#                models gate: the live bundle's test rows, the recent corrections), serve the
+#                share S (0..1) of the products with it; the canary controller (prodcat
+#                models judge) then promotes it or stops it on the online acceptance rates.
+#                Nothing is trained while another canary is being judged.
 #   --no-labels  train on the catalogs only; by default the newest label per product from
 #                the category.labels topic (prodcat labels dump) is added, newer labels win
 set -eu
@@ -60,6 +62,7 @@ for dataset in "$@"; do
     set -- "$@" --data "$dataset"
     shift
 done
+labels_file=""
 if [ "$labels" = 1 ]; then
     # Kept in the model store: the bundle's metadata names this file, so its split can be
     # rebuilt later (prodcat heldout, the publish gate).
@@ -69,6 +72,7 @@ if [ "$labels" = 1 ]; then
     if [ -s "$dump" ]; then
         echo "prodcat-retrain: $(wc -l < "$dump") labels from the feedback app ($dump)"
         set -- "$@" --labels "$dump"
+        labels_file=$dump
     else
         echo "prodcat-retrain: no labels from the feedback app yet"
         rm -f "$dump"
@@ -83,5 +87,21 @@ prodcat export "$bundle" --out "$work/bundle.tar.gz"
 prodcat publish "$bundle" $live
 echo "prodcat-retrain: published $(basename "$bundle")"
 if [ -n "$canary" ]; then
-    prodcat models canary "$(basename "$bundle")" --share "$canary"
+    version=$(basename "$bundle")
+    current=$(prodcat models list --json |
+        sed -n 's/.*"version": "\([^"]*\)", "role": "live.*/\1/p')
+    if [ -n "$current" ]; then
+        # Offline gate before any traffic: no drop on the live bundle's own test rows, and
+        # most of the recent corrections the live model gets wrong answered right.
+        prodcat heldout "$store/$current" --out "$work/holdout.jsonl"
+        if [ -n "$labels_file" ]; then
+            prodcat models gate "$version" --holdout "$work/holdout.jsonl" --labels "$labels_file"
+        else
+            prodcat models gate "$version" --holdout "$work/holdout.jsonl"
+        fi || {
+            echo "prodcat-retrain: $version refused by the offline gate: published, not served" >&2
+            exit 1
+        }
+    fi
+    prodcat models canary "$version" --share "$canary"
 fi

@@ -341,6 +341,10 @@ def test_retrain_script_trains_exports_and_publishes(tmp_path: Path) -> None:
         'if [ "$1 $2" = "models list" ] && [ -n "$CANARY_RUNNING" ]; then\n'
         '  echo \'{"version": "v6", "role": "canary 10%"}\'\n'
         "fi\n"
+        'if [ "$1 $2" = "models list" ] && [ -n "$LIVE" ]; then\n'
+        '  echo \'{"version": "v5", "role": "live", "created_at": "x"}\'\n'
+        "fi\n"
+        'if [ "$1 $2" = "models gate" ] && [ -n "$REFUSE" ]; then exit 1; fi\n'
     )
     fake.chmod(0o755)
     store = tmp_path / "store"
@@ -386,12 +390,28 @@ def test_retrain_script_trains_exports_and_publishes(tmp_path: Path) -> None:
     assert train.startswith("train --data bigbasket --out ")
 
     # --canary: published, then a share of the products; not while another canary runs
-    listing, _dump, train, _export, publish, canary, out = retrain("--canary", "0.1", "bigbasket")
-    assert listing == "models list --json"
+    listing, _dump, train, _export, publish, live, canary, out = retrain(
+        "--canary", "0.1", "bigbasket"
+    )
+    assert listing == live == "models list --json"  # nothing live: no offline gate
     assert publish.startswith("publish ") and publish.endswith("/v7")
     assert canary == "models canary v7 --share 0.1"
     listing, out = retrain("--canary", "0.1", "bigbasket", CANARY_RUNNING="1")
     assert listing == "models list --json" and "a canary is being judged" in out
+    # with a live version: its test rows and the recent corrections gate the canary
+    *_, heldout, gate, canary, out = retrain("--canary", "0.1", "bigbasket", LIVE="1")
+    assert heldout.startswith(f"heldout {store}/v5 --out ")
+    labels_files = sorted((store / "labels").iterdir())
+    assert gate.startswith("models gate v7 --holdout ")
+    assert gate.endswith(f" --labels {labels_files[-1]}")
+    assert canary == "models canary v7 --share 0.1"
+    run = subprocess.run(
+        ["sh", script, "--canary", "0.1", "bigbasket"],
+        env={**env, "LIVE": "1", "REFUSE": "1"}, capture_output=True, text=True, timeout=60,
+        check=False,
+    )  # fmt: skip
+    assert run.returncode == 1 and "refused by the offline gate" in run.stderr
+    assert not calls.read_text().splitlines()[-1].startswith("models canary")
     both = subprocess.run(
         ["sh", script, "--live", "--canary", "0.1", "bigbasket"],
         env=env, capture_output=True, text=True, timeout=60, check=False,

@@ -58,6 +58,7 @@ from workers.kafka.deadletter import (
     DLQ_SOURCE_PARTITION,
     DLQ_SOURCE_TOPIC,
 )
+from workers.lifecycle.gate import judge_corrections, read_recent_labels
 
 pytestmark = [pytest.mark.integration]
 
@@ -578,6 +579,14 @@ def test_labels_from_corrections_change_the_retrained_model(
     assert source not in set(new.bundle.taxonomy.leaves), "every row of it was corrected"
     after = _top_leaves(new, moved)
     assert sum(p == target for p in after) >= 0.6 * len(moved), after
+    # the offline gate on recent corrections (prodcat models gate --labels) lets the
+    # retrained model through and stops a candidate that learnt nothing from them
+    recent = read_recent_labels(tmp_path / "labels.jsonl", old.bundle.metadata.created_at)
+    assert len(recent.items) == len(moved)
+    learnt = judge_corrections(new.bundle, old.bundle, recent)
+    print(f"\n{learnt.describe('retrained', 'old')}")
+    assert learnt.passed and learnt.live_wrong >= 0.8 * len(moved)
+    assert not judge_corrections(old.bundle, old.bundle, recent).passed
 
 
 @pytest.mark.slow

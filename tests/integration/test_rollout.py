@@ -12,7 +12,7 @@ import msgspec
 import pytest
 
 from export.data.catalog import Example
-from tests.integration.classify_support import wait_for
+from tests.integration.classify_support import text_of, wait_for
 from tests.integration.feedback_support import (
     TIMEOUT_S,
     FeedbackSetup,
@@ -25,13 +25,21 @@ from tests.integration.feedback_support import (
 )
 from tests.integration.model_lifecycle_support import derive_bundle
 from workers.core.codec import Codec
-from workers.core.events import ModelDecisionEvent, ModelLiveEvent, VersionOutcome, utc_now
+from workers.core.events import (
+    LabelEvent,
+    ModelDecisionEvent,
+    ModelLiveEvent,
+    VersionOutcome,
+    utc_now,
+)
 from workers.core.settings import Settings
 from workers.inference.bundle import load_bundle
+from workers.inference.model import Classifier
 from workers.kafka.sandbox import TopicSandbox
 from workers.kafka.snapshot import read_topic
 from workers.lifecycle.admin import ModelAdmin
 from workers.lifecycle.control import ControlWriter
+from workers.lifecycle.gate import GateRefusedError
 from workers.rollout.controller import CanaryController, StepResult, read_decisions
 
 PER_VERSION = 300
@@ -247,3 +255,46 @@ def test_a_canary_set_again_is_a_new_trial(rollout: tuple[FeedbackSetup, str, st
     assert result.judgement is not None and result.judgement.verdict == "continue"
     live = ModelAdmin(s.settings()).state().live
     assert live is not None and live.canary_version == b
+
+
+def test_the_offline_gate_wants_the_recent_corrections_fixed(
+    rollout: tuple[FeedbackSetup, str, str],
+    catalog_rows: list[Example],
+    classify_bundle: Path,
+    tmp_path: Path,
+) -> None:
+    """prodcat models gate: B (a copy of the live A) passes the stored-figures gate, but it
+    answers the moderators' corrections of A's mistakes exactly as A did: refused."""
+    s, _a, b = rollout
+    admin = ModelAdmin(s.settings())
+    assert admin.gate(b).startswith("passed: ")
+    classifier = Classifier.from_path(classify_bundle)
+    rows = distinct(catalog_rows, 600)
+    answers = classifier.classify([text_of(r) for r in rows])
+    wrong = [r for r, d in zip(rows, answers, strict=True) if d.alternatives[0].path != r.path]
+    assert wrong, "the test bundle gets some of its own training rows wrong"
+    dump = tmp_path / "labels.jsonl"
+    dump.write_bytes(
+        b"".join(
+            msgspec.json.encode(
+                LabelEvent(
+                    event_type="category.label",
+                    event_id=f"label-{r.product_id}",
+                    product_id=r.product_id,
+                    title=r.title,
+                    description=r.description,
+                    brand=r.brand,
+                    attributes=r.attributes,
+                    category_path=list(r.path),
+                    source="moderator",
+                    label_time=utc_now(),
+                    feedback_event_id=f"fb-{r.product_id}",
+                )
+            )
+            + b"\n"
+            for r in wrong
+        )
+    )
+    with pytest.raises(GateRefusedError, match=rf"answers {len(wrong)} wrong; .* 0 of those right"):
+        admin.gate(b, labels=dump)
+    assert admin.gate(b, labels=dump, min_fixed=0.0).startswith("passed: ")

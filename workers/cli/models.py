@@ -67,6 +67,16 @@ def _models(args: argparse.Namespace, settings: Settings) -> int:
         print(admin.canary(None if args.off else args.version, 0.0 if args.off else args.share))
     elif action == "shadow":
         print(admin.shadow(None if args.off else args.version))
+    elif action == "gate":
+        print(
+            admin.gate(
+                args.version,
+                holdout=args.holdout,
+                labels=args.labels,
+                tolerance=args.tolerance,
+                min_fixed=args.min_fixed,
+            )
+        )
     elif action == "judge":
         return _judge(args, settings, admin)
     return 0
@@ -97,14 +107,15 @@ def _by_flag(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--by", help="who makes the change (default: user@host)")
 
 
-def _gate_flags(parser: argparse.ArgumentParser) -> None:
+def _gate_flags(parser: argparse.ArgumentParser, *, force: bool = True) -> None:
     parser.add_argument(
         "--holdout",
         type=Path,
         help="labelled CSV/JSONL both versions are scored on (default: the stored figures, "
         "when both bundles share a data fingerprint and split)",
     )
-    parser.add_argument("--force", action="store_true", help="go live even if the gate refuses")
+    if force:
+        parser.add_argument("--force", action="store_true", help="go live even if the gate refuses")
     parser.add_argument(
         "--tolerance",
         type=float,
@@ -143,6 +154,25 @@ def register(sub: Subparsers, common: ConnectionFlags) -> None:
     a.add_argument("version", nargs="?")
     a.add_argument("--off", action="store_true", help="stop the shadow")
     _by_flag(a)
+    a = actions.add_parser(
+        "gate",
+        help="check a published candidate against the live version offline, changing nothing "
+        "(exit 0: passed; 1 with the reason: refused)",
+    )
+    a.add_argument("version")
+    _gate_flags(a, force=False)
+    a.add_argument(
+        "--labels",
+        type=Path,
+        help="a prodcat labels dump file: of its corrections made after the live bundle, those "
+        "the live model answers wrong must be answered right by the candidate",
+    )
+    a.add_argument(
+        "--min-fixed",
+        type=float,
+        default=0.5,
+        help="share of those the candidate must answer right (default 0.5)",
+    )
     a = actions.add_parser(
         "judge",
         help="the canary controller: judge the canary on online acceptance, then promote it "

@@ -31,7 +31,15 @@ from workers.core.settings import Settings
 from workers.inference.bundle import Bundle, load_bundle
 from workers.inference.model import Classifier
 from workers.lifecycle.control import ControlState, ControlWriter, read_control
-from workers.lifecycle.gate import GateRefusedError, GateResult, Holdout, judge, read_holdout
+from workers.lifecycle.gate import (
+    GateRefusedError,
+    GateResult,
+    Holdout,
+    judge,
+    judge_corrections,
+    read_holdout,
+    read_recent_labels,
+)
 from workers.lifecycle.store import ModelStore, open_store
 
 __all__ = ["ModelAdmin", "check_bundle", "published_event"]
@@ -224,6 +232,34 @@ class ModelAdmin:
             rows = read_holdout(holdout) if holdout is not None else None
             gate = self._gate(candidate, state, rows, force, tolerance)
         return self._set_live(state, version, "promote", gate)
+
+    def gate(
+        self,
+        version: str,
+        *,
+        holdout: Path | None = None,
+        labels: Path | None = None,
+        tolerance: float | None = None,
+        min_fixed: float = 0.5,
+    ) -> str:
+        """Both offline gates against the live version, changing nothing (``gate`` module);
+        raises :class:`GateRefusedError` naming the gate that refused."""
+        state = self.state()
+        live = self._require_live(state)
+        candidate = self.bundle(state, version)
+        live_bundle = self.bundle(state, live.version)
+        rows = read_holdout(holdout) if holdout is not None else None
+        result = self._gate(candidate, state, rows, False, tolerance)
+        assert result is not None  # without --force a refusal raises
+        lines = [result.describe(version, live.version)]
+        if labels is not None:
+            recent = read_recent_labels(labels, live_bundle.metadata.created_at)
+            fixed = judge_corrections(candidate, live_bundle, recent, min_share=min_fixed)
+            text = fixed.describe(version, live.version)
+            if not fixed.passed:
+                raise GateRefusedError(f"refused: {text}")
+            lines.append(text)
+        return "passed: " + "; ".join(lines)
 
     def rollback(self, to: str | None = None) -> str:
         state = self.state()

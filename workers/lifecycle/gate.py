@@ -9,6 +9,11 @@ Both bundles must be judged on the *same* held-out rows:
   evaluated on the same split: the same data fingerprint, split seed and test fraction.
   Otherwise the gate cannot judge and refuses, asking for ``--holdout`` or ``--force``.
 
+A second gate, :func:`judge_corrections`, looks at what a retrained model was retrained
+*for*: the recent corrections (labels written after the live bundle was made). Among those
+the live model answers wrong, the candidate must answer at least ``min_share`` right
+(``prodcat models gate --labels FILE``).
+
 The score is the leaf-level weighted F1 (``PRODCAT_MODEL_GATE_METRIC`` picks another
 stored figure, e.g. ``accuracy``, for the stored-figures route). A candidate whose score is
 lower than the live one's by more than ``PRODCAT_MODEL_GATE_TOLERANCE`` is refused, and the
@@ -18,9 +23,13 @@ refusal says by how much.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
+import msgspec
+
 from workers.core.errors import ProdcatError
+from workers.core.events import LabelEvent
 from workers.core.product import ProductText
 from workers.core.records import RecordError, read_products
 from workers.inference.bundle import Bundle
@@ -28,12 +37,15 @@ from workers.inference.model import Classifier
 from workers.inference.scores import weighted_f1
 
 __all__ = [
+    "CorrectionsResult",
     "GateRefusedError",
     "GateResult",
     "Holdout",
     "HoldoutScore",
     "judge",
+    "judge_corrections",
     "read_holdout",
+    "read_recent_labels",
     "score_holdout",
 ]
 
@@ -162,3 +174,83 @@ def judge(
         )
     basis = f"their shared test split (data {str(split_c[0])[:12]}, seed {split_c[1]})"
     return GateResult(metric, ours_c, ours_l, basis, tolerance)
+
+
+@dataclass(frozen=True, slots=True)
+class CorrectionsResult:
+    """How the candidate answers the recent corrections the live model got wrong."""
+
+    rows: int
+    live_wrong: int
+    fixed: int
+    broken: int
+    """Corrections the live model answered right and the candidate does not."""
+    min_share: float
+
+    @property
+    def share(self) -> float:
+        return self.fixed / self.live_wrong if self.live_wrong else 1.0
+
+    @property
+    def passed(self) -> bool:
+        return self.live_wrong == 0 or self.share >= self.min_share - 1e-12
+
+    def describe(self, candidate: str, live: str) -> str:
+        if self.rows == 0:
+            return "no recent corrections to check"
+        return (
+            f"of {self.rows} recent corrections live {live} answers {self.live_wrong} wrong; "
+            f"{candidate} answers {self.fixed} of those right ({self.share:.1%}, "
+            f"{self.min_share:.0%} needed) and gets {self.broken} wrong that live got right"
+        )
+
+
+def read_recent_labels(path: Path, since: datetime | None) -> Holdout:
+    """The labels of a ``prodcat labels dump`` file written after ``since`` (all with None),
+    as rows to score; an empty file or no recent label gives no rows."""
+    decoder = msgspec.json.Decoder(LabelEvent)
+    items: list[ProductText] = []
+    truth: list[Path_] = []
+    for number, line in enumerate(path.read_bytes().splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            label = decoder.decode(line)
+        except msgspec.ValidationError as exc:
+            raise RecordError(
+                path,
+                f"not a category.label event ({exc}); write the file with prodcat labels dump",
+                line=number,
+            ) from exc
+        except msgspec.DecodeError as exc:
+            raise RecordError(path, f"not JSON ({exc})", line=number) from exc
+        if since is None or label.label_time > since:
+            items.append(ProductText.of(label))
+            truth.append(tuple(label.category_path))
+    return Holdout(path, items, truth)
+
+
+def _top(classifier: Classifier, items: list[ProductText]) -> list[Path_]:
+    out: list[Path_] = []
+    for start in range(0, len(items), 1024):
+        for d in classifier.classify(items[start : start + 1024]):
+            out.append(d.alternatives[0].path if d.alternatives else d.path)
+    return out
+
+
+def judge_corrections(
+    candidate: Bundle, live: Bundle, labels: Holdout, *, min_share: float = 0.5
+) -> CorrectionsResult:
+    """Classify the corrected products with both bundles (see the module docstring)."""
+    if not labels.items:
+        return CorrectionsResult(0, 0, 0, 0, min_share)
+    by_live = _top(Classifier(live, top_k=1), labels.items)
+    by_candidate = _top(Classifier(candidate, top_k=1), labels.items)
+    live_wrong = fixed = broken = 0
+    for truth, old, new in zip(labels.truth, by_live, by_candidate, strict=True):
+        if old != truth:
+            live_wrong += 1
+            fixed += new == truth
+        elif new != truth:
+            broken += 1
+    return CorrectionsResult(len(labels.items), live_wrong, fixed, broken, min_share)
