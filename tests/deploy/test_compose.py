@@ -208,6 +208,18 @@ def test_model_init_runs_the_retrain_script(services: dict[str, dict[str, Any]])
     assert (REPO_ROOT / "deploy/docker/retrain.sh").is_file()
 
 
+def test_the_loop_runs_in_compose(services: dict[str, dict[str, Any]]) -> None:
+    """`docker compose run --rm retrain` makes a canary; canary-judge decides on it."""
+    retrain = services["retrain"]
+    assert retrain["profiles"] == ["retrain"], "the retraining runs on demand, not on `up`"
+    assert retrain["entrypoint"] == ["prodcat-retrain"]
+    assert retrain["command"][:2] == ["--canary", "0.1"]
+    judge = services["canary-judge"]
+    assert judge["command"] == ["models", "judge"]
+    env = _environment(judge)
+    assert env["PRODCAT_MODEL_STORE"] in {v.split(":")[1] for v in judge["volumes"]}
+
+
 def test_prometheus_rule_files_are_mounted(services: dict[str, dict[str, Any]]) -> None:
     """rule_files, resolved inside the container, land on files of the repo."""
     prometheus = services["prometheus"]
