@@ -65,6 +65,7 @@ EXPECTED_METRICS: dict[str, tuple[str, ...]] = {
         "prodcat_model_rejected_total",  # counter {version, stage}: bundle refused
         "prodcat_shadow_compared_total",  # counter {live, shadow}
         "prodcat_shadow_agreed_total",  # counter {live, shadow}: same category
+        "prodcat_model_confidence_bucket",  # histogram {version}: confidence of the answers
     ),
     # The faust feedback app (workers/feedback/metrics.py).
     "feedback": (

@@ -286,9 +286,13 @@ class BatchPipeline:
                 results.append(([], {}))
                 continue
             t0 = time.perf_counter()
-            results.append(self._classify(items, group.classifier))
+            result = self._classify(items, group.classifier)
+            results.append(result)
             version = group.classifier.version
             lifecycle.model_seconds.labels(version, group.role).observe(time.perf_counter() - t0)
+            lifecycle.confidence.observe_batch(
+                version, [d.confidence for d in result[0] if d is not None]
+            )
         if shadow is not None:
             shadow.run(results[0][0], lifecycle)  # groups[0] is the live group
         return results

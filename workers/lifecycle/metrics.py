@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
+from workers.lifecycle.confidence import ConfidenceHistogram
+
 __all__ = ["STAGE_BUCKETS", "LifecycleMetrics"]
 
 STAGE_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
@@ -89,6 +91,8 @@ class LifecycleMetrics:
             ["shadow"],
             registry=r,
         )
+        self.confidence = ConfidenceHistogram()
+        r.register(self.confidence)
         self.control_errors = Counter(
             "prodcat_control_errors",
             "Unreadable records on the model control topic (skipped).",
