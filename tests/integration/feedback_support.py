@@ -6,6 +6,7 @@ deleted afterwards), state directory and Redis key prefix.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -288,3 +289,50 @@ class AppProcess:
         if self.proc.poll() is None:
             os.kill(self.proc.pid, signal.SIGKILL)
         self.proc.wait(30)
+
+
+def send_all_handled(app: AppThread, s: FeedbackSetup, topic_key: str, events: list[Any]) -> None:
+    """Send ``events`` to the setup's ``topic_key`` topic and wait until the app has consumed
+    that many from it (counts are per app run: send each topic's events once per run)."""
+    topic = s.topics[topic_key]
+    send(s.bootstrap, topic, events)
+    wait_for(
+        lambda: app.metric("prodcat_feedback_consumed_total", topic=topic) >= len(events),
+        TIMEOUT_S,
+        f"{len(events)} events on {topic_key} to be handled",
+    )
+
+
+def dump_labels_cli(s: FeedbackSetup, out: Path) -> list[LabelEvent]:
+    """``prodcat labels dump --out OUT`` as a user runs it; returns the labels written."""
+    dump = subprocess.run(
+        [sys.executable, "-m", "workers.cli", "labels", "dump", "--out", str(out)],
+        cwd=REPO, env=s.env(), capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert dump.returncode == 0, dump.stderr[-2000:]
+    return [LABELS.decode(line) for line in out.read_bytes().splitlines()]
+
+
+def train_cli(catalog: list[Example], labels: Path, out: Path, *flags: str) -> Path:
+    """``prodcat train`` on ``catalog`` (written as a generic JSONL file) plus the labels
+    file, with ``flags``; returns the bundle directory."""
+    out.mkdir(parents=True, exist_ok=True)
+    data = out / "catalog.jsonl"
+    with data.open("w", encoding="utf-8") as fh:
+        for r in catalog:
+            record = {
+                "product_id": r.product_id, "title": r.title, "brand": r.brand,
+                "description": r.description, "attributes": r.attributes,
+                "category_path": list(r.path),
+            }  # fmt: skip
+            fh.write(json.dumps(record, ensure_ascii=False) + "\n")
+    train = subprocess.run(
+        [
+            sys.executable, "-m", "workers.cli", "train", "--data", str(data),
+            "--labels", str(labels), *flags, "--no-baseline", "--quiet",
+            "--out", str(out / "bundles"),
+        ],
+        cwd=REPO, capture_output=True, text=True, timeout=900, check=False,
+    )  # fmt: skip
+    assert train.returncode == 0, train.stderr[-3000:]
+    return sorted((out / "bundles").rglob("manifest.json"))[-1].parent

@@ -7,7 +7,6 @@ Waits poll with generous timeouts; nothing asserts wall-clock times.
 
 from __future__ import annotations
 
-import json
 import signal
 import subprocess
 import sys
@@ -37,6 +36,7 @@ from tests.integration.classify_support import (
 from tests.integration.feedback_support import (
     LABELS,
     TIMEOUT_S,
+    dump_labels_cli,
     feedback,
     leaves,
     prediction,
@@ -44,6 +44,8 @@ from tests.integration.feedback_support import (
     read_override,
     running_app,
     send,
+    send_all_handled,
+    train_cli,
 )
 from workers.core.categories import format_path
 from workers.core.events import CategorizedEvent
@@ -425,24 +427,8 @@ def test_acceptance_rate_matches_a_scripted_sequence(
     fixes.append(feedback(ids[4], "user", b, at=t0 + timedelta(seconds=20), actor="u-1"))
     fixes.append(feedback(ids[10], "moderator", b, at=t0 + timedelta(seconds=40)))
     with running_app(s.settings()) as fb:
-        send(s.bootstrap, s.topics["categorized"], preds)
-        wait_for(
-            lambda: (
-                fb.metric("prodcat_feedback_consumed_total", topic=s.topics["categorized"])
-                >= len(preds)
-            ),
-            TIMEOUT_S,
-            "every prediction to be seen",
-        )
-        send(s.bootstrap, s.topics["feedback"], fixes)
-        wait_for(
-            lambda: (
-                fb.metric("prodcat_feedback_consumed_total", topic=s.topics["feedback"])
-                >= len(fixes)
-            ),
-            TIMEOUT_S,
-            "every feedback event to be handled",
-        )
+        send_all_handled(fb, s, "categorized", preds)
+        send_all_handled(fb, s, "feedback", fixes)
         m = _metrics(port)
     rate = {
         v: _value(m, "prodcat_feedback_acceptance_rate", model_version=v)
@@ -512,36 +498,14 @@ def _correct_and_retrain(
         }
 
     labels_file = tmp_path / "labels.jsonl"
-    dump = subprocess.run(
-        [sys.executable, "-m", "workers.cli", "labels", "dump", "--out", str(labels_file)],
-        cwd=REPO, env=s.env(), capture_output=True, text=True, timeout=120, check=False,
-    )  # fmt: skip
-    assert dump.returncode == 0, dump.stderr[-2000:]
-    rows = [LABELS.decode(line) for line in labels_file.read_bytes().splitlines()]
+    rows = dump_labels_cli(s, labels_file)
     assert sorted((lb.product_id, lb.title, tuple(lb.category_path)) for lb in rows) == sorted(
         (r.product_id, r.title, target) for r in moved
     )
-
-    catalog = tmp_path / "catalog.jsonl"
-    with catalog.open("w", encoding="utf-8") as out:
-        for r in catalog_rows:
-            record = {
-                "product_id": r.product_id, "title": r.title, "brand": r.brand,
-                "description": r.description, "attributes": r.attributes,
-                "category_path": list(r.path),
-            }  # fmt: skip
-            out.write(json.dumps(record, ensure_ascii=False) + "\n")
-    train = subprocess.run(
-        [
-            sys.executable, "-m", "workers.cli", "train", "--data", str(catalog),
-            "--labels", str(labels_file), "--candidates", "fasttext", "--epochs", "12",
-            "--dim", "32", "--buckets", "16384", "--no-baseline", "--quiet",
-            "--out", str(tmp_path / "bundles"),
-        ],
-        cwd=REPO, capture_output=True, text=True, timeout=900, check=False,
+    bundle = train_cli(
+        catalog_rows, labels_file, tmp_path / "train",
+        "--candidates", "fasttext", "--epochs", "12", "--dim", "32", "--buckets", "16384",
     )  # fmt: skip
-    assert train.returncode == 0, train.stderr[-3000:]
-    bundle = sorted((tmp_path / "bundles").rglob("manifest.json"))[-1].parent
     return Classifier.from_path(bundle), counters
 
 

@@ -7,9 +7,6 @@ override, answers the refiled category."""
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 import time
 from collections import Counter
 from pathlib import Path
@@ -19,16 +16,17 @@ import pytest
 
 from export.data.catalog import Example
 from export.data.datasets import load_dataset
-from tests.integration.classify_support import REPO, running_worker, text_of, wait_for
+from tests.integration.classify_support import running_worker, text_of, wait_for
 from tests.integration.feedback_support import (
-    LABELS,
     TIMEOUT_S,
     FeedbackSetup,
     create,
+    dump_labels_cli,
     feedback,
     latest_answers,
     running_app,
     send,
+    train_cli,
 )
 from workers.core.events import CategorizedEvent
 from workers.inference.bundle import load_bundle
@@ -71,46 +69,6 @@ def _moderate(
     ]
     send(s.bootstrap, s.topics["feedback"], fixes)
     return len(fixes)
-
-
-def _retrain(s: FeedbackSetup, catalog: list[Example], tmp_path: Path) -> tuple[Path, Path]:
-    """prodcat labels dump, then prodcat train on the catalog plus the labels (the test
-    bundle's quick settings); returns (labels file, bundle)."""
-    labels_file = tmp_path / "labels.jsonl"
-    dump = subprocess.run(
-        [sys.executable, "-m", "workers.cli", "labels", "dump", "--out", str(labels_file)],
-        cwd=REPO, env=s.env(), capture_output=True, text=True, timeout=120, check=False,
-    )  # fmt: skip
-    assert dump.returncode == 0, dump.stderr[-2000:]
-    data = tmp_path / "catalog.jsonl"
-    data.write_text(
-        "".join(
-            json.dumps(
-                {
-                    "product_id": r.product_id,
-                    "title": r.title,
-                    "brand": r.brand,
-                    "description": r.description,
-                    "attributes": r.attributes,
-                    "category_path": list(r.path),
-                },
-                ensure_ascii=False,
-            )
-            + "\n"
-            for r in catalog
-        ),
-        encoding="utf-8",
-    )
-    train = subprocess.run(
-        [
-            sys.executable, "-m", "workers.cli", "train", "--data", str(data),
-            "--labels", str(labels_file), "--candidates", "bag", "--epochs", "4",
-            "--no-baseline", "--quiet", "--out", str(tmp_path / "bundles"),
-        ],
-        cwd=REPO, capture_output=True, text=True, timeout=900, check=False,
-    )  # fmt: skip
-    assert train.returncode == 0, train.stderr[-3000:]
-    return labels_file, sorted((tmp_path / "bundles").rglob("manifest.json"))[-1].parent
 
 
 @pytest.mark.slow
@@ -164,10 +122,11 @@ def test_a_systematic_confusion_is_learnt_judged_online_and_promoted(
     # corrections gate lets it through
     later_ids = {r.product_id for r in traffic}
     catalog = [r for r in catalog_rows if r.product_id not in later_ids]
-    labels_file, bundle_dir = _retrain(s, catalog, tmp_path)
-    assert {
-        tuple(LABELS.decode(x).category_path) for x in labels_file.read_bytes().splitlines()
-    } == {target}
+    labels_file = tmp_path / "labels.jsonl"
+    assert {tuple(label.category_path) for label in dump_labels_cli(s, labels_file)} == {target}
+    bundle_dir = train_cli(
+        catalog, labels_file, tmp_path / "train", "--candidates", "bag", "--epochs", "4"
+    )
     b = load_bundle(bundle_dir).version
     admin.publish(bundle_dir)
     recent = read_recent_labels(labels_file, live.bundle.metadata.created_at)

@@ -21,7 +21,7 @@ from tests.integration.feedback_support import (
     leaves,
     prediction,
     running_app,
-    send,
+    send_all_handled,
 )
 from tests.integration.model_lifecycle_support import derive_bundle
 from workers.core.codec import Codec
@@ -105,22 +105,8 @@ def _moderated_traffic(
                     feedback(row.product_id, "moderator", fixed, at=at + timedelta(seconds=30))
                 )
     with running_app(s.settings()) as fb:
-        topic = s.topics["categorized"]
-        send(s.bootstrap, topic, preds)
-        wait_for(
-            lambda: fb.metric("prodcat_feedback_consumed_total", topic=topic) >= len(preds),
-            TIMEOUT_S,
-            "every prediction to be seen",
-        )
-        send(s.bootstrap, s.topics["feedback"], fixes)
-        wait_for(
-            lambda: (
-                fb.metric("prodcat_feedback_consumed_total", topic=s.topics["feedback"])
-                >= len(fixes)
-            ),
-            TIMEOUT_S,
-            "every correction to be handled",
-        )
+        send_all_handled(fb, s, "categorized", preds)
+        send_all_handled(fb, s, "feedback", fixes)
 
 
 def _judged(controller: CanaryController) -> StepResult:

@@ -13,7 +13,6 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
 
 from confluent_kafka import (
     OFFSET_BEGINNING,
@@ -28,6 +27,7 @@ from workers.core.codec import Codec
 from workers.core.errors import InvalidEventError, ServiceUnavailableError
 from workers.core.events import MODEL_LIVE_KEY, ModelLiveEvent, ModelPublishedEvent, message_key
 from workers.core.settings import Settings
+from workers.kafka.acked import produce_acknowledged
 from workers.kafka.clients import admin_config, reader_config, writer_config
 from workers.kafka.topics import ensure_topics, topic_specs
 
@@ -185,23 +185,11 @@ class ControlWriter:
     def write(self, event: ModelPublishedEvent | ModelLiveEvent) -> None:
         """Produce one control record and wait for the broker to acknowledge it."""
         checked = self._codec.check(event)
-        errors: list[str] = []
-
-        def delivered(err: Any, _msg: Any) -> None:
-            if err is not None:
-                errors.append(str(err))
-
-        self._producer.produce(
+        produce_acknowledged(
+            self._producer,
             self.topic,
             self._codec.encode(checked),
             message_key(checked),
             partition=CONTROL_PARTITION,
-            on_delivery=delivered,
+            timeout_s=self.timeout_s,
         )
-        if self._producer.flush(self.timeout_s) != 0:
-            raise ServiceUnavailableError(
-                f"the broker did not acknowledge the record on {self.topic} within "
-                f"{self.timeout_s:g} s"
-            )
-        if errors:
-            raise ServiceUnavailableError(f"writing to {self.topic} failed: {errors[0]}")

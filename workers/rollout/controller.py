@@ -38,6 +38,7 @@ from workers.core.codec import Codec
 from workers.core.errors import InvalidEventError, ServiceUnavailableError
 from workers.core.events import ModelDecisionEvent, ModelLiveEvent, VersionOutcome, message_key
 from workers.core.settings import Settings
+from workers.kafka.acked import produce_acknowledged
 from workers.kafka.clients import admin_config, writer_config
 from workers.kafka.snapshot import newest_per_key, read_topic
 from workers.kafka.topics import ensure_topics, topic_specs
@@ -195,25 +196,15 @@ class CanaryController:
             )
             self._producer = Producer(writer_config(self.settings.kafka, "rollout-decisions"))
         checked = self._codec.check(decision)
-        errors: list[str] = []
-
-        def delivered(err: Any, _msg: Any) -> None:
-            if err is not None:
-                errors.append(str(err))
-
-        self._producer.produce(
+        produce_acknowledged(
+            self._producer,
             topic,
             self._codec.encode(checked),
             message_key(checked),
             partition=DECISION_PARTITION,
-            on_delivery=delivered,
+            timeout_s=self.timeout_s,
+            consequence="nothing was changed: the next step judges again",
         )
-        if self._producer.flush(self.timeout_s) != 0 or errors:
-            raise ServiceUnavailableError(
-                f"the broker did not acknowledge the decision on {topic} "
-                f"({errors[0] if errors else f'no answer within {self.timeout_s:g} s'}); "
-                "nothing was changed: the next step judges again"
-            )
 
     # ------------------------------------------------------------------ the loop
 
