@@ -270,8 +270,10 @@ def _retrain_lines(args: list[str]) -> Iterator[list[str]]:
                 argv += [flag for d in datasets for flag in ("--data", d)]
             elif token == "$live":
                 argv += ["--live"] if "--live" in args else []
-            elif token == "$canary":
+            elif token in ("$CANARY_SHARE", "$MIN_FIXED"):
                 argv.append("0.1")
+            elif token == "$labels_args":
+                argv += ["--labels", "/tmp/labels.jsonl"]
             elif token.startswith("$"):
                 argv.append("/tmp/prodcat-retrain")
             else:

@@ -319,7 +319,16 @@ def test_canary_judge_cronjob_runs_one_judgement_with_the_store() -> None:
     assert _settings_map(docs)["PRODCAT_MODEL_STORE"] in mounts
     retrain = _one(docs, "CronJob", "prodcat-retrain")["spec"]["jobTemplate"]["spec"]
     (trainer,) = retrain["template"]["spec"]["containers"]
-    assert trainer["args"][:2] == ["--canary", "0.1"], "the weekly model goes out as a canary"
+    assert trainer["args"] == ["--spec", "/etc/prodcat/retrain.spec"]
+    mounts = {m["mountPath"]: m["name"] for m in trainer["volumeMounts"]}
+    volumes = {v["name"]: v for v in retrain["template"]["spec"]["volumes"]}
+    spec_map = volumes[mounts["/etc/prodcat"]]["configMap"]["name"]
+    (config_map,) = [
+        d for d in docs if d["kind"] == "ConfigMap" and d["metadata"]["name"] == spec_map
+    ]
+    spec = config_map["data"]["retrain.spec"]
+    assert "ROLLOUT=canary" in spec, "the weekly model goes out as a canary"
+    assert 'DATA="bigbasket cn_ecommerce_products"' in spec
 
 
 def test_retrain_script_trains_exports_and_publishes(tmp_path: Path) -> None:
@@ -417,6 +426,42 @@ def test_retrain_script_trains_exports_and_publishes(tmp_path: Path) -> None:
         env=env, capture_output=True, text=True, timeout=60, check=False,
     )  # fmt: skip
     assert both.returncode == 2 and "usage" in both.stderr
+
+    # a spec file; the command line wins over it
+    spec = tmp_path / "retrain.spec"
+    spec.write_text(
+        '# weekly\nDATA="bigbasket cn_ecommerce_products"\nLABELS=none\nROLLOUT=live\n'
+        'TRAIN_FLAGS="--limit 20000"\n'
+    )
+    train, _export, publish, _out = retrain("--spec", str(spec))
+    assert train.startswith(
+        "train --limit 20000 --data bigbasket --data cn_ecommerce_products --out "
+    )
+    assert publish.endswith("/v7 --live")
+    listing, train, *_, canary, _out = retrain(
+        "--spec", str(spec), "--canary", "0.2", "myntra_styles"
+    )
+    assert listing == "models list --json"  # LABELS=none: no dump
+    assert train.startswith("train --limit 20000 --data myntra_styles ")
+    assert canary == "models canary v7 --share 0.2"
+    spec.write_text("DATA=bigbasket\nLABELS=since-live\n")
+    dump, *_ = retrain("--spec", str(spec))
+    assert dump.endswith(" --since-live")
+    for example in ("deploy/docker/retrain.spec", "deploy/k8s/base/retrain.spec"):
+        *_, gate, canary, _out = retrain("--spec", str(REPO_ROOT / example), LIVE="1")
+        assert gate.startswith("models gate v7 --holdout ") and " --min-fixed 0.5" in gate
+        assert canary == "models canary v7 --share 0.1"
+    for text, why in (
+        ("DATA=bigbasket\nDATASET=x\n", "line 2: unknown key DATASET"),
+        ("DATA=bigbasket\nLABELS=some\n", "LABELS must be all, since-live or none"),
+        ("bigbasket\n", "line 1: expected KEY=VALUE"),
+    ):
+        spec.write_text(text)
+        bad = subprocess.run(
+            ["sh", script, "--spec", str(spec)],
+            env=env, capture_output=True, text=True, timeout=60, check=False,
+        )  # fmt: skip
+        assert bad.returncode == 2 and why in bad.stderr, bad.stderr
 
     # --if-empty: a store with labels but no bundle is still empty; one with a bundle is not
     (store / "v1").mkdir()

@@ -303,10 +303,10 @@ def send_all_handled(app: AppThread, s: FeedbackSetup, topic_key: str, events: l
     )
 
 
-def dump_labels_cli(s: FeedbackSetup, out: Path) -> list[LabelEvent]:
-    """``prodcat labels dump --out OUT`` as a user runs it; returns the labels written."""
+def dump_labels_cli(s: FeedbackSetup, out: Path, *flags: str) -> list[LabelEvent]:
+    """``prodcat labels dump --out OUT [FLAGS]`` as a user runs it; returns the labels."""
     dump = subprocess.run(
-        [sys.executable, "-m", "workers.cli", "labels", "dump", "--out", str(out)],
+        [sys.executable, "-m", "workers.cli", "labels", "dump", "--out", str(out), *flags],
         cwd=REPO, env=s.env(), capture_output=True, text=True, timeout=120, check=False,
     )  # fmt: skip
     assert dump.returncode == 0, dump.stderr[-2000:]

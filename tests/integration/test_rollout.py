@@ -17,10 +17,12 @@ from tests.integration.feedback_support import (
     TIMEOUT_S,
     FeedbackSetup,
     distinct,
+    dump_labels_cli,
     feedback,
     leaves,
     prediction,
     running_app,
+    send,
     send_all_handled,
 )
 from tests.integration.model_lifecycle_support import derive_bundle
@@ -284,3 +286,33 @@ def test_the_offline_gate_wants_the_recent_corrections_fixed(
     with pytest.raises(GateRefusedError, match=rf"answers {len(wrong)} wrong; .* 0 of those right"):
         admin.gate(b, labels=dump)
     assert admin.gate(b, labels=dump, min_fixed=0.0).startswith("passed: ")
+
+
+def test_labels_dump_since_the_live_bundle(
+    rollout: tuple[FeedbackSetup, str, str],
+    catalog_rows: list[Example],
+    classify_bundle: Path,
+    tmp_path: Path,
+) -> None:
+    """prodcat labels dump --since-live: only the corrections the live model never saw."""
+    s, _a, _b = rollout
+    made = load_bundle(classify_bundle).metadata.created_at
+    old_row, new_row = catalog_rows[0], catalog_rows[1]
+    labels = [
+        LabelEvent(
+            event_type="category.label",
+            event_id=f"label-{row.product_id}",
+            product_id=row.product_id,
+            title=row.title,
+            category_path=list(row.path),
+            source="moderator",
+            label_time=at,
+            feedback_event_id=f"fb-{row.product_id}",
+        )
+        for row, at in ((old_row, made - HOUR), (new_row, utc_now()))
+    ]
+    send(s.bootstrap, s.topics["labels"], labels)
+    everything = dump_labels_cli(s, tmp_path / "all.jsonl")
+    assert [lb.product_id for lb in everything] == [old_row.product_id, new_row.product_id]
+    recent = dump_labels_cli(s, tmp_path / "recent.jsonl", "--since-live")
+    assert [lb.product_id for lb in recent] == [new_row.product_id]

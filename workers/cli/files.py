@@ -7,11 +7,12 @@ import logging
 import sys
 import time
 from contextlib import ExitStack
+from datetime import datetime
 from pathlib import Path
 from typing import IO, Final, TextIO
 
 from workers.cli.common import ConnectionFlags, Subparsers, setting_help
-from workers.core.errors import ProdcatError
+from workers.core.errors import ConfigError, ProdcatError
 from workers.core.records import RecordError
 from workers.core.settings import Settings
 from workers.inference.predict import count_lines
@@ -141,12 +142,29 @@ def _predict(args: argparse.Namespace, settings: Settings) -> int:
 def _labels(args: argparse.Namespace, settings: Settings) -> int:
     from workers.feedback.labels import dump_labels
 
+    since = _live_cutoff(settings) if args.since_live else None
     if args.out in (None, "-"):
-        count = dump_labels(settings, sys.stdout.buffer, timeout_s=args.timeout)
+        count = dump_labels(settings, sys.stdout.buffer, timeout_s=args.timeout, since=since)
     else:
-        count = dump_labels(settings, Path(args.out), timeout_s=args.timeout)
+        count = dump_labels(settings, Path(args.out), timeout_s=args.timeout, since=since)
     log.info("dumped %d labels from %s", count, settings.topics.labels)
     return 0
+
+
+def _live_cutoff(settings: Settings) -> datetime:
+    """When the live bundle was made: labels after it are ones it never learnt from."""
+    from workers.lifecycle.admin import ModelAdmin
+
+    admin = ModelAdmin(settings)
+    state = admin.state()
+    if state.live is None:
+        raise ConfigError(
+            f"--since-live: no version is live on {settings.topics.models}; dump all labels "
+            "(drop --since-live) or promote a version first"
+        )
+    created = admin.bundle(state, state.live.version).metadata.created_at
+    log.info("labels made after %s, when the live bundle %s was made", created, state.live.version)
+    return created
 
 
 def register(sub: Subparsers, common: ConnectionFlags) -> None:
@@ -197,4 +215,9 @@ def register(sub: Subparsers, common: ConnectionFlags) -> None:
     common(a, kafka=True)
     a.add_argument("--out", help="output JSONL file (default: stdout)")
     a.add_argument("--timeout", type=float, default=30.0, help="seconds to reach the topic end")
+    a.add_argument(
+        "--since-live",
+        action="store_true",
+        help="only labels made after the live bundle was (the model store's live version)",
+    )
     p.set_defaults(handler=_labels)

@@ -12,6 +12,7 @@ labels of the same product (``export.training.prepare.merge_labels``).
 from __future__ import annotations
 
 import logging
+from datetime import datetime
 from pathlib import Path
 from typing import IO
 
@@ -62,9 +63,18 @@ def read_labels(settings: Settings, *, timeout_s: float = 30.0) -> list[LabelEve
     return sorted(newest.values(), key=lambda e: (e.label_time, e.product_id))
 
 
-def dump_labels(settings: Settings, out: IO[bytes] | Path, *, timeout_s: float = 30.0) -> int:
-    """Write the newest label per product as JSON Lines; returns the number of rows."""
+def dump_labels(
+    settings: Settings,
+    out: IO[bytes] | Path,
+    *,
+    timeout_s: float = 30.0,
+    since: datetime | None = None,
+) -> int:
+    """Write the newest label per product (made after ``since``, when given) as JSON Lines;
+    returns the number of rows."""
     labels = read_labels(settings, timeout_s=timeout_s)
+    if since is not None:
+        labels = [label for label in labels if label.label_time > since]
     codec = Codec(1 << 20)
     data = b"".join(codec.encode(label) + b"\n" for label in labels)
     if isinstance(out, Path):
