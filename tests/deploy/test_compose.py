@@ -213,7 +213,9 @@ def test_the_loop_runs_in_compose(services: dict[str, dict[str, Any]]) -> None:
     retrain = services["retrain"]
     assert retrain["profiles"] == ["retrain"], "the retraining runs on demand, not on `up`"
     assert retrain["entrypoint"] == ["prodcat-retrain"]
-    assert retrain["command"][:2] == ["--canary", "0.1"]
+    assert retrain["command"] == ["--spec", "/etc/prodcat/retrain.spec"]
+    assert "./deploy/docker/retrain.spec:/etc/prodcat/retrain.spec:ro" in retrain["volumes"]
+    assert "ROLLOUT=canary" in (REPO_ROOT / "deploy/docker/retrain.spec").read_text()
     judge = services["canary-judge"]
     assert judge["command"] == ["models", "judge"]
     env = _environment(judge)
