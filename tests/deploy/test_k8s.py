@@ -15,6 +15,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -462,6 +463,15 @@ def test_retrain_script_trains_exports_and_publishes(tmp_path: Path) -> None:
             env=env, capture_output=True, text=True, timeout=60, check=False,
         )  # fmt: skip
         assert bad.returncode == 2 and why in bad.stderr, bad.stderr
+
+    # `prodcat retrain` runs the same script with the same flags
+    before = len(calls.read_text().splitlines())
+    via_cli = subprocess.run(
+        [sys.executable, "-m", "workers.cli", "retrain", "--no-labels", "bigbasket"],
+        env=env, capture_output=True, text=True, timeout=120, check=False, cwd=REPO_ROOT,
+    )  # fmt: skip
+    assert via_cli.returncode == 0, via_cli.stderr
+    assert calls.read_text().splitlines()[before].startswith("train --data bigbasket --out ")
 
     # --if-empty: a store with labels but no bundle is still empty; one with a bundle is not
     (store / "v1").mkdir()

@@ -8,6 +8,7 @@ command groups:
 * :mod:`workers.cli.models`: ``publish``, ``models`` (the model lifecycle);
 * :mod:`workers.cli.files`: ``predict``, ``labels dump``;
 * :mod:`workers.cli.demo`: ``demo``;
+* :mod:`workers.cli.retrain`: ``retrain`` (runs the retraining script);
 * the offline commands ``train``, ``export`` and ``heldout`` belong to the ``export``
   package and arrive through the entry-point group ``prodcat.commands``
   (``pyproject.toml``): ``workers`` never imports ``export``, and an installation without
@@ -28,7 +29,7 @@ from collections.abc import Sequence
 from importlib.metadata import PackageNotFoundError, entry_points, version
 from typing import Final
 
-from workers.cli import demo, files, models, serve
+from workers.cli import demo, files, models, retrain, serve
 from workers.cli.common import Handler, Parser, Register, add_connection_flags, settings_from
 from workers.cli.quiet import NativeNoiseFilter, is_debug, quiet_libraries
 from workers.core.environment import unknown_variables
@@ -48,6 +49,7 @@ _GROUPS: Final[tuple[Register, ...]] = (
     serve.register,
     demo.register,
     models.register,
+    retrain.register,
 )
 
 
