@@ -60,7 +60,7 @@ from workers.kafka.deadletter import (
     DLQ_SOURCE_PARTITION,
     DLQ_SOURCE_TOPIC,
 )
-from workers.lifecycle.gate import judge_corrections, read_recent_labels
+from workers.lifecycle.gate import judge_corrections, read_recent_labels, top_answers
 
 pytestmark = [pytest.mark.integration]
 
@@ -451,8 +451,9 @@ def test_acceptance_rate_matches_a_scripted_sequence(
 
 
 def _top_leaves(classifier: Classifier, rows: list[Example]) -> list[tuple[str, ...]]:
-    texts = [ProductText(r.title, r.brand, r.description, r.attributes) for r in rows]
-    return [d.alternatives[0].path for d in classifier.classify(texts)]
+    return top_answers(
+        classifier, [ProductText(r.title, r.brand, r.description, r.attributes) for r in rows]
+    )
 
 
 def _correct_and_retrain(

@@ -32,7 +32,7 @@ from workers.core.events import CategorizedEvent
 from workers.inference.bundle import load_bundle
 from workers.inference.model import Classifier
 from workers.lifecycle.admin import ModelAdmin
-from workers.lifecycle.gate import judge_corrections, read_recent_labels
+from workers.lifecycle.gate import judge_corrections, read_recent_labels, top_answers
 from workers.rollout.controller import CanaryController
 
 WINDOW_S = 15  # acceptance window: moderators correct within seconds
@@ -49,8 +49,8 @@ def _refiled_pair(
         if not 100 <= sizes[source] <= 300:
             continue
         sample = [r for r in rows if r.path == source][:50]
-        answers = classifier.classify([text_of(r) for r in sample])
-        if sum(d.alternatives[0].path == source for d in answers) >= 0.8 * len(sample):
+        answers = top_answers(classifier, [text_of(r) for r in sample])
+        if sum(path == source for path in answers) >= 0.8 * len(sample):
             target = max((p for p in sizes if p[0] != source[0]), key=lambda p: (sizes[p], p))
             return source, target
     pytest.fail("no category of 100-300 rows that the test bundle answers right")
@@ -171,8 +171,8 @@ def test_a_systematic_confusion_is_learnt_judged_online_and_promoted(
     # 5. the promoted model itself (no override) files the refiled category's new products
     # where moderators want them
     promoted = Classifier.from_path(bundle_dir)
-    decided = promoted.classify([text_of(r) for r in later_rows])
-    hits = sum(d.alternatives[0].path == target for d in decided)
+    decided = top_answers(promoted, [text_of(r) for r in later_rows])
+    hits = sum(path == target for path in decided)
     print(f"promoted model files {hits} of {len(later_rows)} new {' > '.join(source)} products "
           f"under {' > '.join(target)}")  # fmt: skip
     assert hits >= 0.6 * len(later_rows)

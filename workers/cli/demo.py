@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from workers.cli.common import ConnectionFlags, Subparsers
-from workers.core.errors import ProdcatError
+from workers.core.errors import ConfigError
 from workers.core.settings import Settings
 from workers.demo.data import DEMO_DATASETS
 
@@ -29,14 +29,10 @@ def live_bundle(settings: Settings) -> Path:
     """The live model's bundle (``prodcat models list``), fetched from the model store."""
     from workers.lifecycle.admin import ModelAdmin
 
-    admin = ModelAdmin(settings)
-    state = admin.state()
-    if state.live is None:
-        raise ProdcatError(
-            f"demo --producer-only: no --bundle and no live model on {settings.topics.models}; "
-            "publish one first (prodcat publish BUNDLE --live) or pass --bundle"
-        )
-    return admin.bundle(state, state.live.version).root
+    try:
+        return ModelAdmin(settings).live_bundle().root
+    except ConfigError as exc:
+        raise ConfigError(f"demo --producer-only without --bundle: {exc}") from exc
 
 
 def register(sub: Subparsers, common: ConnectionFlags) -> None:

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import IO, Final, TextIO
 
 from workers.cli.common import ConnectionFlags, Subparsers, setting_help
-from workers.core.errors import ConfigError, ProdcatError
+from workers.core.errors import ProdcatError
 from workers.core.records import RecordError
 from workers.core.settings import Settings
 from workers.inference.predict import count_lines
@@ -155,16 +155,10 @@ def _live_cutoff(settings: Settings) -> datetime:
     """When the live bundle was made: labels after it are ones it never learnt from."""
     from workers.lifecycle.admin import ModelAdmin
 
-    admin = ModelAdmin(settings)
-    state = admin.state()
-    if state.live is None:
-        raise ConfigError(
-            f"--since-live: no version is live on {settings.topics.models}; dump all labels "
-            "(drop --since-live) or promote a version first"
-        )
-    created = admin.bundle(state, state.live.version).metadata.created_at
-    log.info("labels made after %s, when the live bundle %s was made", created, state.live.version)
-    return created
+    bundle = ModelAdmin(settings).live_bundle()
+    log.info("labels made after %s, when the live bundle %s was made",
+             bundle.metadata.created_at, bundle.version)  # fmt: skip
+    return bundle.metadata.created_at
 
 
 def register(sub: Subparsers, common: ConnectionFlags) -> None:

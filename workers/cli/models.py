@@ -6,7 +6,7 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from workers.cli.common import ConnectionFlags, Subparsers, setting_help
 from workers.core.settings import Settings
@@ -43,7 +43,7 @@ def nothing_published(settings: Settings) -> str:
 
 
 def _models(args: argparse.Namespace, settings: Settings) -> int:
-    from workers.lifecycle.admin import ModelAdmin, print_rows
+    from workers.lifecycle.admin import ModelAdmin
 
     admin = ModelAdmin(settings, actor=getattr(args, "by", None))
     action = args.models_command
@@ -182,3 +182,20 @@ def register(sub: Subparsers, common: ConnectionFlags) -> None:
     for action in actions.choices.values():  # flags after the action: models list --bootstrap
         common(action, kafka=True)
     p.set_defaults(handler=_models)
+
+
+def print_rows(rows: list[dict[str, Any]], out: IO[str], *, as_json: bool = False) -> None:
+    """``prodcat models list`` output: a table, or one JSON object per line."""
+    if as_json:
+        for row in rows:
+            out.write(json.dumps(row) + "\n")
+        return
+    header = f"{'version':<44} {'role':<16} {'wF1':>6} {'acc':>6} {'labels':>6}  created"
+    out.write(header + "\n")
+    for r in rows:
+        wf1 = "-" if r["weighted_f1"] is None else f"{r['weighted_f1']:.3f}"
+        acc = "-" if r["accuracy"] is None else f"{r['accuracy']:.3f}"
+        out.write(
+            f"{r['version']:<44} {r['role'] or '-':<16} {wf1:>6} {acc:>6} {r['labels']:>6}  "
+            f"{r['created_at']}\n"
+        )

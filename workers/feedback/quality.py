@@ -147,8 +147,10 @@ def summarize(
     window_s: float,
     partitions: Collection[int] | None = None,
     top_confusions: int = 20,
+    since: float | None = None,
 ) -> QualitySnapshot:
-    """Add up the ``quality`` table's entries (of ``partitions`` only, when given)."""
+    """Add up the ``quality`` table's entries (of ``partitions`` only, when given; with
+    ``since``, only the time buckets that began at or after it)."""
     snap = QualitySnapshot()
     confusions: dict[tuple[str, str], int] = {}
     for raw_key, raw_value in items:
@@ -163,6 +165,8 @@ def summarize(
             try:
                 bucket = int(b)
             except ValueError:
+                continue
+            if since is not None and bucket * bucket_s < since:
                 continue
             into = snap.acceptance if matured(bucket, bucket_s, window_s, now) else snap.pending
             into[a] = into.get(a, Counts()) + counts

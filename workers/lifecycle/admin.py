@@ -14,12 +14,11 @@ control topic states what every worker serves, so one command changes all replic
 from __future__ import annotations
 
 import getpass
-import json
 import logging
 import math
 import socket
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import msgspec
 import numpy as np
@@ -205,7 +204,7 @@ class ModelAdmin:
         state = self.state()
         gate: GateResult | None = None
         if live and state.live is not None and state.live.version != bundle.version:
-            gate = self._gate(bundle, state, rows, force, tolerance)
+            gate = self._gate(bundle, self.live_bundle(state), rows, force, tolerance)
         stored = self.store.put(bundle.root)
         existing = state.published.get(stored.version)
         if existing is None or existing.sha256 != stored.sha256:
@@ -230,7 +229,7 @@ class ModelAdmin:
         gate = None
         if state.live is not None:
             rows = read_holdout(holdout) if holdout is not None else None
-            gate = self._gate(candidate, state, rows, force, tolerance)
+            gate = self._gate(candidate, self.live_bundle(state), rows, force, tolerance)
         return self._set_live(state, version, "promote", gate)
 
     def gate(
@@ -245,16 +244,15 @@ class ModelAdmin:
         """Both offline gates against the live version, changing nothing (``gate`` module);
         raises :class:`GateRefusedError` naming the gate that refused."""
         state = self.state()
-        live = self._require_live(state)
+        live = self.live_bundle(state)
         candidate = self.bundle(state, version)
-        live_bundle = self.bundle(state, live.version)
         rows = read_holdout(holdout) if holdout is not None else None
-        result = self._gate(candidate, state, rows, False, tolerance)
+        result = self._gate(candidate, live, rows, False, tolerance)
         assert result is not None  # without --force a refusal raises
         lines = [result.describe(version, live.version)]
         if labels is not None:
-            recent = read_recent_labels(labels, live_bundle.metadata.created_at)
-            fixed = judge_corrections(candidate, live_bundle, recent, min_share=min_fixed)
+            recent = read_recent_labels(labels, live.metadata.created_at)
+            fixed = judge_corrections(candidate, live, recent, min_share=min_fixed)
             text = fixed.describe(version, live.version)
             if not fixed.passed:
                 raise GateRefusedError(f"refused: {text}")
@@ -313,18 +311,17 @@ class ModelAdmin:
     def _gate(
         self,
         candidate: Bundle,
-        state: ControlState,
+        live: Bundle,
         holdout: Holdout | None,
         force: bool,
         tolerance: float | None,
     ) -> GateResult | None:
-        assert state.live is not None
-        live_version = state.live.version
+        live_version = live.version
         tol = self.settings.model.gate_tolerance if tolerance is None else tolerance
         try:
             result = judge(
                 candidate,
-                self.bundle(state, live_version),
+                live,
                 tolerance=tol,
                 metric=self.settings.model.gate_metric,
                 holdout=holdout,
@@ -346,9 +343,17 @@ class ModelAdmin:
             )
         return result
 
+    def live_bundle(self, state: ControlState | None = None) -> Bundle:
+        """The live version's bundle, fetched and verified; ConfigError when none is live."""
+        state = self.state() if state is None else state
+        return self.bundle(state, self._require_live(state).version)
+
     def _require_live(self, state: ControlState) -> ModelLiveEvent:
         if state.live is None:
-            raise ConfigError("nothing is live yet: promote a version first")
+            raise ConfigError(
+                f"nothing is live on {self.settings.topics.models} yet: publish a version "
+                "with --live or promote one (prodcat models promote VERSION)"
+            )
         return state.live
 
     def _set_live(
@@ -380,20 +385,3 @@ class ModelAdmin:
         if self._writer is None:
             self._writer = ControlWriter(self.settings, timeout_s=self.timeout_s)
         self._writer.write(event)
-
-
-def print_rows(rows: list[dict[str, Any]], out: IO[str], *, as_json: bool = False) -> None:
-    """``prodcat models list`` output: a table, or one JSON object per line."""
-    if as_json:
-        for row in rows:
-            out.write(json.dumps(row) + "\n")
-        return
-    header = f"{'version':<44} {'role':<16} {'wF1':>6} {'acc':>6} {'labels':>6}  created"
-    out.write(header + "\n")
-    for r in rows:
-        wf1 = "-" if r["weighted_f1"] is None else f"{r['weighted_f1']:.3f}"
-        acc = "-" if r["accuracy"] is None else f"{r['accuracy']:.3f}"
-        out.write(
-            f"{r['version']:<44} {r['role'] or '-':<16} {wf1:>6} {acc:>6} {r['labels']:>6}  "
-            f"{r['created_at']}\n"
-        )

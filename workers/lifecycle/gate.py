@@ -26,9 +26,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-import msgspec
-
-from workers.core.errors import ProdcatError
+from workers.core.codec import Codec
+from workers.core.errors import InvalidEventError, ProdcatError
 from workers.core.events import LabelEvent
 from workers.core.product import ProductText
 from workers.core.records import RecordError, read_products
@@ -47,6 +46,7 @@ __all__ = [
     "read_holdout",
     "read_recent_labels",
     "score_holdout",
+    "top_answers",
 ]
 
 Path_ = tuple[str, ...]
@@ -116,10 +116,7 @@ def score_holdout(
     classifier: Classifier, items: list[ProductText], truth: list[Path_]
 ) -> HoldoutScore:
     """Leaf-level weighted F1 and accuracy of the top answer (before any back-off)."""
-    pred: list[Path_] = []
-    for start in range(0, len(items), 1024):
-        for d in classifier.classify(items[start : start + 1024]):
-            pred.append(d.alternatives[0].path if d.alternatives else d.path)
+    pred = top_answers(classifier, items)
     hits = sum(1 for t, p in zip(truth, pred, strict=True) if t == p)
     return HoldoutScore(weighted_f1(truth, pred), hits / len(truth), len(truth))
 
@@ -208,29 +205,28 @@ class CorrectionsResult:
 def read_recent_labels(path: Path, since: datetime | None) -> Holdout:
     """The labels of a ``prodcat labels dump`` file written after ``since`` (all with None),
     as rows to score; an empty file or no recent label gives no rows."""
-    decoder = msgspec.json.Decoder(LabelEvent)
+    codec = Codec(1 << 20)
     items: list[ProductText] = []
     truth: list[Path_] = []
     for number, line in enumerate(path.read_bytes().splitlines(), 1):
         if not line.strip():
             continue
         try:
-            label = decoder.decode(line)
-        except msgspec.ValidationError as exc:
+            label = codec.decode(line, LabelEvent)
+        except InvalidEventError as exc:
             raise RecordError(
                 path,
                 f"not a category.label event ({exc}); write the file with prodcat labels dump",
                 line=number,
             ) from exc
-        except msgspec.DecodeError as exc:
-            raise RecordError(path, f"not JSON ({exc})", line=number) from exc
         if since is None or label.label_time > since:
             items.append(ProductText.of(label))
             truth.append(tuple(label.category_path))
     return Holdout(path, items, truth)
 
 
-def _top(classifier: Classifier, items: list[ProductText]) -> list[Path_]:
+def top_answers(classifier: Classifier, items: list[ProductText]) -> list[Path_]:
+    """Each item's top leaf before any back-off, classified 1,024 at a time."""
     out: list[Path_] = []
     for start in range(0, len(items), 1024):
         for d in classifier.classify(items[start : start + 1024]):
@@ -244,8 +240,8 @@ def judge_corrections(
     """Classify the corrected products with both bundles (see the module docstring)."""
     if not labels.items:
         return CorrectionsResult(0, 0, 0, 0, min_share)
-    by_live = _top(Classifier(live, top_k=1), labels.items)
-    by_candidate = _top(Classifier(candidate, top_k=1), labels.items)
+    by_live = top_answers(Classifier(live, top_k=1), labels.items)
+    by_candidate = top_answers(Classifier(candidate, top_k=1), labels.items)
     live_wrong = fixed = broken = 0
     for truth, old, new in zip(labels.truth, by_live, by_candidate, strict=True):
         if old != truth:

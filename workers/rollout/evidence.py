@@ -16,7 +16,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from workers.core.settings import Settings
-from workers.feedback.quality import decode_counts, matured, parse_key
+from workers.feedback.quality import summarize
 from workers.kafka.snapshot import newest_per_key, read_topic
 from workers.rollout.judge import ArmCounts
 
@@ -49,24 +49,16 @@ def fold_evidence(
     bucket_s: float,
     window_s: float,
 ) -> Evidence:
-    """Add up the matured window buckets that began at or after ``since`` (epoch seconds)."""
-    settled: dict[str, int] = {}
-    corrected: dict[str, int] = {}
-    for raw_key, raw_value in items:
-        parsed = parse_key(raw_key)
-        if parsed is None or parsed[1] != "w":
-            continue
-        _partition, _kind, version, bucket_text = parsed
-        try:
-            bucket = int(bucket_text)
-        except ValueError:
-            continue
-        if bucket * bucket_s < since or not matured(bucket, bucket_s, window_s, now):
-            continue
-        counts = decode_counts(raw_value)
-        settled[version] = settled.get(version, 0) + counts.predictions
-        corrected[version] = corrected.get(version, 0) + counts.corrections
-    return Evidence(settled, corrected, since, now)
+    """Add up the matured window buckets that began at or after ``since`` (epoch seconds),
+    as the feedback app's own figures do (:func:`workers.feedback.quality.summarize`)."""
+    snapshot = summarize(items, now=now, bucket_s=bucket_s, window_s=window_s, since=since)
+    matured_counts = snapshot.acceptance
+    return Evidence(
+        {version: c.predictions for version, c in matured_counts.items()},
+        {version: c.corrections for version, c in matured_counts.items()},
+        since,
+        now,
+    )
 
 
 def read_evidence(
