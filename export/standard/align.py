@@ -13,9 +13,12 @@ status and runner-up nodes. Categories are decided parents first:
 2. **The tree**: votes far from the parent's answer count less, by
    ``((1 + shared levels) / (1 + parent answer depth)) ** affinity`` (an unmatched
    parent constrains nothing: the nearest ancestor with an answer does).
-3. **Decision**: a category with categories under it takes the deepest node that
-   holds at least ``majority`` of its votes (walking down from the best root): the
-   node that covers most of its products. A leaf takes the node with the highest
+3. **Decision**: a category with products that is named exactly like a standard
+   node (the same words in any order, or the same Chinese name) and has at least
+   ``majority`` of its votes at or under that node takes it: its name and its
+   products agree. Otherwise a category with categories under it takes the deepest
+   node that holds at least ``majority`` of its votes (walking down from the best
+   root): the node that covers most of its products. A leaf takes the node with the highest
    expected hierarchical F1 against its votes, plus ``consistency`` times the
    share of the parent answer's path it contains: specific when the votes agree,
    the shared ancestor when they split, inside the parent's answer when in doubt.
@@ -76,6 +79,7 @@ class AlignConfig:
     ok_score: float = 0.25
     min_score: float = 0.04
     backoff: bool = True
+    named: bool = True
     lang: str | None = None  # None: "zh" when the category names are mostly Han
     evidence: EvidenceConfig = field(default_factory=EvidenceConfig)
 
@@ -183,6 +187,7 @@ class Aligner:
                 name_score=name_score,
                 title_score=title_score,
                 n_titles=n_titles,
+                named=index.named(path[-1]) if self.config.named and titles else [],
             )
             if not alignment.matched and parent is not None and self.config.backoff:
                 alignment = _backoff(alignment, parent)
@@ -233,6 +238,7 @@ class Aligner:
         name_score: float,
         title_score: float,
         n_titles: int,
+        named: Sequence[int] = (),
     ) -> Alignment:
         tree, config = self.tree, self.config
         if not votes:
@@ -251,6 +257,16 @@ class Aligner:
             best, ranking = self._majority(coverage)
         else:
             best, ranking = self._best_f1(voted, weights, parent)
+        if named:
+            held = [n for n in named if coverage[n] >= config.majority]
+            if held:
+                # The one with the most votes, or the deepest named node under it that
+                # also holds most of them ("Basketballs" under the sport "Basketball").
+                top = max(held, key=lambda n: float(coverage[n]))
+                best = max(
+                    (n for n in held if top in tree.ancestors(n)),
+                    key=lambda n: int(tree.depth[n]),
+                )
         strength = (
             config.name_weight * name_score + (1.0 - config.name_weight) * title_score
             if n_titles

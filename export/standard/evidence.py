@@ -17,6 +17,8 @@ so strong evidence outweighs weak evidence when they are added up.
   product) does not steer it; words naming *who* a product is for (men, girls,
   儿童) only tilt a match. A node's match is scaled by the share of its own name
   the title contains, so "watch bands" loses to "watches" for a watch.
+* :meth:`TreeIndex.named` finds the nodes named exactly like a category (the same
+  words after normalization, or the same Chinese name).
 * :func:`domain_prior` turns the whole catalog's title votes into a multiplier per
   branch (depth-2 ancestor) of the standard tree: a grocery catalog's "oil" is
   cooking oil before it is engine oil.
@@ -39,6 +41,7 @@ from export.standard.textmatch import (
     add_into,
     document_frequencies,
     features,
+    name_key,
 )
 from export.standard.trees import StandardTree
 
@@ -104,6 +107,16 @@ class TreeIndex:
             [decayed(p, lang, config.path_decay, chars=False) for p in paths], own_words
         )
         self.own_share = SparseIndex(own_words, share=True)
+        self._by_name: dict[frozenset[str], list[int]] = {}
+        for i, p in enumerate(paths):
+            key = name_key(p[-1], lang)
+            if key:
+                self._by_name.setdefault(key, []).append(i)
+
+    def named(self, name: str) -> list[int]:
+        """The nodes whose own name is ``name`` (same words, in any order)."""
+        key = name_key(name, self.lang)
+        return list(self._by_name.get(key, ())) if key else []
 
 
 def name_votes(index: TreeIndex, path: Path) -> tuple[Votes, float]:

@@ -227,6 +227,15 @@ def features(text: str, lang: str, *, chars: bool = False) -> Features:
     return out
 
 
+def name_key(name: str, lang: str) -> frozenset[str]:
+    """What makes two category names the same name: their stemmed words (English),
+    or the name without spaces (Chinese: ``T 恤`` and ``T恤``)."""
+    if lang == "zh":
+        squeezed = "".join(normalize(name).split())
+        return frozenset([squeezed]) if squeezed else frozenset()
+    return frozenset(words(name))
+
+
 def add_into(target: Features, source: Mapping[str, float], weight: float) -> None:
     """``target += weight * source``, feature by feature."""
     for key, value in source.items():

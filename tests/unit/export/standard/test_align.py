@@ -94,3 +94,28 @@ def test_a_chinese_catalog_is_matched_through_the_chinese_names(
     assert shopify.ids[answers[(*part, "豆浆机")].node] == "hg-11-7-44"  # Soy Milk Makers
     assert shopify.ids[answers[(*part, "面条机、压面机")].node] == "hg-11-7-36"  # Pasta Makers
     assert shopify.paths["en"][answers[part].node][:2] == ("Home & Garden", "Kitchen & Dining")
+
+
+def test_a_category_named_like_a_node_takes_it_when_its_products_agree(
+    shopify: StandardTree, data_dir: Path
+) -> None:
+    """bigbasket's "Sports & Energy Drinks" (mostly energy drinks, some sports drinks)
+    is Shopify's node of that name, not its "Energy Drinks" child that most titles
+    match; myntra's "Pendant" (jewellery) does not become the lighting node named
+    "Pendants", whose votes are few under the jewellery parent."""
+    examples, _ = load_dataset("bigbasket", data_dir)
+    drinks = ("Beverages", "Energy & Soft Drinks", "Sports & Energy Drinks")
+    titles = leaf_titles((e.path, e.title) for e in examples if e.path[0] == "Beverages")
+    named = {a.path: a for a in Aligner(shopify).align(titles)}
+    assert shopify.path(named[drinks].node) == "Food, Beverages & Tobacco > Beverages > " + (
+        "Sports & Energy Drinks"
+    )
+    unnamed = {a.path: a for a in Aligner(shopify, AlignConfig(named=False)).align(titles)}
+    assert shopify.path(unnamed[drinks].node).endswith("Sports & Energy Drinks > Energy Drinks")
+
+    examples, _ = load_dataset("myntra_styles", data_dir)
+    titles = leaf_titles((e.path, e.title) for e in examples if e.path[0] == "Accessories")
+    pendant = {a.path: a for a in Aligner(shopify).align(titles)}[
+        "Accessories", "Jewellery", "Pendant"
+    ]
+    assert shopify.paths["en"][pendant.node][:2] == ("Apparel & Accessories", "Jewelry")

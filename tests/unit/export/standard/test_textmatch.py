@@ -7,7 +7,15 @@ import math
 import numpy as np
 import pytest
 
-from export.standard.textmatch import SparseIndex, features, han_grams, has_han, stem, words
+from export.standard.textmatch import (
+    SparseIndex,
+    features,
+    han_grams,
+    has_han,
+    name_key,
+    stem,
+    words,
+)
 
 
 @pytest.mark.parametrize(
@@ -61,3 +69,11 @@ def test_sparse_index_cosines_and_shares() -> None:
     assert got[2] == 0.0 and 0 < got[0] < 1 and 0 < got[1] < 1
     assert math.isclose(float(shares.scores({"tea": 1.0, "set": 1.0})[1]), 1.0, rel_tol=1e-6)
     assert np.all(index.scores({"unknown": 1.0}) == 0)
+
+
+def test_names_are_the_same_name_by_their_words_or_their_han_characters() -> None:
+    assert name_key("Watches", "en") == name_key("watch", "en")
+    assert name_key("Sports & Energy Drinks", "en") == name_key("Energy Drinks & Sports", "en")
+    assert name_key("Energy Drinks", "en") != name_key("Sports & Energy Drinks", "en")
+    assert name_key("T 恤", "zh") == name_key("T恤", "zh") != name_key("恤", "zh")
+    assert name_key("&", "en") == frozenset()
