@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+from scipy.special import log_softmax
 
 from bench.encoder_probe import MiniLM
 
@@ -131,7 +132,6 @@ def finetune(
             forward(tf.constant(test_ids[s : s + 256]), False).numpy()
             for s in range(0, len(test_ids), 256)
         ]
-    ).astype(np.float64)
-    logits -= logits.max(axis=1, keepdims=True)
-    out: npt.NDArray[np.float64] = logits - np.log(np.exp(logits).sum(axis=1, keepdims=True))
+    )
+    out: npt.NDArray[np.float64] = log_softmax(logits.astype(np.float64), axis=1)
     return out

@@ -46,6 +46,7 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+from scipy.special import log_softmax
 
 from bench.learning_curve import _fitted_rows, _scores
 from export.evaluation.baseline import baseline_text, run_baseline
@@ -223,13 +224,6 @@ def model_folder() -> Path:
     return Path(package.get_model_path())
 
 
-def _softmax(z: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
-    z = z - z.max(axis=1, keepdims=True)
-    e = np.exp(z)
-    out: npt.NDArray[np.float64] = e / e.sum(axis=1, keepdims=True)
-    return out
-
-
 def system_log_probs(
     prep: Prepared, config: TrainConfig, finetune_epochs: int = 0
 ) -> dict[str, npt.NDArray[np.float64]]:
@@ -259,7 +253,7 @@ def system_log_probs(
     decision = np.full((len(prep.test), len(leaves)), -10.0)
     for k, path in enumerate(base.classes):
         decision[:, column[path]] = base.decision[:, k]
-    out["svm"] = np.log(_softmax(decision / 0.1) + 1e-9)
+    out["svm"] = log_softmax(decision / 0.1, axis=1)
     print(f"svm {time.perf_counter() - started:.0f} s", file=sys.stderr)
 
     from sklearn.linear_model import LogisticRegression

@@ -18,9 +18,9 @@ status and runner-up nodes. Categories are decided parents first:
    ``majority`` of its votes at or under that node takes it: its name and its
    products agree. Otherwise a category with categories under it takes the deepest
    node that holds at least ``majority`` of its votes (walking down from the best
-   root): the node that covers most of its products. A leaf takes the node with the highest
-   expected hierarchical F1 against its votes, plus ``consistency`` times the
-   share of the parent answer's path it contains: specific when the votes agree,
+   root): the node that covers most of its products. A leaf takes the node with the
+   highest expected hierarchical F1 against its votes, plus ``consistency`` times
+   the share of the parent answer's path it contains: specific when the votes agree,
    the shared ancestor when they split, inside the parent's answer when in doubt.
 
 ``score`` = coverage (share of the votes at or under the answer) x evidence strength
